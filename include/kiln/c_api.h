@@ -1,0 +1,93 @@
+/* kiln runtime: the stable C ABI of libkiln_runtime.
+ *
+ * Usage:
+ *   kiln_model* m;
+ *   if (kiln_model_load("bert/", NULL, &m) != KILN_OK) { puts(kiln_last_error()); ... }
+ *   kiln_model_set_input(m, kiln_model_input_index(m, "input_ids"), KILN_INT64, shape, 2, data);
+ *   kiln_model_run(m);
+ *   kiln_model_get_output(m, 0, &info); // info.data stays valid until the next run / free
+ *   kiln_model_free(m);
+ *
+ * Every function returns a kiln_status; on failure kiln_last_error() (thread-local) names what
+ * is wrong: the file, input, tensor, node, shape or dtype. No function aborts on bad input.
+ */
+#ifndef KILN_C_API_H_
+#define KILN_C_API_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KILN_FORMAT_VERSION 1 /* model.json / model.params format this runtime reads */
+
+typedef enum kiln_status {
+  KILN_OK = 0,
+  KILN_ERROR_INVALID_ARGUMENT = 1, /* bad name, index, dtype, shape, value */
+  KILN_ERROR_IO = 2,               /* missing, unreadable or truncated file */
+  KILN_ERROR_CORRUPT = 3,          /* checksum, magic or structure mismatch */
+  KILN_ERROR_INCOMPATIBLE = 4,     /* format/ABI version, architecture or CPU features */
+  KILN_ERROR_RUNTIME = 5,          /* a node failed while running (e.g. token id out of range) */
+  KILN_ERROR_STATE = 6             /* call order: run before inputs are set, ... */
+} kiln_status;
+
+typedef enum kiln_dtype {
+  KILN_FLOAT32 = 1,
+  KILN_INT64 = 2,
+  KILN_INT32 = 3,
+  KILN_INT8 = 4,
+  KILN_UINT8 = 5,
+  KILN_BOOL = 6
+} kiln_dtype;
+
+typedef struct kiln_model kiln_model;
+
+typedef struct kiln_load_options {
+  int32_t num_threads;   /* 0 = KILN_NUM_THREADS env or the number of cores */
+  int32_t verify_params; /* non-zero (default) = check every params checksum at load */
+} kiln_load_options;
+
+typedef struct kiln_tensor_info {
+  const char* name;
+  kiln_dtype dtype;
+  int32_t rank;
+  const int64_t* shape; /* concrete after run (outputs) or set_input (inputs); -1 = unbound */
+  const void* data;     /* outputs: valid until the next run or free */
+  size_t nbytes;
+} kiln_tensor_info;
+
+const char* kiln_last_error(void);
+const char* kiln_version(void);
+const char* kiln_dtype_name(kiln_dtype dtype);
+
+/* Loads the artifact in directory `dir` (model.json, model.so, model.params). opts may be NULL. */
+kiln_status kiln_model_load(const char* dir, const kiln_load_options* opts, kiln_model** out);
+void kiln_model_free(kiln_model* model);
+
+int32_t kiln_model_num_inputs(const kiln_model* model);
+int32_t kiln_model_num_outputs(const kiln_model* model);
+/* Index of the named input/output, or -1 (and kiln_last_error set) if there is none. */
+int32_t kiln_model_input_index(const kiln_model* model, const char* name);
+int32_t kiln_model_output_index(const kiln_model* model, const char* name);
+/* Declared input/output: shape holds -1 for symbolic dimensions. */
+kiln_status kiln_model_input_info(const kiln_model* model, int32_t index, kiln_tensor_info* out);
+kiln_status kiln_model_output_info(const kiln_model* model, int32_t index, kiln_tensor_info* out);
+
+/* Copies `data` (dense, row-major) into the model. int32 data is accepted for int64 inputs. */
+kiln_status kiln_model_set_input(kiln_model* model, int32_t index, kiln_dtype dtype,
+                                 const int64_t* shape, int32_t rank, const void* data);
+kiln_status kiln_model_run(kiln_model* model);
+kiln_status kiln_model_get_output(const kiln_model* model, int32_t index, kiln_tensor_info* out);
+
+kiln_status kiln_model_set_num_threads(kiln_model* model, int32_t num_threads);
+int32_t kiln_model_num_threads(const kiln_model* model);
+/* JSON text describing the artifact (target, features, ops, memory plan); owned by the model. */
+const char* kiln_model_describe(const kiln_model* model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_C_API_H_ */
