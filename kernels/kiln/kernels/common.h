@@ -1,0 +1,114 @@
+// Shared definitions for kiln's header-only kernels: rank limit, dense strides, broadcasting
+// plans and the strided walk that elementwise, transpose, expand and slice kernels reuse.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kiln/backend.h"
+
+namespace kiln::kernels {
+
+constexpr int kMaxRank = 8;
+
+inline int64_t product(const int64_t* dims, int begin, int end) {
+  int64_t n = 1;
+  for (int i = begin; i < end; ++i) n *= dims[i];
+  return n;
+}
+
+// Row-major element strides of a dense tensor.
+inline void dense_strides(const int64_t* dims, int rank, int64_t* strides) {
+  int64_t s = 1;
+  for (int i = rank - 1; i >= 0; --i) {
+    strides[i] = s;
+    s *= dims[i];
+  }
+}
+
+// Up to kMaxOperands operands walked together over an output index space. Strides are in
+// elements and aligned with the output dims (0 = broadcast). `coalesce` merges adjacent dims
+// whose strides are contiguous for every operand and drops size-1 dims, so the common cases
+// (same shape, bias over rows, scalar) become one or two flat loops.
+constexpr int kMaxOperands = 4;
+struct StridedPlan {
+  int rank = 0;
+  int operands = 0;
+  int64_t dims[kMaxRank] = {};
+  int64_t strides[kMaxOperands][kMaxRank] = {};
+
+  void coalesce() {
+    int r = 0;
+    int64_t nd[kMaxRank];
+    int64_t ns[kMaxOperands][kMaxRank];
+    for (int i = 0; i < rank; ++i) {
+      if (dims[i] == 1) continue;
+      if (r > 0) {
+        bool merge = true;
+        for (int k = 0; k < operands; ++k)
+          if (ns[k][r - 1] != strides[k][i] * dims[i]) merge = false;
+        if (merge) {
+          nd[r - 1] *= dims[i];
+          for (int k = 0; k < operands; ++k) ns[k][r - 1] = strides[k][i];
+          continue;
+        }
+      }
+      nd[r] = dims[i];
+      for (int k = 0; k < operands; ++k) ns[k][r] = strides[k][i];
+      ++r;
+    }
+    if (r == 0) {  // a single element
+      nd[0] = 1;
+      for (int k = 0; k < operands; ++k) ns[k][0] = 0;
+      r = 1;
+    }
+    rank = r;
+    for (int i = 0; i < r; ++i) {
+      dims[i] = nd[i];
+      for (int k = 0; k < operands; ++k) strides[k][i] = ns[k][i];
+    }
+  }
+  int64_t inner() const { return dims[rank - 1]; }
+  int64_t rows() const { return product(dims, 0, rank - 1); }
+  // Offsets of every operand at the start of row `row` (rows index dims[0..rank-2]).
+  void row_offsets(int64_t row, int64_t* off) const {
+    for (int k = 0; k < operands; ++k) off[k] = 0;
+    for (int i = rank - 2; i >= 0; --i) {
+      int64_t idx = row % dims[i];
+      row /= dims[i];
+      for (int k = 0; k < operands; ++k) off[k] += idx * strides[k][i];
+    }
+  }
+};
+
+// Output-aligned numpy broadcasting strides of an input with dims `in` (rank in_rank <= out_rank).
+inline void broadcast_strides(const int64_t* in, int in_rank, int out_rank, int64_t* strides) {
+  int64_t dense[kMaxRank];
+  dense_strides(in, in_rank, dense);
+  int shift = out_rank - in_rank;
+  for (int i = 0; i < out_rank; ++i) {
+    int j = i - shift;
+    strides[i] = (j < 0 || in[j] == 1) ? 0 : dense[j];
+  }
+}
+
+// Operand 0 is the dense output; operands 1.. are inputs broadcast to it.
+inline StridedPlan broadcast_plan(const int64_t* out_dims, int out_rank, int n_in,
+                                  const int64_t* const* in_dims, const int* in_ranks) {
+  StridedPlan p;
+  p.rank = out_rank;
+  p.operands = 1 + n_in;
+  for (int i = 0; i < out_rank; ++i) p.dims[i] = out_dims[i];
+  dense_strides(out_dims, out_rank, p.strides[0]);
+  for (int k = 0; k < n_in; ++k) broadcast_strides(in_dims[k], in_ranks[k], out_rank, p.strides[k + 1]);
+  p.coalesce();
+  return p;
+}
+
+// Elements per parallel task: enough work to amortise a task hand-off.
+constexpr int64_t kGrainElements = 16384;
+inline int64_t grain_rows(int64_t row_elements) {
+  return row_elements >= kGrainElements ? 1 : kGrainElements / (row_elements > 0 ? row_elements : 1);
+}
+
+}  // namespace kiln::kernels

@@ -1,0 +1,243 @@
+// Elementwise kernels: binary ops with numpy broadcasting, unary ops, Where, Cast, and strided
+// copies (Expand, Transpose, Slice are all "copy through a strided plan").
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kiln/kernels/common.h"
+#include "kiln/kernels/parallel.h"
+
+namespace kiln::kernels {
+
+// ---- operators (one functor per ONNX op; shared instantiations across nodes) ----
+namespace op {
+struct Add {
+  template <class T>
+  T operator()(T a, T b) const { return a + b; }
+};
+struct Sub {
+  template <class T>
+  T operator()(T a, T b) const { return a - b; }
+};
+struct Mul {
+  template <class T>
+  T operator()(T a, T b) const { return a * b; }
+};
+struct Div {
+  template <class T>
+  T operator()(T a, T b) const { return a / b; }
+};
+struct Pow {
+  float operator()(float a, float b) const { return std::pow(a, b); }
+  template <class T>
+  T operator()(T a, T b) const {  // integer power (ONNX allows int base/exponent)
+    T r = 1;
+    for (T i = 0; i < b; ++i) r *= a;
+    return r;
+  }
+};
+struct Equal {
+  template <class T>
+  uint8_t operator()(T a, T b) const { return a == b; }
+};
+struct Less {
+  template <class T>
+  uint8_t operator()(T a, T b) const { return a < b; }
+};
+struct Greater {
+  template <class T>
+  uint8_t operator()(T a, T b) const { return a > b; }
+};
+
+struct Sqrt {
+  float operator()(float x) const { return std::sqrt(x); }
+};
+struct Erf {
+  float operator()(float x) const { return std::erf(x); }
+};
+struct Tanh {
+  float operator()(float x) const { return std::tanh(x); }
+};
+struct Exp {
+  float operator()(float x) const { return std::exp(x); }
+};
+struct Neg {
+  template <class T>
+  T operator()(T x) const { return -x; }
+};
+struct Relu {
+  template <class T>
+  T operator()(T x) const { return x > T(0) ? x : T(0); }
+};
+struct Sigmoid {
+  float operator()(float x) const { return 1.0f / (1.0f + std::exp(-x)); }
+};
+struct Not {
+  uint8_t operator()(uint8_t x) const { return x ? 0 : 1; }
+};
+struct Square {
+  float operator()(float x) const { return x * x; }
+};
+// Exact GELU (approximate="none"): 0.5 * x * (1 + erf(x / sqrt(2))), as torch.nn.GELU().
+struct Gelu {
+  float operator()(float x) const { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+};
+}  // namespace op
+
+// out[i] = f(a[ia], b[ib]) with numpy broadcasting of a (dims ad) and b (dims bd) to od.
+template <class Op, class T, class R>
+void binary(const T* a, const int64_t* ad, int ar, const T* b, const int64_t* bd, int br, R* out,
+            const int64_t* od, int orank, const kiln_backend* be) {
+  const int64_t* in_dims[2] = {ad, bd};
+  const int in_ranks[2] = {ar, br};
+  const StridedPlan p = broadcast_plan(od, orank, 2, in_dims, in_ranks);
+  const int64_t inner = p.inner();
+  const int64_t sa = p.strides[1][p.rank - 1], sb = p.strides[2][p.rank - 1];
+  const Op f;
+  parallel_for(be, p.rows(), grain_rows(inner), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t off[3];
+      p.row_offsets(r, off);
+      R* __restrict o = out + off[0];
+      const T* __restrict x = a + off[1];
+      const T* __restrict y = b + off[2];
+      if (sa == 1 && sb == 1) {
+        for (int64_t i = 0; i < inner; ++i) o[i] = f(x[i], y[i]);
+      } else if (sa == 1 && sb == 0) {
+        const T yv = y[0];
+        for (int64_t i = 0; i < inner; ++i) o[i] = f(x[i], yv);
+      } else if (sa == 0 && sb == 1) {
+        const T xv = x[0];
+        for (int64_t i = 0; i < inner; ++i) o[i] = f(xv, y[i]);
+      } else {
+        for (int64_t i = 0; i < inner; ++i) o[i] = f(x[i * sa], y[i * sb]);
+      }
+    }
+  });
+}
+
+template <class Op, class T, class R>
+void unary(const T* x, R* y, int64_t n, const kiln_backend* be) {
+  const Op f;
+  parallel_for(be, n, kGrainElements, [&](int64_t b, int64_t e) {
+    const T* __restrict xi = x;
+    R* __restrict yo = y;
+    for (int64_t i = b; i < e; ++i) yo[i] = f(xi[i]);
+  });
+}
+
+template <class From, class To>
+void cast(const From* x, To* y, int64_t n, const kiln_backend* be) {
+  parallel_for(be, n, kGrainElements, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = static_cast<To>(x[i]);
+  });
+}
+
+// Cast to ONNX bool (stored as uint8 0/1).
+template <class From>
+void cast_to_bool(const From* x, uint8_t* y, int64_t n, const kiln_backend* be) {
+  parallel_for(be, n, kGrainElements, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = x[i] != From(0) ? 1 : 0;
+  });
+}
+
+// out = cond ? x : y with numpy broadcasting of all three.
+template <class T>
+void where(const uint8_t* cond, const int64_t* cd, int cr, const T* x, const int64_t* xd, int xr,
+           const T* y, const int64_t* yd, int yr, T* out, const int64_t* od, int orank,
+           const kiln_backend* be) {
+  const int64_t* in_dims[3] = {cd, xd, yd};
+  const int in_ranks[3] = {cr, xr, yr};
+  const StridedPlan p = broadcast_plan(od, orank, 3, in_dims, in_ranks);
+  const int64_t inner = p.inner();
+  const int64_t sc = p.strides[1][p.rank - 1], sx = p.strides[2][p.rank - 1],
+                sy = p.strides[3][p.rank - 1];
+  parallel_for(be, p.rows(), grain_rows(inner), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t off[4];
+      p.row_offsets(r, off);
+      T* o = out + off[0];
+      const uint8_t* c = cond + off[1];
+      const T* xv = x + off[2];
+      const T* yv = y + off[3];
+      for (int64_t i = 0; i < inner; ++i) o[i] = c[i * sc] ? xv[i * sx] : yv[i * sy];
+    }
+  });
+}
+
+// Dense out (dims od) from `in` read with per-output-dim element strides `is` (0 = broadcast).
+template <class T>
+void strided_copy(const T* in, const int64_t* is, T* out, const int64_t* od, int orank,
+                  const kiln_backend* be) {
+  StridedPlan p;
+  p.rank = orank;
+  p.operands = 2;
+  for (int i = 0; i < orank; ++i) {
+    p.dims[i] = od[i];
+    p.strides[1][i] = is[i];
+  }
+  dense_strides(od, orank, p.strides[0]);
+  for (int i = 0; i < orank; ++i)
+    if (od[i] == 0) return;  // empty output
+  p.coalesce();
+  const int64_t inner = p.inner();
+  const int64_t si = p.strides[1][p.rank - 1];
+  parallel_for(be, p.rows(), grain_rows(inner), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t off[2];
+      p.row_offsets(r, off);
+      T* __restrict o = out + off[0];
+      const T* __restrict x = in + off[1];
+      if (si == 1)
+        std::memcpy(o, x, static_cast<size_t>(inner) * sizeof(T));
+      else if (si == 0)
+        for (int64_t i = 0; i < inner; ++i) o[i] = x[0];
+      else
+        for (int64_t i = 0; i < inner; ++i) o[i] = x[i * si];
+    }
+  });
+}
+
+// ONNX Expand: numpy broadcast of `in` (dims id) to od.
+template <class T>
+void expand(const T* in, const int64_t* id, int ir, T* out, const int64_t* od, int orank,
+            const kiln_backend* be) {
+  int64_t is[kMaxRank];
+  broadcast_strides(id, ir, orank, is);
+  strided_copy(in, is, out, od, orank, be);
+}
+
+// ONNX Transpose: out dim i = in dim perm[i].
+template <class T>
+void transpose(const T* in, const int64_t* id, int rank, const int64_t* perm, T* out,
+               const kiln_backend* be) {
+  int64_t dense[kMaxRank], is[kMaxRank], od[kMaxRank];
+  dense_strides(id, rank, dense);
+  for (int i = 0; i < rank; ++i) {
+    od[i] = id[perm[i]];
+    is[i] = dense[perm[i]];
+  }
+  strided_copy(in, is, out, od, rank, be);
+}
+
+inline void copy_bytes(const void* in, void* out, int64_t nbytes, const kiln_backend* be) {
+  parallel_for(be, nbytes, 1 << 20, [&](int64_t b, int64_t e) {
+    std::memcpy(static_cast<char*>(out) + b, static_cast<const char*>(in) + b,
+                static_cast<size_t>(e - b));
+  });
+}
+
+template <class T>
+void fill(T* out, int64_t n, T value) {
+  for (int64_t i = 0; i < n; ++i) out[i] = value;
+}
+
+// ONNX Range: out[i] = start + i * delta, n elements (computed by the caller from the shape).
+template <class T>
+void range(T start, T delta, T* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(start + static_cast<T>(i) * delta);
+}
+
+}  // namespace kiln::kernels

@@ -1,0 +1,71 @@
+// model.json, parsed and validated: everything the runtime reads from it (docs/architecture.md,
+// "model.json"). parse_model_json checks structure, indices, dtypes, shapes and the memory plan;
+// checks against model.params and model.so happen in model.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kiln/c_api.h"
+#include "runtime/shape_expr.h"
+#include "runtime/status.h"
+
+namespace kiln::rt {
+
+enum class Storage { kInput, kOutput, kParam, kArena };
+
+struct TensorDesc {
+  std::string name;
+  kiln_dtype dtype = KILN_FLOAT32;
+  std::vector<SymDim> shape;
+  Storage storage = Storage::kArena;
+  int64_t index = -1;   // input/output/param
+  uint64_t offset = 0;  // arena, at scale 1
+};
+
+struct IoDesc {
+  std::string name;
+  int tensor = -1;
+};
+
+struct NodeDesc {
+  std::string name, op, kernel;
+  std::vector<int> inputs;  // -1 = missing optional input
+  std::vector<int> outputs;
+  std::string attrs;  // JSON text, informational
+};
+
+struct SymbolDesc {
+  std::string name;
+  int64_t max = 0;  // 0 = unbounded
+};
+
+struct ModelDesc {
+  std::string target_name, target_arch, target_cpu;
+  std::vector<std::string> features;
+  std::string compiler_version;
+  std::string library = "model.so";
+  std::string params_file = "model.params";
+  uint64_t params_bytes = 0;
+  int64_t params_count = 0;
+  bool has_table_crc = false;
+  uint32_t table_crc32 = 0;
+  std::vector<SymbolDesc> symbols;
+  std::vector<std::string> symbol_names;
+  uint64_t arena_bytes = 0;
+  int arena_scale = -1;  // symbol index, -1 = none
+  uint64_t arena_alignment = 64;
+  std::vector<TensorDesc> tensors;
+  std::vector<IoDesc> inputs, outputs;
+  std::vector<NodeDesc> nodes;
+};
+
+// Reads and validates `path` (a model.json). Errors are KILN_ERROR_IO (unreadable),
+// KILN_ERROR_INCOMPATIBLE (format version) or KILN_ERROR_CORRUPT, and name the file and field.
+Status parse_model_json(const std::string& path, ModelDesc* out);
+
+// Elements of a shape with symbol values `sym`; false on overflow.
+bool shape_numel(const std::vector<SymDim>& shape, const int64_t* sym, int64_t* out);
+
+}  // namespace kiln::rt

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything kiln's build, tests and demo need on Debian 12 / Ubuntu, by package name.
+# Idempotent: apt runs only when something is missing.
+set -euo pipefail
+
+PKGS=(
+  cmake ninja-build g++ git                      # host build
+  g++-aarch64-linux-gnu qemu-user                # aarch64 cross build, tests under emulation
+  libonnx-dev libprotobuf-dev protobuf-compiler  # ONNX import
+  nlohmann-json3-dev libcli11-dev                # header-only: json (runtime too), CLI
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-torch python3-onnx python3-numpy python3-pytest
+  libopenblas0-openmp                            # a fair PyTorch FP32 peer (else netlib BLAS)
+  clang-format
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "[setup] installing: ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
+    --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, builds host + aarch64, then runs
+#   1. host unit tests (ctest: kernels, runtime, compiler),
+#   2. aarch64 unit tests under qemu-aarch64 as a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5),
+#   3. end-to-end tests against PyTorch (pytest: host, and aarch64 artifacts under qemu).
+# Every stage runs even if an earlier one fails; the last line sums them up and the exit code
+# is non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+scripts/setup.sh || exit 1
+scripts/build.sh --aarch64 || { echo "0 passed, 1 failed (build)"; exit 1; }
+
+passed=0
+failed=0
+log=$(mktemp)
+
+count_ctest() {  # "100% tests passed, 0 tests failed out of 42"
+  local line
+  line=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$log" | tail -1)
+  if [[ -z "$line" ]]; then
+    failed=$((failed + 1))
+    return
+  fi
+  local f t
+  f=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  t=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")
+  passed=$((passed + t - f))
+  failed=$((failed + f))
+}
+
+echo "=== host unit tests ==="
+ctest --test-dir build --output-on-failure -j 2 2>&1 | tee "$log"
+count_ctest
+
+for cpu in cortex-a72 cortex-a76; do
+  echo "=== aarch64 unit tests under qemu ($cpu) ==="
+  QEMU_CPU=$cpu ctest --test-dir build-aarch64 --output-on-failure -j 2 2>&1 | tee "$log"
+  count_ctest
+done
+
+echo "=== end-to-end tests (pytest) ==="
+KILN_BUILD_DIR=$ROOT/build KILN_AARCH64_BUILD_DIR=$ROOT/build-aarch64 PYTHONPATH=$ROOT/python \
+  /usr/bin/python3 -m pytest -q -ra tests/e2e 2>&1 | tee "$log"
+line=$(grep -E "^=+ .*(passed|failed|error).* in [0-9.]+s" "$log" | tail -1)
+p=$(grep -oE "[0-9]+ passed" <<<"$line" | grep -oE "[0-9]+" || echo 0)
+f=$(grep -oE "[0-9]+ (failed|errors?)" <<<"$line" | awk '{s += $1} END {print s + 0}')
+[[ -z "$line" ]] && f=1
+passed=$((passed + p))
+failed=$((failed + ${f:-0}))
+rm -f "$log"
+
+echo
+echo "kiln: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

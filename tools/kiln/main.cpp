@@ -1,0 +1,126 @@
+// `kiln`: the compiler CLI on the PC. `kiln compile` turns an ONNX model into an artifact
+// directory; `kiln run|bench|inspect` are the same commands as the board's `kiln-rt`.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include "compiler/codegen/emit_artifact.h"
+#include "compiler/frontend/onnx/import.h"
+#include "compiler/ir/printer.h"
+#include "compiler/passes/pipeline.h"
+#include "compiler/target/target.h"
+#include "compiler/util/sha256.h"
+#include "tools/kiln-rt/commands.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct CompileArgs {
+  std::string model;
+  std::string output_dir;
+  std::string target = "native";
+  int64_t max_seq = 0;
+  bool dump_ir = false;
+  int jobs = 2;
+};
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "kiln: error: %s\n", message.c_str());
+  return 1;
+}
+
+int compile(const CompileArgs& a) {
+  auto t0 = Clock::now();
+  auto target = kiln::target::target_from_name(a.target);
+  if (!target) return fail(target.status().message());
+
+  kiln::frontend::ImportOptions import_opts;
+  import_opts.max_seq = a.max_seq;
+  auto graph = kiln::frontend::import_onnx(a.model, import_opts);
+  if (!graph) return fail(graph.status().message());
+  kiln::ir::Graph& g = *graph.value();
+  size_t onnx_nodes = g.nodes().size();
+  if (a.dump_ir) std::cout << "=== after import ===\n" << kiln::ir::print_graph(g) << "\n";
+  double t_import = seconds_since(t0);
+
+  kiln::passes::PipelineOptions pipeline;
+  if (a.dump_ir)
+    pipeline.after_pass = [](const std::string& pass, const kiln::ir::Graph& graph) {
+      std::cout << "=== after " << pass << " ===\n" << kiln::ir::print_graph(graph) << "\n";
+    };
+  auto t1 = Clock::now();
+  if (auto s = kiln::passes::run_pipeline(g, pipeline); !s) return fail(a.model + ": " + s.message());
+  double t_passes = seconds_since(t1);
+
+  auto hash = kiln::util::sha256_file(a.model);
+  if (!hash) return fail(hash.status().message());
+
+  kiln::codegen::CodegenOptions cg;
+  cg.output_dir = a.output_dir;
+  cg.target = target.value();
+  cg.source_path = fs::path(a.model).filename().string();
+  cg.source_sha256 = hash.value();
+  cg.jobs = a.jobs;
+  auto t2 = Clock::now();
+  std::error_code ec;
+  fs::create_directories(a.output_dir, ec);
+  if (ec) return fail(a.output_dir + ": cannot create directory: " + ec.message());
+  if (auto s = kiln::codegen::emit_artifact(g, cg); !s) return fail(s.message());
+  double t_codegen = seconds_since(t2);
+
+  std::map<std::string, int> ops;
+  for (auto& n : g.nodes()) ops[n->op]++;
+  std::printf("kiln: compiled %s for %s (%s) -> %s\n", a.model.c_str(), cg.target.name.c_str(),
+              cg.target.arch.c_str(), a.output_dir.c_str());
+  std::printf("  graph: %zu ONNX nodes -> %zu nodes:", onnx_nodes, g.nodes().size());
+  for (auto& [op, count] : ops) std::printf(" %s:%d", op.c_str(), count);
+  std::printf("\n  symbols:");
+  for (auto& s : g.symbols)
+    std::printf(" %s (max %s)", s.name.c_str(),
+                s.max ? std::to_string(s.max).c_str() : "unbounded");
+  std::printf("\n  files:");
+  for (const char* f : {"model.json", "model.so", "model.params"}) {
+    auto size = fs::file_size(fs::path(a.output_dir) / f, ec);
+    std::printf(" %s %.2f MB", f, ec ? 0.0 : size / 1e6);
+  }
+  std::printf("\n  time: import %.2f s, passes %.2f s, codegen+build %.2f s, total %.2f s\n",
+              t_import, t_passes, t_codegen, seconds_since(t0));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2) {
+    std::string cmd = argv[1];
+    if (cmd == "run" || cmd == "bench" || cmd == "inspect") return kiln::tools::rt_main(argc, argv);
+  }
+  CLI::App app{"kiln: compile PyTorch transformers (ONNX) into fast artifacts for x86 and aarch64"};
+  app.require_subcommand(1);
+  CompileArgs a;
+  auto* c = app.add_subcommand("compile", "compile MODEL.onnx into an artifact directory");
+  c->add_option("model", a.model, "ONNX model file")->required();
+  c->add_option("-o,--output", a.output_dir, "output directory")->required();
+  c->add_option("--target", a.target,
+                "native | x86-64-v3 | x86-64-v4 | aarch64 | rpi4 | rpi5 (default native)");
+  c->add_option("--max-seq", a.max_seq,
+                "compiled maximum sequence length (default: min(512, model's max positions))");
+  c->add_flag("--dump-ir", a.dump_ir, "print the graph after import and after each pass");
+  c->add_option("-j,--jobs", a.jobs, "parallel C++ compiler processes (default 2)");
+  app.add_subcommand("run", "run an artifact on .npy inputs (same as kiln-rt run)");
+  app.add_subcommand("bench", "time an artifact (same as kiln-rt bench)");
+  app.add_subcommand("inspect", "describe an artifact (same as kiln-rt inspect)");
+  CLI11_PARSE(app, argc, argv);
+  return compile(a);
+}
