@@ -77,16 +77,18 @@ std::vector<Feature> detect() {
   // Bit numbers from the kernel's arch/arm64/include/uapi/asm/hwcap.h.
   auto bit = [](unsigned long r, int i) { return ((r >> i) & 1ul) != 0; };
   return {
-      {"fp", bit(hw, 0)},        {"asimd", bit(hw, 1)},     {"aes", bit(hw, 3)},
-      {"pmull", bit(hw, 4)},     {"sha1", bit(hw, 5)},      {"sha2", bit(hw, 6)},
-      {"crc32", bit(hw, 7)},     {"atomics", bit(hw, 8)},   {"fphp", bit(hw, 9)},
-      {"asimdhp", bit(hw, 10)},  {"asimdrdm", bit(hw, 12)}, {"lrcpc", bit(hw, 15)},
-      {"asimddp", bit(hw, 20)},  {"sve", bit(hw, 22)},      {"asimdfhm", bit(hw, 23)},
-      {"sve2", bit(hw2, 1)},     {"i8mm", bit(hw2, 13)},    {"bf16", bit(hw2, 14)},
+      {"fp", bit(hw, 0)},       {"asimd", bit(hw, 1)},     {"aes", bit(hw, 3)},
+      {"pmull", bit(hw, 4)},    {"sha1", bit(hw, 5)},      {"sha2", bit(hw, 6)},
+      {"crc32", bit(hw, 7)},    {"atomics", bit(hw, 8)},   {"fphp", bit(hw, 9)},
+      {"asimdhp", bit(hw, 10)}, {"asimdrdm", bit(hw, 12)}, {"lrcpc", bit(hw, 15)},
+      {"asimddp", bit(hw, 20)}, {"sve", bit(hw, 22)},      {"asimdfhm", bit(hw, 23)},
+      {"sve2", bit(hw2, 1)},    {"i8mm", bit(hw2, 13)},    {"bf16", bit(hw2, 14)},
   };
 }
 #else
-std::vector<Feature> detect() { return {}; }
+std::vector<Feature> detect() {
+  return {};
+}
 #endif
 
 const std::vector<Feature>& features() {

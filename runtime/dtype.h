@@ -11,25 +11,39 @@ namespace kiln::rt {
 // Bytes per element, or 0 for a value that is not a kiln_dtype.
 inline size_t dtype_size(int dtype) {
   switch (dtype) {
-    case KILN_FLOAT32: return 4;
-    case KILN_INT64: return 8;
-    case KILN_INT32: return 4;
-    case KILN_INT8: return 1;
-    case KILN_UINT8: return 1;
-    case KILN_BOOL: return 1;
-    default: return 0;
+    case KILN_FLOAT32:
+      return 4;
+    case KILN_INT64:
+      return 8;
+    case KILN_INT32:
+      return 4;
+    case KILN_INT8:
+      return 1;
+    case KILN_UINT8:
+      return 1;
+    case KILN_BOOL:
+      return 1;
+    default:
+      return 0;
   }
 }
 
 inline const char* dtype_name(int dtype) {
   switch (dtype) {
-    case KILN_FLOAT32: return "float32";
-    case KILN_INT64: return "int64";
-    case KILN_INT32: return "int32";
-    case KILN_INT8: return "int8";
-    case KILN_UINT8: return "uint8";
-    case KILN_BOOL: return "bool";
-    default: return "unknown";
+    case KILN_FLOAT32:
+      return "float32";
+    case KILN_INT64:
+      return "int64";
+    case KILN_INT32:
+      return "int32";
+    case KILN_INT8:
+      return "int8";
+    case KILN_UINT8:
+      return "uint8";
+    case KILN_BOOL:
+      return "bool";
+    default:
+      return "unknown";
   }
 }
 

@@ -39,6 +39,12 @@ std::string get_string(const json& obj, const char* key, const std::string& wher
   return v.get<std::string>();
 }
 
+std::string get_name(const json& obj, const std::string& where) {
+  std::string s = get_string(obj, "name", where);
+  if (s.empty()) fail(where + ".name", "empty name");
+  return s;
+}
+
 int64_t as_int(const json& v, const std::string& where, int64_t lo, int64_t hi) {
   if (!v.is_number_integer()) fail(where, "expected an integer, got " + v.dump());
   if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
@@ -160,7 +166,7 @@ void parse_tensors(const json& root, ModelDesc* m) {
     std::string where = "tensors[" + std::to_string(i) + "]";
     if (!j.is_object()) fail(where, "expected an object");
     TensorDesc t;
-    t.name = get_string(j, "name", where);
+    t.name = get_name(j, where);
     where += " '" + t.name + "'";
     std::string dt = get_string(j, "dtype", where);
     if (!parse_dtype(dt, &t.dtype)) fail(where + ".dtype", "unknown dtype '" + dt + "'");
@@ -197,13 +203,14 @@ void parse_io(const json& root, const char* key, Storage storage, std::vector<Io
     std::string where = std::string(key) + "[" + std::to_string(i) + "]";
     if (!arr[i].is_object()) fail(where, "expected an object");
     IoDesc io;
-    io.name = get_string(arr[i], "name", where);
+    io.name = get_name(arr[i], where);
     io.tensor = static_cast<int>(get_int(arr[i], "tensor", where, 0, nt - 1));
     for (const auto& o : *out)
       if (o.name == io.name) fail(where, "duplicate name '" + io.name + "'");
     const TensorDesc& t = m->tensors[io.tensor];
     if (t.storage != storage || t.index != static_cast<int64_t>(i))
-      fail(where, "tensor " + std::to_string(io.tensor) + " '" + t.name + "' does not have storage " +
+      fail(where, "tensor " + std::to_string(io.tensor) + " '" + t.name +
+                      "' does not have storage " +
                       (storage == Storage::kInput ? "input" : "output") + " with index " +
                       std::to_string(i));
     out->push_back(io);
@@ -218,11 +225,12 @@ void parse_nodes(const json& root, ModelDesc* m) {
     std::string where = "nodes[" + std::to_string(i) + "]";
     if (!j.is_object()) fail(where, "expected an object");
     NodeDesc n;
-    n.name = get_string(j, "name", where);
+    n.name = get_name(j, where);
     where += " '" + n.name + "'";
     n.op = get_string(j, "op", where);
     n.kernel = get_string(j, "kernel", where);
-    if (!is_identifier(n.kernel)) fail(where + ".kernel", "'" + n.kernel + "' is not a symbol name");
+    if (!is_identifier(n.kernel))
+      fail(where + ".kernel", "'" + n.kernel + "' is not a symbol name");
     const json& ins = get_array(j, "inputs", where);
     for (size_t k = 0; k < ins.size(); ++k)
       n.inputs.push_back(static_cast<int>(
@@ -233,8 +241,8 @@ void parse_nodes(const json& root, ModelDesc* m) {
       int t = static_cast<int>(as_int(outs[k], ow, 0, nt - 1));
       Storage s = m->tensors[t].storage;
       if (s == Storage::kParam || s == Storage::kInput)
-        fail(ow, "tensor " + std::to_string(t) + " '" + m->tensors[t].name +
-                     "' is a read-only " + (s == Storage::kParam ? "param" : "input"));
+        fail(ow, "tensor " + std::to_string(t) + " '" + m->tensors[t].name + "' is a read-only " +
+                     (s == Storage::kParam ? "param" : "input"));
       n.outputs.push_back(t);
     }
     if (j.contains("attrs")) n.attrs = j["attrs"].dump();
@@ -247,13 +255,11 @@ void check_plan(ModelDesc* m) {
   for (size_t i = 0; i < m->tensors.size(); ++i) {
     const TensorDesc& t = m->tensors[i];
     std::string where = "tensors[" + std::to_string(i) + "] '" + t.name + "'";
-    if (t.storage == Storage::kInput &&
-        (t.index >= static_cast<int64_t>(m->inputs.size()) ||
-         m->inputs[t.index].tensor != static_cast<int>(i)))
+    if (t.storage == Storage::kInput && (t.index >= static_cast<int64_t>(m->inputs.size()) ||
+                                         m->inputs[t.index].tensor != static_cast<int>(i)))
       fail(where, "input index " + std::to_string(t.index) + " does not name this tensor");
-    if (t.storage == Storage::kOutput &&
-        (t.index >= static_cast<int64_t>(m->outputs.size()) ||
-         m->outputs[t.index].tensor != static_cast<int>(i)))
+    if (t.storage == Storage::kOutput && (t.index >= static_cast<int64_t>(m->outputs.size()) ||
+                                          m->outputs[t.index].tensor != static_cast<int>(i)))
       fail(where, "output index " + std::to_string(t.index) + " does not name this tensor");
     if (t.storage == Storage::kParam && t.index >= m->params_count)
       fail(where, "param index " + std::to_string(t.index) + " is out of range (params.count " +
@@ -277,6 +283,24 @@ void check_plan(ModelDesc* m) {
   for (size_t s = 0; s < m->symbols.size(); ++s) {
     sym[s] = static_cast<int>(s) == m->arena_scale ? 1 : m->symbols[s].max;
     bounded[s] = static_cast<int>(s) == m->arena_scale || m->symbols[s].max > 0;
+  }
+  // Any tensor's size at the maxima must fit int64 (shapes with unbounded symbols are checked
+  // at run time).
+  for (const TensorDesc& t : m->tensors) {
+    int64_t at_max[KILN_MAX_SYMBOLS] = {};
+    bool all_bounded = true;
+    for (size_t s = 0; s < m->symbols.size(); ++s) {
+      at_max[s] = m->symbols[s].max;
+      for (const SymDim& d : t.shape)
+        if (d.uses(static_cast<int>(s)) && m->symbols[s].max == 0) all_bounded = false;
+    }
+    int64_t numel = 0;
+    uint64_t bytes = 0;
+    if (all_bounded &&
+        (!shape_numel(t.shape, at_max, &numel) ||
+         __builtin_mul_overflow(static_cast<uint64_t>(numel), dtype_size(t.dtype), &bytes) ||
+         bytes > static_cast<uint64_t>(INT64_MAX)))
+      fail("tensor '" + t.name + "'", "size at the symbols' maxima overflows");
   }
   for (const TensorDesc& t : m->tensors) {
     if (t.storage != Storage::kArena) continue;

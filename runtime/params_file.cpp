@@ -7,8 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "artifact/crc32.h"
 #include "artifact/params_format.h"
@@ -74,26 +76,23 @@ Status ParamsFile::open(const std::string& path, bool verify_data) {
   uint32_t hcrc = af::crc32(map_, af::kParamsHeaderCrcSpan);
   if (hcrc != h.header_crc32)
     return error(KILN_ERROR_CORRUPT, path + ": header checksum mismatch (stored " +
-                                         hex32(h.header_crc32) + ", computed " + hex32(hcrc) +
-                                         ")");
+                                         hex32(h.header_crc32) + ", computed " + hex32(hcrc) + ")");
   if (h.format_version != af::kParamsFormatVersion)
-    return error(KILN_ERROR_INCOMPATIBLE, path + ": format version " +
-                                              std::to_string(h.format_version) +
-                                              ", this runtime reads " +
-                                              std::to_string(af::kParamsFormatVersion));
+    return error(KILN_ERROR_INCOMPATIBLE,
+                 path + ": format version " + std::to_string(h.format_version) +
+                     ", this runtime reads " + std::to_string(af::kParamsFormatVersion));
   if (h.file_bytes != size_)
     return error(size_ < h.file_bytes ? KILN_ERROR_IO : KILN_ERROR_CORRUPT,
-                 path + ": " + (size_ < h.file_bytes ? "truncated" : "wrong size") +
-                     ": expected " + std::to_string(h.file_bytes) + " bytes, the file has " +
+                 path + ": " + (size_ < h.file_bytes ? "truncated" : "wrong size") + ": expected " +
+                     std::to_string(h.file_bytes) + " bytes, the file has " +
                      std::to_string(size_));
   if (h.table_offset < af::kParamsHeaderBytes || h.table_offset > size_ ||
       h.table_bytes > size_ - h.table_offset || h.data_offset > size_ ||
       h.data_offset < h.table_offset + h.table_bytes || h.data_offset % af::kParamsAlignment != 0)
-    return error(KILN_ERROR_CORRUPT, path + ": bad layout (table at " +
-                                         std::to_string(h.table_offset) + ", " +
-                                         std::to_string(h.table_bytes) + " bytes; data at " +
-                                         std::to_string(h.data_offset) + "; file " +
-                                         std::to_string(size_) + " bytes)");
+    return error(KILN_ERROR_CORRUPT,
+                 path + ": bad layout (table at " + std::to_string(h.table_offset) + ", " +
+                     std::to_string(h.table_bytes) + " bytes; data at " +
+                     std::to_string(h.data_offset) + "; file " + std::to_string(size_) + " bytes)");
   const uint8_t* base = data();
   uint32_t tcrc = af::crc32(base + h.table_offset, h.table_bytes);
   if (tcrc != h.table_crc32)
@@ -136,8 +135,8 @@ Status ParamsFile::open(const std::string& path, bool verify_data) {
       return error(KILN_ERROR_CORRUPT, where + ": nbytes " + std::to_string(e.nbytes) +
                                            " does not match its dtype and shape");
     if (e.offset % af::kParamsAlignment != 0)
-      return error(KILN_ERROR_CORRUPT, where + ": offset " + std::to_string(e.offset) +
-                                           " is not 64-byte aligned");
+      return error(KILN_ERROR_CORRUPT,
+                   where + ": offset " + std::to_string(e.offset) + " is not 64-byte aligned");
     if (e.offset < h.data_offset || e.offset > size_ || e.nbytes > size_ - e.offset)
       return error(KILN_ERROR_CORRUPT, where + ": data [" + std::to_string(e.offset) + ", +" +
                                            std::to_string(e.nbytes) +
@@ -149,6 +148,29 @@ Status ParamsFile::open(const std::string& path, bool verify_data) {
                                              hex32(e.crc32) + ", computed " + hex32(crc) + ")");
     }
     entries_.push_back(std::move(e));
+  }
+  // Bytes no checksum covers (reserved header bytes, alignment padding) must be zero, so that
+  // every flipped byte of the file is detected.
+  for (size_t i = af::kParamsHeaderCrcSpan + 4; i < af::kParamsHeaderBytes; ++i)
+    if (base[i] != 0)
+      return error(KILN_ERROR_CORRUPT,
+                   path + ": reserved header byte " + std::to_string(i) + " is not zero");
+  if (verify_data) {
+    std::vector<std::pair<uint64_t, uint64_t>> spans;  // [begin, end) of every tensor's data
+    for (const ParamEntry& e : entries_) spans.emplace_back(e.offset, e.offset + e.nbytes);
+    std::sort(spans.begin(), spans.end());
+    uint64_t pos = h.table_offset + h.table_bytes;
+    spans.emplace_back(size_, size_);
+    for (const auto& span : spans) {
+      if (span.first < pos && span.first != span.second)
+        return error(KILN_ERROR_CORRUPT, path + ": tensor data at " + std::to_string(span.first) +
+                                             " overlaps other data");
+      for (uint64_t i = pos; i < span.first; ++i)
+        if (base[i] != 0)
+          return error(KILN_ERROR_CORRUPT, path + ": padding byte " + std::to_string(i) +
+                                               " is not zero (corrupted file?)");
+      pos = std::max(pos, span.second);
+    }
   }
   return ok_status();
 }

@@ -16,15 +16,17 @@ struct Status {
   bool ok() const { return code == KILN_OK; }
 };
 
-inline Status ok_status() { return Status{}; }
+inline Status ok_status() {
+  return Status{};
+}
 inline Status error(kiln_status code, std::string message) {
   return Status{code, std::move(message)};
 }
 
-#define KILN_RT_TRY(expr)            \
-  do {                               \
-    ::kiln::rt::Status s_ = (expr);  \
-    if (!s_.ok()) return s_;         \
+#define KILN_RT_TRY(expr)           \
+  do {                              \
+    ::kiln::rt::Status s_ = (expr); \
+    if (!s_.ok()) return s_;        \
   } while (0)
 
 }  // namespace kiln::rt

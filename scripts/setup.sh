@@ -9,7 +9,7 @@ PKGS=(
   libonnx-dev libprotobuf-dev protobuf-compiler  # ONNX import
   nlohmann-json3-dev libcli11-dev                # header-only: json (runtime too), CLI
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-torch python3-onnx python3-numpy python3-pytest
+  python3 python3-venv python3-torch python3-onnx python3-numpy python3-pytest
   libopenblas0-openmp                            # a fair PyTorch FP32 peer (else netlib BLAS)
   clang-format
 )

@@ -14,6 +14,7 @@ scripts/build.sh --aarch64 || { echo "0 passed, 1 failed (build)"; exit 1; }
 
 passed=0
 failed=0
+skipped=0
 log=$(mktemp)
 
 count_ctest() {  # "100% tests passed, 0 tests failed out of 42"
@@ -26,8 +27,11 @@ count_ctest() {  # "100% tests passed, 0 tests failed out of 42"
   local f t
   f=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
   t=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")
-  passed=$((passed + t - f))
+  local s
+  s=$(grep -cE "\*\*\*Skipped" "$log")
+  passed=$((passed + t - f - s))
   failed=$((failed + f))
+  skipped=$((skipped + s))
 }
 
 echo "=== host unit tests ==="
@@ -43,8 +47,10 @@ done
 echo "=== end-to-end tests (pytest) ==="
 KILN_BUILD_DIR=$ROOT/build KILN_AARCH64_BUILD_DIR=$ROOT/build-aarch64 PYTHONPATH=$ROOT/python \
   /usr/bin/python3 -m pytest -q -ra tests/e2e 2>&1 | tee "$log"
-line=$(grep -E "^=+ .*(passed|failed|error).* in [0-9.]+s" "$log" | tail -1)
+line=$(grep -E "[0-9]+ (passed|failed|errors?).* in [0-9.]+s" "$log" | tail -1)
 p=$(grep -oE "[0-9]+ passed" <<<"$line" | grep -oE "[0-9]+" || echo 0)
+s=$(grep -oE "[0-9]+ skipped" <<<"$line" | grep -oE "[0-9]+" || echo 0)
+skipped=$((skipped + s))
 f=$(grep -oE "[0-9]+ (failed|errors?)" <<<"$line" | awk '{s += $1} END {print s + 0}')
 [[ -z "$line" ]] && f=1
 passed=$((passed + p))
@@ -52,5 +58,5 @@ failed=$((failed + ${f:-0}))
 rm -f "$log"
 
 echo
-echo "kiln: $passed passed, $failed failed"
+echo "kiln: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

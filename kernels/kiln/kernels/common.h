@@ -100,7 +100,8 @@ inline StridedPlan broadcast_plan(const int64_t* out_dims, int out_rank, int n_i
   p.operands = 1 + n_in;
   for (int i = 0; i < out_rank; ++i) p.dims[i] = out_dims[i];
   dense_strides(out_dims, out_rank, p.strides[0]);
-  for (int k = 0; k < n_in; ++k) broadcast_strides(in_dims[k], in_ranks[k], out_rank, p.strides[k + 1]);
+  for (int k = 0; k < n_in; ++k)
+    broadcast_strides(in_dims[k], in_ranks[k], out_rank, p.strides[k + 1]);
   p.coalesce();
   return p;
 }
@@ -108,7 +109,8 @@ inline StridedPlan broadcast_plan(const int64_t* out_dims, int out_rank, int n_i
 // Elements per parallel task: enough work to amortise a task hand-off.
 constexpr int64_t kGrainElements = 16384;
 inline int64_t grain_rows(int64_t row_elements) {
-  return row_elements >= kGrainElements ? 1 : kGrainElements / (row_elements > 0 ? row_elements : 1);
+  return row_elements >= kGrainElements ? 1
+                                        : kGrainElements / (row_elements > 0 ? row_elements : 1);
 }
 
 }  // namespace kiln::kernels

@@ -19,8 +19,7 @@ void parallel_for(const kiln_backend* be, int64_t n, int64_t grain, F&& body) {
   }
   using Body = typename std::remove_reference<F>::type;
   be->parallel_for(
-      be->pool, n, grain,
-      [](void* ctx, int64_t b, int64_t e) { (*static_cast<Body*>(ctx))(b, e); },
+      be->pool, n, grain, [](void* ctx, int64_t b, int64_t e) { (*static_cast<Body*>(ctx))(b, e); },
       const_cast<void*>(static_cast<const void*>(&body)));
 }
 

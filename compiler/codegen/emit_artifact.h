@@ -1,0 +1,26 @@
+// Writes a complete artifact (docs/architecture.md, "Artifact format"): model.json,
+// model.params, model.cpp (+ model_<k>.cpp parts for large graphs) and model.so.
+#pragma once
+
+#include <string>
+
+#include "compiler/ir/graph.h"
+#include "compiler/target/target.h"
+
+namespace kiln::codegen {
+
+constexpr const char* kCompilerVersion = "0.1.0";
+constexpr int kFormatVersion = 1;
+
+struct CodegenOptions {
+  std::string output_dir;
+  target::Target target;
+  std::string source_path, source_sha256;  // recorded in model.json "source"
+  bool keep_source = true;                 // keep model.cpp in output_dir
+  int jobs = 2;                            // parallel compiler processes
+};
+
+// The graph must satisfy the pass pipeline's output contract.
+Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts);
+
+}  // namespace kiln::codegen

@@ -1,0 +1,240 @@
+// Storage assignment and node selection; see lowering.h.
+#include "compiler/codegen/lowering.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <unordered_set>
+
+namespace kiln::codegen {
+
+const char* storage_name(Storage s) {
+  switch (s) {
+    case Storage::kInput:
+      return "input";
+    case Storage::kOutput:
+      return "output";
+    case Storage::kParam:
+      return "param";
+    case Storage::kArena:
+      return "arena";
+  }
+  return "?";
+}
+
+bool is_view_op(const std::string& op) {
+  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze";
+}
+
+bool reads_input_at_runtime(const ir::Node& n, size_t i) {
+  const std::string& op = n.op;
+  if (op == "Reshape" || op == "Expand" || op == "Slice" || op == "Squeeze" || op == "Unsqueeze" ||
+      op == "Tile")
+    return i == 0;
+  if (op == "ConstantOfShape" || op == "Range" || op == "SymbolicTensor") return false;
+  if (op == "ReduceMean") return i == 0;  // opset-18 axes input is a constant
+  return true;
+}
+
+std::optional<std::vector<ir::Dim>> shape_operand(const ir::Value* v) {
+  if (!v) return std::nullopt;
+  if (v->sym_value) return v->sym_value;
+  if (v->constant && v->constant->dtype != ir::DType::kFloat32 &&
+      v->constant->dtype != ir::DType::kFloat64 && v->constant->dtype != ir::DType::kFloat16) {
+    std::vector<ir::Dim> r;
+    for (int64_t i = 0; i < v->constant->numel(); ++i) r.push_back(ir::Dim(v->constant->int_at(i)));
+    return r;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+bool is_inline_constant(const ir::Value* v) {
+  return v->constant && v->constant->numel() <= kInlineConstantElements;
+}
+
+// 2-D B -> B^T (any element size).
+std::shared_ptr<const ir::Tensor> transposed(const ir::Tensor& b) {
+  auto t = std::make_shared<ir::Tensor>();
+  t->dtype = b.dtype;
+  const int64_t rows = b.dims[0], cols = b.dims[1];
+  t->dims = {cols, rows};
+  const size_t es = ir::dtype_size(b.dtype);
+  t->bytes.resize(b.bytes.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      std::memcpy(&t->bytes[(c * rows + r) * es], &b.bytes[(r * cols + c) * es], es);
+  return t;
+}
+
+}  // namespace
+
+Result<Lowering> lower(const ir::Graph& g) {
+  Lowering L;
+  const auto& nodes = g.nodes();
+  std::unordered_set<const ir::Value*> graph_inputs(g.inputs.begin(), g.inputs.end());
+
+  // 1. Which nodes run: walk backwards from the graph outputs through run-time reads.
+  std::unordered_set<const ir::Value*> needed(g.outputs.begin(), g.outputs.end());
+  std::vector<bool> runs(nodes.size(), false);
+  for (size_t k = nodes.size(); k-- > 0;) {
+    const ir::Node& n = *nodes[k];
+    bool any = false;
+    for (const ir::Value* o : n.outputs) any = any || (o && needed.count(o));
+    if (!any) continue;
+    runs[k] = true;
+    for (size_t i = 0; i < n.inputs.size(); ++i)
+      if (n.inputs[i] && reads_input_at_runtime(n, i)) needed.insert(n.inputs[i]);
+  }
+  for (const auto& v : g.values())
+    if (needed.count(v.get()) && !v->shape)
+      return Status::error("value '" + v->name + "' has no shape after the pass pipeline");
+
+  auto add_tensor = [&](const ir::Value* v, Storage s, int64_t index) {
+    TensorInfo t;
+    t.name = v->name;
+    t.dtype = v->dtype;
+    t.shape = *v->shape;
+    t.storage = s;
+    t.index = index;
+    L.tensors.push_back(std::move(t));
+    return static_cast<int>(L.tensors.size()) - 1;
+  };
+
+  // 2. Graph inputs.
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    const ir::Value* v = g.inputs[i];
+    if (!v->shape) return Status::error("graph input '" + v->name + "' has no shape");
+    L.tensor_of[v] = add_tensor(v, Storage::kInput, static_cast<int64_t>(i));
+    L.inputs.push_back(L.tensor_of[v]);
+    L.input_names.push_back(v->name);
+  }
+
+  // 3. Outputs computed in place: the first occurrence of a value produced by a running node.
+  std::unordered_map<const ir::Value*, int> in_place_output;  // value -> output position
+  for (size_t j = 0; j < g.outputs.size(); ++j) {
+    const ir::Value* v = g.outputs[j];
+    if (v->producer && !v->constant && !graph_inputs.count(v) && !in_place_output.count(v))
+      in_place_output[v] = static_cast<int>(j);
+  }
+  std::vector<int> output_tensor(g.outputs.size(), -1);
+
+  int64_t param_count = 0;
+  std::set<std::string> value_names;
+  for (const auto& v : g.values()) value_names.insert(v->name);
+  auto unique_tensor_name = [&](const std::string& base) {
+    std::string name = base;
+    for (int s = 1; value_names.count(name); ++s) name = base + "." + std::to_string(s);
+    value_names.insert(name);
+    return name;
+  };
+  auto tensor_for_input = [&](const ir::Value* v) -> int {
+    auto it = L.tensor_of.find(v);
+    if (it != L.tensor_of.end()) return it->second;
+    if (v->constant) {  // a constant read at run time: params entry
+      int id = add_tensor(v, Storage::kParam, param_count++);
+      L.tensors[id].data = v->constant;
+      L.tensor_of[v] = id;
+      return id;
+    }
+    return -1;
+  };
+
+  // 4. Running nodes in graph order.
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    if (!runs[k]) continue;
+    const ir::Node& n = *nodes[k];
+    const bool view = is_view_op(n.op);
+    const ir::Value* out0 = n.outputs.empty() ? nullptr : n.outputs[0];
+    if (view && !(out0 && in_place_output.count(out0))) {
+      // Shares the source's storage (a constant source becomes a param).
+      int src = tensor_for_input(n.inputs[0]);
+      if (src < 0)
+        return Status::error(n.describe() + ": input '" + n.inputs[0]->name + "' has no storage");
+      L.tensor_of[out0] = src;
+      continue;
+    }
+    LoweredNode ln;
+    ln.node = &n;
+    ln.name = n.name;
+    ln.op = n.op;
+    ln.copy = view;
+    ln.inputs.resize(n.inputs.size());
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      const ir::Value* v = n.inputs[i];
+      if (!v || !reads_input_at_runtime(n, i)) continue;
+      if (is_inline_constant(v) && !view) {
+        ln.inputs[i].kind = InputRef::kInline;
+        continue;
+      }
+      int t = -1;
+      if (n.op == "Gemm" && i == 1 && v->constant && n.attr_int("transB", 0) != 0 &&
+          v->constant->dims.size() == 2) {
+        t = add_tensor(v, Storage::kParam, param_count++);
+        L.tensors[t].name = unique_tensor_name(v->name + ".T");
+        L.tensors[t].data = transposed(*v->constant);
+        L.tensors[t].shape = {ir::Dim(v->constant->dims[1]), ir::Dim(v->constant->dims[0])};
+        ln.gemm_b_pretransposed = true;
+      } else {
+        t = tensor_for_input(v);
+      }
+      if (t < 0)
+        return Status::error(n.describe() + ": input '" + v->name +
+                             "' is used before it is computed");
+      ln.inputs[i] = {InputRef::kSlot, static_cast<int>(ln.input_tensors.size()), t};
+      ln.input_tensors.push_back(t);
+    }
+    for (size_t o = 0; o < n.outputs.size(); ++o) {
+      const ir::Value* v = n.outputs[o];
+      if (!v) continue;
+      const bool used = needed.count(v) != 0;
+      if (!used) {
+        if (o == 0) return Status::error(n.describe() + ": first output is unused");
+        continue;  // e.g. LayerNormalization's Mean / InvStdDev
+      }
+      if (o > 0)
+        return Status::error(n.describe() + ": output " + std::to_string(o) + " ('" + v->name +
+                             "') is not supported by code generation");
+      if (!v->shape) return Status::error(n.describe() + ": output '" + v->name + "' has no shape");
+      int id;
+      auto op = in_place_output.find(v);
+      if (op != in_place_output.end()) {
+        id = add_tensor(v, Storage::kOutput, op->second);
+        output_tensor[op->second] = id;
+      } else {
+        id = add_tensor(v, Storage::kArena, -1);
+      }
+      L.tensor_of[v] = id;
+      ln.output_tensors.push_back(id);
+    }
+    L.nodes.push_back(std::move(ln));
+  }
+
+  // 5. Outputs not computed in place: copies at the end.
+  for (size_t j = 0; j < g.outputs.size(); ++j) {
+    if (output_tensor[j] >= 0) continue;
+    const ir::Value* v = g.outputs[j];
+    int src = tensor_for_input(v);
+    if (src < 0) return Status::error("graph output '" + v->name + "' has no storage");
+    int id = add_tensor(v, Storage::kOutput, static_cast<int64_t>(j));
+    L.tensors[id].name = unique_tensor_name(v->name);
+    output_tensor[j] = id;
+    LoweredNode ln;
+    ln.name = "copy_to_output_" + std::to_string(j);
+    ln.op = "Copy";
+    ln.copy = true;
+    ln.copy_source = v;
+    ln.inputs = {{InputRef::kSlot, 0, src}};
+    ln.input_tensors = {src};
+    ln.output_tensors = {id};
+    L.nodes.push_back(std::move(ln));
+  }
+  for (size_t j = 0; j < g.outputs.size(); ++j) {
+    L.outputs.push_back(output_tensor[j]);
+    L.output_names.push_back(g.outputs[j]->name);
+  }
+  return L;
+}
+
+}  // namespace kiln::codegen

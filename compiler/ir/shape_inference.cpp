@@ -1,0 +1,927 @@
+// Shape, dtype and sym_value inference for every op kiln imports (see shape_inference.h).
+#include "compiler/ir/shape_inference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+
+namespace kiln::ir {
+namespace {
+
+// Slice ends at or beyond this are "to the end" (exporters write INT64_MAX or INT32_MAX-ish).
+constexpr int64_t kSliceToEnd = int64_t{1} << 31;
+
+using SymValue = std::vector<Dim>;
+
+class NodeInference {
+ public:
+  NodeInference(Graph& g, Node& n) : g_(g), n_(n), names_(g.symbol_names()) {}
+  Status run();
+
+ private:
+  Status err(const std::string& msg) const { return Status::error(n_.describe() + ": " + msg); }
+  std::string str(const Shape& s) const { return shape_str(s, names_); }
+  std::string str(const Dim& d) const { return d.str(names_); }
+
+  Value* in(size_t i) const { return n_.input(i); }
+  Value* out(size_t i) const { return i < n_.outputs.size() ? n_.outputs[i] : nullptr; }
+  Status need_inputs(size_t count) const;
+  const Shape& shape(size_t i) const { return *in(i)->shape; }
+  const SymValue* sym(size_t i) const {
+    Value* v = in(i);
+    return v && v->sym_value ? &*v->sym_value : nullptr;
+  }
+  // Elements of a shape-like input (constant or sym_value); error naming the input otherwise.
+  Result<SymValue> operand(size_t i, const char* what) const;
+  Result<std::vector<int64_t>> const_operand(size_t i, const char* what) const;
+  Result<int64_t> axis(int64_t a, size_t rank) const;
+  Result<std::vector<int64_t>> axes_from_attr_or_input(size_t input_index) const;
+  Result<Shape> broadcast(const Shape& a, const Shape& b) const;
+  void set(size_t i, DType t, Shape s, std::optional<SymValue> sv = std::nullopt);
+  void clamp_symbol(const Dim& end, int64_t size);
+  // Elementwise sym_value over inputs that all have sym_values and constant shapes.
+  std::optional<SymValue> sym_elementwise(
+      const Shape& out_shape,
+      const std::function<std::optional<Dim>(const std::vector<Dim>&)>& fn) const;
+
+  Status elementwise();
+  Status unary();
+  Status where();
+  Status gather();
+  Status matmul();
+  Status gemm();
+  Status reshape();
+  Status flatten();
+  Status transpose();
+  Status squeeze();
+  Status unsqueeze();
+  Status slice();
+  Result<Dim> slice_dim(const Dim& d, Dim s, Dim e, int64_t step);
+  Status concat();
+  Status expand();
+  Status range();
+  Status reduce_mean();
+  Status shape_op();
+  Status constant_of_shape();
+  Status cast();
+  Status split();
+  Status layer_norm();
+  Status softmax();
+
+  Graph& g_;
+  Node& n_;
+  std::vector<std::string> names_;
+};
+
+Status NodeInference::need_inputs(size_t count) const {
+  for (size_t i = 0; i < count; ++i) {
+    if (!in(i)) return err("input " + std::to_string(i) + " is missing");
+    if (!in(i)->shape) return err("input '" + in(i)->name + "' has no shape");
+  }
+  if (n_.outputs.empty() || !out(0)) return err("has no output");
+  return Status::ok();
+}
+
+Result<SymValue> NodeInference::operand(size_t i, const char* what) const {
+  Value* v = in(i);
+  if (!v) return err(std::string(what) + " input is missing");
+  if (v->sym_value) return *v->sym_value;
+  if (v->constant) {
+    SymValue r;
+    for (int64_t k = 0; k < v->constant->numel(); ++k) r.push_back(Dim(v->constant->int_at(k)));
+    return r;
+  }
+  return err(std::string(what) + " '" + v->name +
+             "' is neither a constant nor a known shape computation");
+}
+
+Result<std::vector<int64_t>> NodeInference::const_operand(size_t i, const char* what) const {
+  auto r = operand(i, what);
+  if (!r) return r.status();
+  std::vector<int64_t> out_v;
+  for (const Dim& d : *r) {
+    if (!d.is_constant())
+      return err(std::string(what) + " '" + in(i)->name + "' is symbolic (" + str(d) +
+                 "), a constant is required");
+    out_v.push_back(d.coef);
+  }
+  return out_v;
+}
+
+Result<int64_t> NodeInference::axis(int64_t a, size_t rank) const {
+  int64_t r = static_cast<int64_t>(rank);
+  if (a < -r || a >= r)
+    return err("axis " + std::to_string(a) + " out of range for rank " + std::to_string(rank));
+  return a < 0 ? a + r : a;
+}
+
+Result<std::vector<int64_t>> NodeInference::axes_from_attr_or_input(size_t input_index) const {
+  if (n_.has_attr("axes")) return n_.attr_ints("axes");
+  if (in(input_index)) return const_operand(input_index, "axes");
+  return std::vector<int64_t>{};
+}
+
+Result<Shape> NodeInference::broadcast(const Shape& a, const Shape& b) const {
+  size_t r = std::max(a.size(), b.size());
+  Shape s(r);
+  for (size_t i = 0; i < r; ++i) {
+    Dim da = i < r - a.size() ? Dim(1) : a[i - (r - a.size())];
+    Dim db = i < r - b.size() ? Dim(1) : b[i - (r - b.size())];
+    if (da == db || db == Dim(1)) {
+      s[i] = da;
+    } else if (da == Dim(1)) {
+      s[i] = db;
+    } else {
+      return err("cannot broadcast shapes " + str(a) + " and " + str(b));
+    }
+  }
+  return s;
+}
+
+void NodeInference::set(size_t i, DType t, Shape s, std::optional<SymValue> sv) {
+  Value* v = out(i);
+  if (!v) return;
+  v->dtype = t;
+  v->shape = std::move(s);
+  if (sv && (t == DType::kInt64 || t == DType::kInt32 || t == DType::kBool))
+    v->sym_value = std::move(sv);
+}
+
+void NodeInference::clamp_symbol(const Dim& end, int64_t size) {
+  if (end.coef != 1) return;
+  int which = -1;
+  for (int k = 0; k < kMaxSymbols; ++k) {
+    if (end.pow[k] == 0) continue;
+    if (end.pow[k] != 1 || which >= 0) return;
+    which = k;
+  }
+  if (which < 0 || which >= static_cast<int>(g_.symbols.size())) return;
+  int64_t& mx = g_.symbols[which].max;
+  if (mx == 0 || mx > size) mx = size;
+}
+
+std::optional<SymValue> NodeInference::sym_elementwise(
+    const Shape& out_shape,
+    const std::function<std::optional<Dim>(const std::vector<Dim>&)>& fn) const {
+  if (!shape_is_constant(out_shape)) return std::nullopt;
+  std::vector<int64_t> od = constant_dims(out_shape);
+  int64_t numel = 1;
+  for (int64_t d : od) numel *= d;
+  if (numel > 64) return std::nullopt;
+  std::vector<std::vector<int64_t>> strides;
+  for (Value* v : n_.inputs) {
+    if (!v || !v->sym_value || !shape_is_constant(*v->shape)) return std::nullopt;
+    std::vector<int64_t> d = constant_dims(*v->shape);
+    std::vector<int64_t> st(od.size(), 0);
+    int64_t acc = 1;
+    for (size_t k = d.size(); k-- > 0;) {
+      size_t o = k + od.size() - d.size();
+      st[o] = d[k] == 1 ? 0 : acc;
+      acc *= d[k];
+    }
+    strides.push_back(st);
+  }
+  SymValue r;
+  for (int64_t i = 0; i < numel; ++i) {
+    std::vector<Dim> args;
+    for (size_t j = 0; j < n_.inputs.size(); ++j) {
+      int64_t rem = i, idx = 0;
+      for (size_t k = od.size(); k-- > 0;) {
+        idx += (rem % od[k]) * strides[j][k];
+        rem /= od[k];
+      }
+      args.push_back((*n_.inputs[j]->sym_value)[idx]);
+    }
+    auto e = fn(args);
+    if (!e) return std::nullopt;
+    r.push_back(*e);
+  }
+  return r;
+}
+
+// Symbolic dims are positive (sizes), which decides comparisons against constants <= 0.
+std::optional<Dim> sym_equal(const Dim& a, const Dim& b) {
+  if (a == b) return Dim(1);
+  if (a.is_constant() && b.is_constant()) return Dim(0);
+  const Dim& s = a.is_constant() ? b : a;
+  const Dim& c = a.is_constant() ? a : b;
+  if (c.is_constant() && s.coef > 0 && c.coef <= 0) return Dim(0);
+  return std::nullopt;
+}
+
+std::optional<Dim> sym_add(const Dim& a, const Dim& b, int sign) {
+  if (b == Dim(0)) return a;
+  if (a == Dim(0) && sign > 0) return b;
+  if (!a.same_symbols(b)) return std::nullopt;
+  Dim r = a;
+  r.coef = a.coef + sign * b.coef;
+  if (r.coef == 0) return Dim(0);
+  return r;
+}
+
+Status NodeInference::elementwise() {
+  KILN_RETURN_IF_ERROR(need_inputs(2));
+  if (in(0)->dtype != in(1)->dtype)
+    return err("inputs '" + in(0)->name + "' (" + dtype_name(in(0)->dtype) + ") and '" +
+               in(1)->name + "' (" + dtype_name(in(1)->dtype) + ") have different dtypes");
+  auto s = broadcast(shape(0), shape(1));
+  if (!s) return s.status();
+  const std::string& op = n_.op;
+  bool compare = op == "Equal" || op == "Less" || op == "Greater";
+  DType t = compare ? DType::kBool : in(0)->dtype;
+  bool is_int = t == DType::kInt64 || t == DType::kInt32;
+  std::optional<SymValue> sv;
+  if (is_int || compare) {
+    sv = sym_elementwise(*s, [&](const std::vector<Dim>& a) -> std::optional<Dim> {
+      const Dim &x = a[0], &y = a[1];
+      bool c = x.is_constant() && y.is_constant();
+      if (op == "Add") return sym_add(x, y, 1);
+      if (op == "Sub") return sym_add(x, y, -1);
+      if (op == "Mul") return x * y;
+      if (op == "Div") {
+        if (c) return y.coef == 0 ? std::nullopt : std::optional<Dim>(Dim(x.coef / y.coef));
+        return x.divide(y);
+      }
+      if (op == "Equal") return sym_equal(x, y);
+      if (op == "Less" && c) return Dim(x.coef < y.coef ? 1 : 0);
+      if (op == "Greater" && c) return Dim(x.coef > y.coef ? 1 : 0);
+      return std::nullopt;
+    });
+  }
+  set(0, t, *s, sv);
+  return Status::ok();
+}
+
+Status NodeInference::unary() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  DType t = in(0)->dtype;
+  if (n_.op == "Not" && t != DType::kBool)
+    return err("input '" + in(0)->name + "' has dtype " + dtype_name(t) + ", Not needs bool");
+  std::optional<SymValue> sv;
+  if (n_.op == "Neg" || n_.op == "Not")
+    sv = sym_elementwise(shape(0), [&](const std::vector<Dim>& a) -> std::optional<Dim> {
+      if (n_.op == "Not") {
+        if (!a[0].is_constant()) return std::nullopt;
+        return Dim(a[0].coef ? 0 : 1);
+      }
+      Dim r = a[0];
+      r.coef = -r.coef;
+      return r;
+    });
+  set(0, t, shape(0), sv);
+  return Status::ok();
+}
+
+Status NodeInference::where() {
+  KILN_RETURN_IF_ERROR(need_inputs(3));
+  if (in(0)->dtype != DType::kBool) return err("condition '" + in(0)->name + "' is not bool");
+  if (in(1)->dtype != in(2)->dtype)
+    return err("inputs '" + in(1)->name + "' and '" + in(2)->name + "' have different dtypes");
+  auto s = broadcast(shape(0), shape(1));
+  if (!s) return s.status();
+  s = broadcast(*s, shape(2));
+  if (!s) return s.status();
+  auto sv = sym_elementwise(*s, [](const std::vector<Dim>& a) -> std::optional<Dim> {
+    if (!a[0].is_constant()) return std::nullopt;
+    return a[0].coef ? a[1] : a[2];
+  });
+  set(0, in(1)->dtype, *s, sv);
+  return Status::ok();
+}
+
+// Follows index-preserving ops back to a Range(0, limit): its limit bounds the indices.
+const Value* range_limit_through_views(const Value* v) {
+  for (int depth = 0; v && v->producer && depth < 8; ++depth) {
+    const Node* p = v->producer;
+    if (p->op == "Range") return p->input(1);
+    if (p->op != "Unsqueeze" && p->op != "Expand" && p->op != "Reshape" && p->op != "Cast" &&
+        p->op != "Squeeze")
+      return nullptr;
+    v = p->input(0);
+  }
+  return nullptr;
+}
+
+Status NodeInference::gather() {
+  KILN_RETURN_IF_ERROR(need_inputs(2));
+  const Shape& d = shape(0);
+  auto ax = axis(n_.attr_int("axis", 0), d.size());
+  if (!ax) return ax.status();
+  if (in(1)->dtype != DType::kInt64 && in(1)->dtype != DType::kInt32)
+    return err("indices '" + in(1)->name + "' have dtype " + dtype_name(in(1)->dtype));
+  Shape s(d.begin(), d.begin() + *ax);
+  s.insert(s.end(), shape(1).begin(), shape(1).end());
+  s.insert(s.end(), d.begin() + *ax + 1, d.end());
+  std::optional<SymValue> sv;
+  if (sym(0) && d.size() == 1 && sym(1)) {
+    SymValue r;
+    int64_t n = static_cast<int64_t>(sym(0)->size());
+    for (const Dim& i : *sym(1)) {
+      if (!i.is_constant()) return err("symbolic index into a shape");
+      int64_t k = i.coef < 0 ? i.coef + n : i.coef;
+      if (k < 0 || k >= n)
+        return err("index " + std::to_string(i.coef) + " out of range for '" + in(0)->name +
+                   "' of shape " + str(d));
+      r.push_back((*sym(0))[k]);
+    }
+    sv = r;
+  }
+  // Gather(table[P, ...], Range(0, seq)) implies seq <= P.
+  if (d[*ax].is_constant())
+    if (const Value* lim = range_limit_through_views(in(1)))
+      if (lim->sym_value && lim->sym_value->size() == 1)
+        clamp_symbol((*lim->sym_value)[0], d[*ax].coef);
+  set(0, in(0)->dtype, s, sv);
+  return Status::ok();
+}
+
+Status NodeInference::matmul() {
+  KILN_RETURN_IF_ERROR(need_inputs(2));
+  if (in(0)->dtype != in(1)->dtype) return err("inputs have different dtypes");
+  Shape a = shape(0), b = shape(1);
+  if (a.empty() || b.empty()) return err("scalar operand");
+  bool a1 = a.size() == 1, b1 = b.size() == 1;
+  if (a1) a.insert(a.begin(), Dim(1));
+  if (b1) b.push_back(Dim(1));
+  const Dim& k1 = a[a.size() - 1];
+  const Dim& k2 = b[b.size() - 2];
+  if (k1 != k2) return err("inner dimensions differ: " + str(shape(0)) + " x " + str(shape(1)));
+  auto batch = broadcast(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2));
+  if (!batch) return batch.status();
+  Shape s = *batch;
+  if (!a1) s.push_back(a[a.size() - 2]);
+  if (!b1) s.push_back(b.back());
+  set(0, in(0)->dtype, s);
+  return Status::ok();
+}
+
+Status NodeInference::gemm() {
+  KILN_RETURN_IF_ERROR(need_inputs(2));
+  const Shape &a = shape(0), &b = shape(1);
+  if (a.size() != 2 || b.size() != 2) return err("Gemm needs rank-2 A and B");
+  bool ta = n_.attr_int("transA", 0) != 0, tb = n_.attr_int("transB", 0) != 0;
+  Dim m = ta ? a[1] : a[0], ka = ta ? a[0] : a[1];
+  Dim kb = tb ? b[1] : b[0], nn = tb ? b[0] : b[1];
+  if (ka != kb) return err("inner dimensions differ: " + str(a) + " x " + str(b));
+  Shape s{m, nn};
+  if (in(2)) {
+    if (!in(2)->shape) return err("input C has no shape");
+    auto bc = broadcast(s, *in(2)->shape);
+    if (!bc) return bc.status();
+    if (*bc != s)
+      return err("C of shape " + str(*in(2)->shape) + " does not broadcast to " + str(s));
+  }
+  set(0, in(0)->dtype, s);
+  return Status::ok();
+}
+
+Status NodeInference::reshape() {
+  KILN_RETURN_IF_ERROR(need_inputs(2));
+  auto target = operand(1, "shape");
+  if (!target) return target.status();
+  const Shape& x = shape(0);
+  bool allowzero = n_.attr_int("allowzero", 0) != 0;
+  Shape s;
+  int infer_at = -1;
+  for (size_t i = 0; i < target->size(); ++i) {
+    Dim d = (*target)[i];
+    if (d == Dim(0) && !allowzero) {
+      if (i >= x.size())
+        return err("0 in shape at position " + std::to_string(i) + " beyond input rank");
+      d = x[i];
+    } else if (d == Dim(-1)) {
+      if (infer_at >= 0) return err("more than one -1 in target shape");
+      infer_at = static_cast<int>(i);
+      d = Dim(1);
+    } else if (d.coef < 0) {
+      return err("invalid target dim " + str(d));
+    }
+    s.push_back(d);
+  }
+  Dim total = shape_numel(x);
+  if (infer_at >= 0) {
+    auto q = total.divide(shape_numel(s));
+    if (!q) return err("cannot infer -1: " + str(x) + " does not divide into " + str(s));
+    s[infer_at] = *q;
+  } else if (shape_numel(s) != total) {
+    return err("cannot reshape " + str(x) + " to " + str(s));
+  }
+  set(0, in(0)->dtype, s, in(0)->sym_value);
+  return Status::ok();
+}
+
+Status NodeInference::flatten() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  int64_t a = n_.attr_int("axis", 1);
+  if (a < 0) a += static_cast<int64_t>(x.size());
+  if (a < 0 || a > static_cast<int64_t>(x.size())) return err("axis out of range");
+  Shape s{shape_numel(Shape(x.begin(), x.begin() + a)), shape_numel(Shape(x.begin() + a, x.end()))};
+  set(0, in(0)->dtype, s, in(0)->sym_value);
+  return Status::ok();
+}
+
+Status NodeInference::transpose() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  std::vector<int64_t> perm = n_.attr_ints("perm");
+  if (perm.empty())
+    for (size_t i = x.size(); i-- > 0;) perm.push_back(static_cast<int64_t>(i));
+  if (perm.size() != x.size())
+    return err("perm size does not match rank " + std::to_string(x.size()));
+  Shape s;
+  std::vector<bool> seen(x.size());
+  for (int64_t p : perm) {
+    auto a = axis(p, x.size());
+    if (!a) return a.status();
+    if (seen[*a]) return err("perm repeats axis " + std::to_string(p));
+    seen[*a] = true;
+    s.push_back(x[*a]);
+  }
+  set(0, in(0)->dtype, s, x.size() <= 1 ? in(0)->sym_value : std::nullopt);
+  return Status::ok();
+}
+
+Status NodeInference::squeeze() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  auto axes = axes_from_attr_or_input(1);
+  if (!axes) return axes.status();
+  std::vector<bool> drop(x.size());
+  if (axes->empty()) {
+    for (size_t i = 0; i < x.size(); ++i) drop[i] = x[i] == Dim(1);
+  }
+  for (int64_t a : *axes) {
+    auto k = axis(a, x.size());
+    if (!k) return k.status();
+    if (x[*k] != Dim(1))
+      return err("cannot squeeze axis " + std::to_string(a) + " of shape " + str(x));
+    drop[*k] = true;
+  }
+  Shape s;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (!drop[i]) s.push_back(x[i]);
+  set(0, in(0)->dtype, s, in(0)->sym_value);
+  return Status::ok();
+}
+
+Status NodeInference::unsqueeze() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  auto axes = axes_from_attr_or_input(1);
+  if (!axes) return axes.status();
+  size_t r = x.size() + axes->size();
+  std::vector<bool> ins(r);
+  for (int64_t a : *axes) {
+    auto k = axis(a, r);
+    if (!k) return k.status();
+    if (ins[*k]) return err("repeated axis " + std::to_string(a));
+    ins[*k] = true;
+  }
+  Shape s;
+  size_t j = 0;
+  for (size_t i = 0; i < r; ++i) s.push_back(ins[i] ? Dim(1) : x[j++]);
+  set(0, in(0)->dtype, s, in(0)->sym_value);
+  return Status::ok();
+}
+
+Result<Dim> NodeInference::slice_dim(const Dim& d, Dim s, Dim e, int64_t step) {
+  bool e_end = e.is_constant() && e.coef >= kSliceToEnd;
+  if (d.is_constant() && s.is_constant() && e.is_constant()) {
+    int64_t n = d.coef, st = s.coef, en = e.coef;
+    if (st < 0) st += n;
+    if (en < 0) en += n;
+    if (step > 0) {
+      st = std::clamp<int64_t>(st, 0, n);
+      en = std::clamp<int64_t>(en, 0, n);
+      return Dim(en > st ? (en - st + step - 1) / step : 0);
+    }
+    st = std::clamp<int64_t>(st, 0, n - 1);
+    en = std::clamp<int64_t>(en, -1, n - 1);
+    return Dim(st > en ? (st - en - step - 1) / -step : 0);
+  }
+  if (step == 1 && s == Dim(0) && !e.is_constant()) {
+    // end is symbolic (x[:, :seq]): valid only when end <= dim, which bounds the symbol.
+    if (d.is_constant()) clamp_symbol(e, d.coef);
+    return e;
+  }
+  if (step == 1 && s.is_constant() && e.is_constant()) {
+    if (e_end && s.coef == 0) return d;
+    if (e_end && s.coef < 0) return Dim(-s.coef);
+    if (!e_end && ((s.coef >= 0 && e.coef >= s.coef) || (s.coef < 0 && e.coef < 0)))
+      return Dim(std::max<int64_t>(0, e.coef - s.coef));
+  }
+  if (step == 1 && s == e) return Dim(0);
+  return err("cannot slice symbolic dim " + str(d) + " with start " + str(s) + ", end " + str(e) +
+             ", step " + std::to_string(step) + " (result is not a monomial)");
+}
+
+Status NodeInference::slice() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  if (n_.has_attr("starts"))
+    return err("Slice with starts/ends attributes (opset < 10) is not supported");
+  const Shape& x = shape(0);
+  auto starts = operand(1, "starts");
+  if (!starts) return starts.status();
+  auto ends = operand(2, "ends");
+  if (!ends) return ends.status();
+  if (starts->size() != ends->size()) return err("starts and ends differ in length");
+  std::vector<int64_t> axes, steps;
+  if (in(3)) {
+    auto a = const_operand(3, "axes");
+    if (!a) return a.status();
+    axes = *a;
+  } else {
+    for (size_t i = 0; i < starts->size(); ++i) axes.push_back(static_cast<int64_t>(i));
+  }
+  if (in(4)) {
+    auto st = const_operand(4, "steps");
+    if (!st) return st.status();
+    steps = *st;
+  } else {
+    steps.assign(starts->size(), 1);
+  }
+  if (axes.size() != starts->size() || steps.size() != starts->size())
+    return err("starts, ends, axes and steps differ in length");
+  Shape s = x;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    auto a = axis(axes[i], x.size());
+    if (!a) return a.status();
+    if (steps[i] == 0) return err("step 0");
+    auto d = slice_dim(x[*a], (*starts)[i], (*ends)[i], steps[i]);
+    if (!d) return d.status();
+    s[*a] = *d;
+  }
+  std::optional<SymValue> sv;
+  if (sym(0) && x.size() == 1 && x[0].is_constant() && shape_is_constant(s)) {
+    int64_t n = x[0].coef;
+    int64_t st = (*starts)[0].coef, step = steps[0];
+    if (st < 0) st += n;
+    st = step > 0 ? std::clamp<int64_t>(st, 0, n) : std::clamp<int64_t>(st, 0, n - 1);
+    SymValue r;
+    for (int64_t k = 0; k < s[0].coef; ++k) r.push_back((*sym(0))[st + k * step]);
+    sv = r;
+  }
+  set(0, in(0)->dtype, s, sv);
+  return Status::ok();
+}
+
+Status NodeInference::concat() {
+  KILN_RETURN_IF_ERROR(need_inputs(n_.inputs.size()));
+  if (n_.inputs.empty()) return err("no inputs");
+  const Shape& first = shape(0);
+  auto ax = axis(n_.attr_int("axis", 0), first.size());
+  if (!ax) return ax.status();
+  Shape s = first;
+  bool all_sym = true;
+  SymValue sv;
+  for (size_t i = 0; i < n_.inputs.size(); ++i) {
+    const Shape& x = shape(i);
+    if (in(i)->dtype != in(0)->dtype) return err("inputs have different dtypes");
+    if (x.size() != first.size())
+      return err("input '" + in(i)->name + "' of shape " + str(x) + " has a different rank from " +
+                 str(first));
+    for (size_t k = 0; k < x.size(); ++k)
+      if (static_cast<int64_t>(k) != *ax && x[k] != first[k])
+        return err("input '" + in(i)->name + "' of shape " + str(x) + " does not match " +
+                   str(first));
+    if (i > 0) {
+      auto sum = sym_add(s[*ax], x[*ax], 1);
+      if (!sum)
+        return err("concatenated size " + str(s[*ax]) + " + " + str(x[*ax]) + " is not a monomial");
+      s[*ax] = *sum;
+    }
+    if (sym(i))
+      sv.insert(sv.end(), sym(i)->begin(), sym(i)->end());
+    else
+      all_sym = false;
+  }
+  set(0, in(0)->dtype, s, all_sym && s.size() == 1 ? std::optional<SymValue>(sv) : std::nullopt);
+  return Status::ok();
+}
+
+Status NodeInference::expand() {
+  KILN_RETURN_IF_ERROR(need_inputs(2));
+  auto target = operand(1, "shape");
+  if (!target) return target.status();
+  auto s = broadcast(shape(0), Shape(target->begin(), target->end()));
+  if (!s) return s.status();
+  auto sv = sym_elementwise(*s, [](const std::vector<Dim>& a) { return std::optional<Dim>(a[0]); });
+  set(0, in(0)->dtype, *s,
+      sym(0) && in(0)->shape && shape_is_constant(shape(0)) ? sv : std::nullopt);
+  return Status::ok();
+}
+
+Status NodeInference::range() {
+  KILN_RETURN_IF_ERROR(need_inputs(3));
+  auto st = operand(0, "start"), lim = operand(1, "limit"), de = operand(2, "delta");
+  if (!st) return st.status();
+  if (!lim) return lim.status();
+  if (!de) return de.status();
+  if (st->size() != 1 || lim->size() != 1 || de->size() != 1) return err("inputs must be scalars");
+  Dim a = (*st)[0], b = (*lim)[0], c = (*de)[0];
+  Dim len;
+  bool is_float = in(0)->dtype == DType::kFloat32 || in(0)->dtype == DType::kFloat64;
+  if (is_float && in(0)->constant && in(1)->constant && in(2)->constant) {
+    double fa = in(0)->constant->float_at(0), fb = in(1)->constant->float_at(0),
+           fc = in(2)->constant->float_at(0);
+    len = Dim(std::max<int64_t>(0, static_cast<int64_t>(std::ceil((fb - fa) / fc))));
+  } else if (a.is_constant() && b.is_constant() && c.is_constant()) {
+    if (c.coef == 0) return err("delta is 0");
+    double l = std::ceil(static_cast<double>(b.coef - a.coef) / static_cast<double>(c.coef));
+    len = Dim(std::max<int64_t>(0, static_cast<int64_t>(l)));
+  } else if (a == Dim(0) && c == Dim(1)) {
+    len = b;
+  } else {
+    return err("cannot size Range(" + str(a) + ", " + str(b) + ", " + str(c) + ")");
+  }
+  std::optional<SymValue> sv;
+  if (!is_float && len.is_constant() && len.coef <= 64 && a.is_constant() && c.is_constant()) {
+    SymValue r;
+    for (int64_t k = 0; k < len.coef; ++k) r.push_back(Dim(a.coef + k * c.coef));
+    sv = r;
+  }
+  set(0, in(0)->dtype, {len}, sv);
+  return Status::ok();
+}
+
+Status NodeInference::reduce_mean() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  auto axes = axes_from_attr_or_input(1);
+  if (!axes) return axes.status();
+  bool keep = n_.attr_int("keepdims", 1) != 0;
+  std::vector<bool> red(x.size(), axes->empty() && n_.attr_int("noop_with_empty_axes", 0) == 0);
+  for (int64_t a : *axes) {
+    auto k = axis(a, x.size());
+    if (!k) return k.status();
+    red[*k] = true;
+  }
+  Shape s;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (!red[i])
+      s.push_back(x[i]);
+    else if (keep)
+      s.push_back(Dim(1));
+  }
+  set(0, in(0)->dtype, s);
+  return Status::ok();
+}
+
+Status NodeInference::shape_op() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  int64_t r = static_cast<int64_t>(x.size());
+  int64_t st = n_.attr_int("start", 0), en = n_.attr_int("end", r);
+  if (st < 0) st += r;
+  if (en < 0) en += r;
+  st = std::clamp<int64_t>(st, 0, r);
+  en = std::clamp<int64_t>(en, 0, r);
+  SymValue sv(x.begin() + st, x.begin() + std::max(st, en));
+  set(0, DType::kInt64, {Dim(static_cast<int64_t>(sv.size()))}, sv);
+  return Status::ok();
+}
+
+Status NodeInference::constant_of_shape() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  auto target = operand(0, "shape");
+  if (!target) return target.status();
+  Shape s(target->begin(), target->end());
+  const Tensor* v = n_.attr_tensor("value");
+  DType t = v ? v->dtype : DType::kFloat32;
+  std::optional<SymValue> sv;
+  if (v && v->numel() == 1 && shape_is_constant(s) && shape_numel(s).coef <= 64)
+    sv = SymValue(shape_numel(s).coef, Dim(v->int_at(0)));
+  set(0, t, s, sv);
+  return Status::ok();
+}
+
+Status NodeInference::cast() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  auto t = dtype_from_onnx(n_.attr_int("to", 0));
+  if (!t) return err("unsupported target dtype " + std::to_string(n_.attr_int("to", 0)));
+  std::optional<SymValue> sv;
+  if (sym(0) && (*t == DType::kInt64 || *t == DType::kInt32)) sv = *sym(0);
+  if (sym(0) && *t == DType::kBool)
+    sv = sym_elementwise(shape(0), [](const std::vector<Dim>& a) -> std::optional<Dim> {
+      if (!a[0].is_constant()) return a[0].coef > 0 ? std::optional<Dim>(Dim(1)) : std::nullopt;
+      return Dim(a[0].coef != 0);
+    });
+  set(0, *t, shape(0), sv);
+  return Status::ok();
+}
+
+Status NodeInference::split() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  auto ax = axis(n_.attr_int("axis", 0), x.size());
+  if (!ax) return ax.status();
+  std::vector<Dim> parts;
+  if (in(1)) {
+    auto sp = const_operand(1, "split");
+    if (!sp) return sp.status();
+    parts.assign(sp->begin(), sp->end());
+  } else if (n_.has_attr("split")) {
+    for (int64_t v : n_.attr_ints("split")) parts.push_back(Dim(v));
+  } else {
+    int64_t k = static_cast<int64_t>(n_.outputs.size());
+    auto q = x[*ax].divide(Dim(k));
+    if (!q)
+      return err("cannot split dim " + str(x[*ax]) + " into " + std::to_string(k) + " equal parts");
+    parts.assign(k, *q);
+  }
+  if (parts.size() != n_.outputs.size()) return err("split sizes do not match the output count");
+  for (size_t i = 0; i < parts.size(); ++i) {
+    Shape s = x;
+    s[*ax] = parts[i];
+    set(i, in(0)->dtype, s);
+  }
+  return Status::ok();
+}
+
+Status NodeInference::layer_norm() {
+  KILN_RETURN_IF_ERROR(need_inputs(2));
+  const Shape& x = shape(0);
+  auto ax = axis(n_.attr_int("axis", -1), x.size());
+  if (!ax) return ax.status();
+  Shape norm(x.begin() + *ax, x.end());
+  for (size_t i = 1; i < 3; ++i) {
+    if (!in(i)) continue;
+    if (!in(i)->shape) return err("input '" + in(i)->name + "' has no shape");
+    auto b = broadcast(norm, *in(i)->shape);
+    if (!b || *b != norm)
+      return err("input '" + in(i)->name + "' of shape " + str(*in(i)->shape) +
+                 " does not match normalized shape " + str(norm));
+  }
+  set(0, in(0)->dtype, x);
+  Shape stat = x;
+  for (size_t i = *ax; i < stat.size(); ++i) stat[i] = Dim(1);
+  set(1, DType::kFloat32, stat);
+  set(2, DType::kFloat32, stat);
+  return Status::ok();
+}
+
+Status NodeInference::softmax() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  int64_t dflt = g_.opset > 0 && g_.opset < 13 ? 1 : -1;
+  auto ax = axis(n_.attr_int("axis", dflt), x.size());
+  if (!ax) return ax.status();
+  // Before opset 13 Softmax flattens to 2-D at `axis`; that equals the opset-13 op only when
+  // axis is the last one.
+  if (g_.opset > 0 && g_.opset < 13 && *ax != static_cast<int64_t>(x.size()) - 1)
+    return err("opset-" + std::to_string(g_.opset) + " Softmax over axis " + std::to_string(*ax) +
+               " of shape " + str(x) + " (not the last axis) is not supported");
+  set(0, in(0)->dtype, x);
+  return Status::ok();
+}
+
+Status NodeInference::run() {
+  const std::string& op = n_.op;
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" || op == "Equal" ||
+      op == "Less" || op == "Greater") {
+    if (op == "Pow") {  // Pow allows a different exponent dtype; result has the base's dtype
+      KILN_RETURN_IF_ERROR(need_inputs(2));
+      auto s = broadcast(shape(0), shape(1));
+      if (!s) return s.status();
+      set(0, in(0)->dtype, *s);
+      return Status::ok();
+    }
+    return elementwise();
+  }
+  if (op == "Sqrt" || op == "Erf" || op == "Tanh" || op == "Exp" || op == "Neg" || op == "Relu" ||
+      op == "Sigmoid" || op == "Not" || op == "Gelu")
+    return unary();
+  if (op == "Identity" || op == "Dropout") {
+    KILN_RETURN_IF_ERROR(need_inputs(1));
+    set(0, in(0)->dtype, shape(0), in(0)->sym_value);
+    set(1, DType::kBool, shape(0));
+    return Status::ok();
+  }
+  if (op == "Where") return where();
+  if (op == "Gather") return gather();
+  if (op == "MatMul") return matmul();
+  if (op == "Gemm") return gemm();
+  if (op == "Reshape") return reshape();
+  if (op == "Flatten") return flatten();
+  if (op == "Transpose") return transpose();
+  if (op == "Squeeze") return squeeze();
+  if (op == "Unsqueeze") return unsqueeze();
+  if (op == "Slice") return slice();
+  if (op == "Concat") return concat();
+  if (op == "Expand") return expand();
+  if (op == "Range") return range();
+  if (op == "ReduceMean") return reduce_mean();
+  if (op == "Shape") return shape_op();
+  if (op == "ConstantOfShape") return constant_of_shape();
+  if (op == "Cast") return cast();
+  if (op == "Split") return split();
+  if (op == "LayerNormalization") return layer_norm();
+  if (op == "Softmax") return softmax();
+  if (op == "Constant") {
+    const Tensor* t = n_.attr_tensor("value");
+    if (!t) return err("Constant without a tensor 'value' attribute");
+    Shape s(t->dims.begin(), t->dims.end());
+    std::optional<SymValue> sv;
+    if (t->numel() <= 64 && (t->dtype == DType::kInt64 || t->dtype == DType::kInt32)) {
+      sv = SymValue();
+      for (int64_t i = 0; i < t->numel(); ++i) sv->push_back(Dim(t->int_at(i)));
+    }
+    set(0, t->dtype, s, sv);
+    return Status::ok();
+  }
+  if (op == "SymbolicTensor") {
+    Value* o = out(0);
+    if (!o || !o->sym_value || !o->shape) return err("output has no sym_value or shape");
+    return Status::ok();
+  }
+  return err("no shape inference for op '" + op + "'");
+}
+
+}  // namespace
+
+std::optional<DType> dtype_from_onnx(int64_t t) {
+  switch (t) {
+    case 1:
+      return DType::kFloat32;
+    case 2:
+      return DType::kUInt8;
+    case 3:
+      return DType::kInt8;
+    case 6:
+      return DType::kInt32;
+    case 7:
+      return DType::kInt64;
+    case 9:
+      return DType::kBool;
+    case 10:
+      return DType::kFloat16;
+    case 11:
+      return DType::kFloat64;
+    default:
+      return std::nullopt;
+  }
+}
+
+int64_t onnx_dtype(DType t) {
+  switch (t) {
+    case DType::kFloat32:
+      return 1;
+    case DType::kUInt8:
+      return 2;
+    case DType::kInt8:
+      return 3;
+    case DType::kInt32:
+      return 6;
+    case DType::kInt64:
+      return 7;
+    case DType::kBool:
+      return 9;
+    case DType::kFloat16:
+      return 10;
+    case DType::kFloat64:
+      return 11;
+  }
+  return 0;
+}
+
+Dim shape_numel(const Shape& s) {
+  Dim r(1);
+  for (const Dim& d : s) r = r * d;
+  return r;
+}
+
+bool shape_is_constant(const Shape& s) {
+  for (const Dim& d : s)
+    if (!d.is_constant()) return false;
+  return true;
+}
+
+std::vector<int64_t> constant_dims(const Shape& s) {
+  std::vector<int64_t> r;
+  for (const Dim& d : s) r.push_back(d.coef);
+  return r;
+}
+
+Status infer_shapes(Graph& g) {
+  KILN_RETURN_IF_ERROR(g.topo_sort());
+  for (Value* v : g.inputs)
+    if (!v->shape) return Status::error("graph input '" + v->name + "' has no shape");
+  for (auto& n : g.nodes()) {
+    if (n->op == "SymbolicTensor") continue;
+    for (Value* o : n->outputs) {
+      if (!o) continue;
+      o->shape.reset();
+      o->sym_value.reset();
+    }
+  }
+  for (auto& n : g.nodes()) {
+    KILN_RETURN_IF_ERROR(NodeInference(g, *n).run());
+  }
+  for (Value* v : g.outputs)
+    if (!v->shape) return Status::error("graph output '" + v->name + "' has no shape");
+  return Status::ok();
+}
+
+}  // namespace kiln::ir

@@ -1,0 +1,603 @@
+// Reference semantics of every op in kiln's IR on concrete tensors; see evaluate.h.
+#include "compiler/passes/evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include "compiler/ir/shape_inference.h"
+
+namespace kiln::passes {
+namespace {
+
+using ir::DType;
+using ir::Tensor;
+
+bool is_float(DType t) {
+  return t == DType::kFloat32 || t == DType::kFloat64;
+}
+
+Tensor make(DType t, const std::vector<int64_t>& dims) {
+  Tensor r;
+  r.dtype = t;
+  r.dims = dims;
+  r.bytes.assign(static_cast<size_t>(r.numel()) * ir::dtype_size(t), 0);
+  return r;
+}
+
+void set_f(Tensor& t, int64_t i, double v) {
+  switch (t.dtype) {
+    case DType::kFloat32:
+      t.data<float>()[i] = static_cast<float>(v);
+      break;
+    case DType::kFloat64:
+      t.data<double>()[i] = v;
+      break;
+    case DType::kInt64:
+      t.data<int64_t>()[i] = static_cast<int64_t>(v);
+      break;
+    case DType::kInt32:
+      t.data<int32_t>()[i] = static_cast<int32_t>(v);
+      break;
+    case DType::kInt8:
+      t.data<int8_t>()[i] = static_cast<int8_t>(v);
+      break;
+    case DType::kUInt8:
+      t.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+      break;
+    case DType::kBool:
+      t.data<uint8_t>()[i] = v != 0;
+      break;
+    case DType::kFloat16:
+      break;
+  }
+}
+
+void set_i(Tensor& t, int64_t i, int64_t v) {
+  if (is_float(t.dtype))
+    set_f(t, i, static_cast<double>(v));
+  else if (t.dtype == DType::kBool)
+    t.data<uint8_t>()[i] = v != 0;
+  else if (t.dtype == DType::kInt64)
+    t.data<int64_t>()[i] = v;
+  else
+    set_f(t, i, static_cast<double>(v));
+}
+
+std::vector<int64_t> row_major_strides(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> s(dims.size(), 1);
+  for (size_t k = dims.size(); k-- > 1;) s[k - 1] = s[k] * dims[k];
+  return s;
+}
+
+// Maps output element indices to the element index of a broadcast input.
+class Broadcast {
+ public:
+  Broadcast(const std::vector<int64_t>& out, const std::vector<int64_t>& in) : out_(out) {
+    strides_.assign(out.size(), 0);
+    int64_t acc = 1;
+    for (size_t k = in.size(); k-- > 0;) {
+      size_t o = k + out.size() - in.size();
+      strides_[o] = in[k] == 1 ? 0 : acc;
+      acc *= in[k];
+    }
+  }
+  int64_t operator()(int64_t i) const {
+    int64_t idx = 0;
+    for (size_t k = out_.size(); k-- > 0;) {
+      idx += (i % out_[k]) * strides_[k];
+      i /= out_[k];
+    }
+    return idx;
+  }
+
+ private:
+  std::vector<int64_t> out_;
+  std::vector<int64_t> strides_;
+};
+
+class Evaluator {
+ public:
+  Evaluator(const ir::Node& n, const std::vector<const Tensor*>& in,
+            const std::vector<std::vector<int64_t>>& out_dims)
+      : n_(n), in_(in), out_dims_(out_dims) {}
+  Result<std::vector<Tensor>> run();
+
+ private:
+  Status err(const std::string& m) const { return Status::error(n_.describe() + ": " + m); }
+  const Tensor* in(size_t i) const { return i < in_.size() ? in_[i] : nullptr; }
+  Tensor out(size_t i) const { return make(n_.outputs[i]->dtype, out_dims_[i]); }
+  int64_t axis(int64_t a, size_t rank) const { return a < 0 ? a + static_cast<int64_t>(rank) : a; }
+  std::vector<int64_t> ints(size_t i) const {
+    std::vector<int64_t> r;
+    if (in(i))
+      for (int64_t k = 0; k < in(i)->numel(); ++k) r.push_back(in(i)->int_at(k));
+    return r;
+  }
+
+  Result<Tensor> binary();
+  Result<Tensor> unary();
+  Tensor where();
+  Tensor cast();
+  Tensor copy();
+  Tensor transpose();
+  Result<Tensor> gather();
+  Tensor slice_like(const Tensor& x, const std::vector<int64_t>& starts,
+                    const std::vector<int64_t>& steps, const std::vector<int64_t>& dims);
+  Tensor slice();
+  Tensor concat();
+  Tensor expand();
+  std::vector<Tensor> split();
+  Tensor range();
+  Tensor constant_of_shape();
+  Tensor matmul();
+  Tensor gemm();
+  Tensor softmax();
+  Tensor reduce_mean();
+  Tensor layer_norm();
+
+  const ir::Node& n_;
+  const std::vector<const Tensor*>& in_;
+  const std::vector<std::vector<int64_t>>& out_dims_;
+};
+
+Result<Tensor> Evaluator::binary() {
+  const Tensor &a = *in(0), &b = *in(1);
+  Tensor r = out(0);
+  Broadcast ba(r.dims, a.dims), bb(r.dims, b.dims);
+  const std::string& op = n_.op;
+  bool fl = is_float(a.dtype);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    int64_t ia = ba(i), ib = bb(i);
+    if (fl || op == "Pow") {
+      double x = a.float_at(ia), y = b.float_at(ib), v = 0;
+      if (op == "Add")
+        v = x + y;
+      else if (op == "Sub")
+        v = x - y;
+      else if (op == "Mul")
+        v = x * y;
+      else if (op == "Div")
+        v = x / y;
+      else if (op == "Pow")
+        v = std::pow(x, y);
+      else if (op == "Equal")
+        v = x == y;
+      else if (op == "Less")
+        v = x < y;
+      else if (op == "Greater")
+        v = x > y;
+      // Round through float32 like the runtime would for float32 tensors.
+      if (r.dtype == DType::kFloat32 && op != "Pow") v = static_cast<float>(v);
+      set_f(r, i, v);
+    } else {
+      int64_t x = a.int_at(ia), y = b.int_at(ib), v = 0;
+      if (op == "Add")
+        v = x + y;
+      else if (op == "Sub")
+        v = x - y;
+      else if (op == "Mul")
+        v = x * y;
+      else if (op == "Div") {
+        if (y == 0) return err("integer division by zero");
+        v = x / y;
+      } else if (op == "Equal")
+        v = x == y;
+      else if (op == "Less")
+        v = x < y;
+      else if (op == "Greater")
+        v = x > y;
+      set_i(r, i, v);
+    }
+  }
+  return r;
+}
+
+Result<Tensor> Evaluator::unary() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);
+  const std::string& op = n_.op;
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    if (!is_float(x.dtype)) {
+      int64_t v = x.int_at(i);
+      if (op == "Neg")
+        set_i(r, i, -v);
+      else if (op == "Relu")
+        set_i(r, i, std::max<int64_t>(v, 0));
+      else if (op == "Not")
+        set_i(r, i, v == 0);
+      else
+        return err("op on " + std::string(ir::dtype_name(x.dtype)) + " cannot be folded");
+      continue;
+    }
+    double v = x.float_at(i), y = 0;
+    if (op == "Sqrt")
+      y = std::sqrt(v);
+    else if (op == "Erf")
+      y = std::erf(v);
+    else if (op == "Tanh")
+      y = std::tanh(v);
+    else if (op == "Exp")
+      y = std::exp(v);
+    else if (op == "Neg")
+      y = -v;
+    else if (op == "Relu")
+      y = std::max(v, 0.0);
+    else if (op == "Sigmoid")
+      y = 1.0 / (1.0 + std::exp(-v));
+    else if (op == "Gelu")
+      y = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+    else
+      return err("op on float cannot be folded");
+    set_f(r, i, y);
+  }
+  return r;
+}
+
+Tensor Evaluator::where() {
+  Tensor r = out(0);
+  Broadcast bc(r.dims, in(0)->dims), bx(r.dims, in(1)->dims), by(r.dims, in(2)->dims);
+  size_t es = ir::dtype_size(r.dtype);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    bool c = in(0)->int_at(bc(i)) != 0;
+    const Tensor& src = c ? *in(1) : *in(2);
+    int64_t j = c ? bx(i) : by(i);
+    std::memcpy(r.bytes.data() + i * es, src.bytes.data() + j * es, es);
+  }
+  return r;
+}
+
+Tensor Evaluator::cast() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);
+  if (r.dtype == x.dtype) {
+    r.bytes = x.bytes;
+    return r;
+  }
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    if (is_float(x.dtype))
+      set_f(r, i, r.dtype == DType::kBool ? (x.float_at(i) != 0) : x.float_at(i));
+    else
+      set_i(r, i, x.int_at(i));
+  }
+  return r;
+}
+
+Tensor Evaluator::copy() {
+  Tensor r = out(0);
+  r.bytes = in(0)->bytes;
+  return r;
+}
+
+Tensor Evaluator::transpose() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);
+  std::vector<int64_t> perm = n_.attr_ints("perm");
+  if (perm.empty())
+    for (size_t k = x.dims.size(); k-- > 0;) perm.push_back(static_cast<int64_t>(k));
+  auto xs = row_major_strides(x.dims);
+  size_t es = ir::dtype_size(r.dtype);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    int64_t rem = i, src = 0;
+    for (size_t k = r.dims.size(); k-- > 0;) {
+      src += (rem % r.dims[k]) * xs[axis(perm[k], x.dims.size())];
+      rem /= r.dims[k];
+    }
+    std::memcpy(r.bytes.data() + i * es, x.bytes.data() + src * es, es);
+  }
+  return r;
+}
+
+Result<Tensor> Evaluator::gather() {
+  const Tensor &x = *in(0), &idx = *in(1);
+  Tensor r = out(0);
+  int64_t ax = axis(n_.attr_int("axis", 0), x.dims.size());
+  int64_t outer = 1, inner = 1, n = x.dims[ax];
+  for (int64_t k = 0; k < ax; ++k) outer *= x.dims[k];
+  for (size_t k = ax + 1; k < x.dims.size(); ++k) inner *= x.dims[k];
+  size_t es = ir::dtype_size(r.dtype);
+  int64_t ni = idx.numel();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < ni; ++j) {
+      int64_t k = idx.int_at(j);
+      if (k < 0) k += n;
+      if (k < 0 || k >= n)
+        return err("index " + std::to_string(idx.int_at(j)) + " out of range [0, " +
+                   std::to_string(n) + ")");
+      std::memcpy(r.bytes.data() + ((o * ni + j) * inner) * es,
+                  x.bytes.data() + ((o * n + k) * inner) * es, inner * es);
+    }
+  return r;
+}
+
+// Copies x[starts[k] + i_k * steps[k]] for each output index i (dims = output dims).
+Tensor Evaluator::slice_like(const Tensor& x, const std::vector<int64_t>& starts,
+                             const std::vector<int64_t>& steps, const std::vector<int64_t>& dims) {
+  Tensor r = make(x.dtype, dims);
+  auto xs = row_major_strides(x.dims);
+  size_t es = ir::dtype_size(r.dtype);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    int64_t rem = i, src = 0;
+    for (size_t k = dims.size(); k-- > 0;) {
+      src += (starts[k] + (rem % dims[k]) * steps[k]) * xs[k];
+      rem /= dims[k];
+    }
+    std::memcpy(r.bytes.data() + i * es, x.bytes.data() + src * es, es);
+  }
+  return r;
+}
+
+Tensor Evaluator::slice() {
+  const Tensor& x = *in(0);
+  size_t rank = x.dims.size();
+  std::vector<int64_t> st = ints(1), axes = ints(3), steps = ints(4);
+  if (axes.empty())
+    for (size_t k = 0; k < st.size(); ++k) axes.push_back(static_cast<int64_t>(k));
+  if (steps.empty()) steps.assign(st.size(), 1);
+  std::vector<int64_t> starts(rank, 0), step(rank, 1);
+  for (size_t k = 0; k < axes.size(); ++k) {
+    int64_t a = axis(axes[k], rank), d = x.dims[a], s = st[k];
+    if (s < 0) s += d;
+    s = steps[k] > 0 ? std::clamp<int64_t>(s, 0, d) : std::clamp<int64_t>(s, 0, d - 1);
+    starts[a] = s;
+    step[a] = steps[k];
+  }
+  return slice_like(x, starts, step, out_dims_[0]);
+}
+
+Tensor Evaluator::concat() {
+  Tensor r = out(0);
+  int64_t ax = axis(n_.attr_int("axis", 0), r.dims.size());
+  int64_t outer = 1;
+  for (int64_t k = 0; k < ax; ++k) outer *= r.dims[k];
+  size_t es = ir::dtype_size(r.dtype);
+  uint8_t* dst = r.bytes.data();
+  for (int64_t o = 0; o < outer; ++o)
+    for (const Tensor* t : in_) {
+      size_t chunk = static_cast<size_t>(t->numel() / std::max<int64_t>(outer, 1)) * es;
+      if (t->numel() == 0) continue;
+      std::memcpy(dst, t->bytes.data() + o * chunk, chunk);
+      dst += chunk;
+    }
+  return r;
+}
+
+Tensor Evaluator::expand() {
+  Tensor r = out(0);
+  Broadcast b(r.dims, in(0)->dims);
+  size_t es = ir::dtype_size(r.dtype);
+  for (int64_t i = 0; i < r.numel(); ++i)
+    std::memcpy(r.bytes.data() + i * es, in(0)->bytes.data() + b(i) * es, es);
+  return r;
+}
+
+std::vector<Tensor> Evaluator::split() {
+  const Tensor& x = *in(0);
+  int64_t ax = axis(n_.attr_int("axis", 0), x.dims.size());
+  std::vector<Tensor> r;
+  int64_t offset = 0;
+  for (const auto& d : out_dims_) {
+    std::vector<int64_t> starts(x.dims.size(), 0), steps(x.dims.size(), 1);
+    starts[ax] = offset;
+    r.push_back(slice_like(x, starts, steps, d));
+    offset += d[ax];
+  }
+  return r;
+}
+
+Tensor Evaluator::range() {
+  Tensor r = out(0);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    if (is_float(r.dtype))
+      set_f(r, i, in(0)->float_at(0) + static_cast<double>(i) * in(2)->float_at(0));
+    else
+      set_i(r, i, in(0)->int_at(0) + i * in(2)->int_at(0));
+  }
+  return r;
+}
+
+Tensor Evaluator::constant_of_shape() {
+  Tensor r = out(0);
+  const Tensor* v = n_.attr_tensor("value");
+  if (!v) return r;  // float zeros
+  size_t es = ir::dtype_size(r.dtype);
+  for (int64_t i = 0; i < r.numel(); ++i) std::memcpy(r.bytes.data() + i * es, v->bytes.data(), es);
+  return r;
+}
+
+Tensor Evaluator::matmul() {
+  const Tensor &a = *in(0), &b = *in(1);
+  Tensor r = out(0);
+  std::vector<int64_t> ad = a.dims, bd = b.dims;
+  if (ad.size() == 1) ad.insert(ad.begin(), 1);
+  if (bd.size() == 1) bd.push_back(1);
+  int64_t m = ad[ad.size() - 2], k = ad.back(), n = bd.back();
+  std::vector<int64_t> batch(
+      r.dims.begin(), r.dims.end() - (a.dims.size() == 1 ? 0 : 1) - (b.dims.size() == 1 ? 0 : 1));
+  int64_t nb = 1;
+  for (int64_t d : batch) nb *= d;
+  Broadcast ba(batch, std::vector<int64_t>(ad.begin(), ad.end() - 2));
+  Broadcast bb(batch, std::vector<int64_t>(bd.begin(), bd.end() - 2));
+  for (int64_t t = 0; t < nb; ++t) {
+    int64_t oa = ba(t) * m * k, ob = bb(t) * k * n;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int64_t p = 0; p < k; ++p)
+          acc += a.float_at(oa + i * k + p) * b.float_at(ob + p * n + j);
+        set_f(r, (t * m + i) * n + j, acc);
+      }
+  }
+  return r;
+}
+
+Tensor Evaluator::gemm() {
+  const Tensor &a = *in(0), &b = *in(1);
+  Tensor r = out(0);
+  bool ta = n_.attr_int("transA", 0) != 0, tb = n_.attr_int("transB", 0) != 0;
+  double alpha = n_.attr_float("alpha", 1.0f), beta = n_.attr_float("beta", 1.0f);
+  int64_t m = r.dims[0], n = r.dims[1], k = ta ? a.dims[0] : a.dims[1];
+  std::optional<Broadcast> bc;
+  if (in(2)) bc.emplace(r.dims, in(2)->dims);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0;
+      for (int64_t p = 0; p < k; ++p)
+        acc += a.float_at(ta ? p * m + i : i * k + p) * b.float_at(tb ? j * k + p : p * n + j);
+      double v = alpha * acc;
+      if (bc) v += beta * in(2)->float_at((*bc)(i * n + j));
+      set_f(r, i * n + j, v);
+    }
+  return r;
+}
+
+Tensor Evaluator::softmax() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);
+  int64_t ax = axis(n_.attr_int("axis", -1), x.dims.size());
+  int64_t outer = 1, inner = 1, n = x.dims[ax];
+  for (int64_t k = 0; k < ax; ++k) outer *= x.dims[k];
+  for (size_t k = ax + 1; k < x.dims.size(); ++k) inner *= x.dims[k];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t in_i = 0; in_i < inner; ++in_i) {
+      auto at = [&](int64_t j) { return (o * n + j) * inner + in_i; };
+      double mx = -INFINITY, sum = 0;
+      for (int64_t j = 0; j < n; ++j) mx = std::max(mx, x.float_at(at(j)));
+      for (int64_t j = 0; j < n; ++j) sum += std::exp(x.float_at(at(j)) - mx);
+      for (int64_t j = 0; j < n; ++j) set_f(r, at(j), std::exp(x.float_at(at(j)) - mx) / sum);
+    }
+  return r;
+}
+
+Tensor Evaluator::reduce_mean() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);
+  std::vector<int64_t> axes = n_.attr_ints("axes");
+  std::vector<bool> red(x.dims.size(), axes.empty() && n_.attr_int("noop_with_empty_axes", 0) == 0);
+  for (int64_t a : axes) red[axis(a, x.dims.size())] = true;
+  // Output index with reduced dims dropped (keepdims only changes the dims, not the order).
+  std::vector<int64_t> kept;
+  for (size_t k = 0; k < x.dims.size(); ++k) kept.push_back(red[k] ? 1 : x.dims[k]);
+  auto ks = row_major_strides(kept);
+  std::vector<double> acc(r.numel(), 0.0);
+  int64_t count = x.numel() / std::max<int64_t>(r.numel(), 1);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    int64_t rem = i, dst = 0;
+    for (size_t k = x.dims.size(); k-- > 0;) {
+      if (!red[k]) dst += (rem % x.dims[k]) * ks[k];
+      rem /= x.dims[k];
+    }
+    acc[dst] += x.float_at(i);
+  }
+  for (int64_t i = 0; i < r.numel(); ++i) set_f(r, i, acc[i] / static_cast<double>(count));
+  return r;
+}
+
+Tensor Evaluator::layer_norm() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);
+  int64_t ax = axis(n_.attr_int("axis", -1), x.dims.size());
+  double eps = n_.attr_float("epsilon", 1e-5f);
+  int64_t inner = 1;
+  for (size_t k = ax; k < x.dims.size(); ++k) inner *= x.dims[k];
+  int64_t outer = x.numel() / std::max<int64_t>(inner, 1);
+  for (int64_t o = 0; o < outer; ++o) {
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < inner; ++j) mean += x.float_at(o * inner + j);
+    mean /= static_cast<double>(inner);
+    for (int64_t j = 0; j < inner; ++j) {
+      double d = x.float_at(o * inner + j) - mean;
+      var += d * d;
+    }
+    var /= static_cast<double>(inner);
+    double inv = 1.0 / std::sqrt(var + eps);
+    for (int64_t j = 0; j < inner; ++j) {
+      double v = (x.float_at(o * inner + j) - mean) * inv;
+      if (in(1)) v *= in(1)->float_at(in(1)->numel() == 1 ? 0 : j);
+      if (in(2)) v += in(2)->float_at(in(2)->numel() == 1 ? 0 : j);
+      set_f(r, o * inner + j, v);
+    }
+  }
+  return r;
+}
+
+Result<std::vector<Tensor>> Evaluator::run() {
+  const std::string& op = n_.op;
+  for (size_t i = 0; i < n_.outputs.size(); ++i)
+    if (!n_.outputs[i]) return err("omitted output cannot be folded");
+  for (const Tensor* t : in_)
+    if (t && t->dtype == DType::kFloat16) return err("float16 constants cannot be folded");
+  if (op == "Constant") {
+    const Tensor* t = n_.attr_tensor("value");
+    if (!t) return err("no tensor 'value'");
+    return std::vector<Tensor>{*t};
+  }
+  if (op == "Shape") {
+    Tensor r = out(0);
+    int64_t rank = static_cast<int64_t>(in(0)->dims.size());
+    int64_t s = n_.attr_int("start", 0);
+    if (s < 0) s += rank;
+    s = std::clamp<int64_t>(s, 0, rank);
+    for (int64_t i = 0; i < r.numel(); ++i) set_i(r, i, in(0)->dims[s + i]);
+    return std::vector<Tensor>{r};
+  }
+  if (op == "Split") return split();
+  Result<Tensor> r = Status::error("");
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" || op == "Equal" ||
+      op == "Less" || op == "Greater")
+    r = binary();
+  else if (op == "Sqrt" || op == "Erf" || op == "Tanh" || op == "Exp" || op == "Neg" ||
+           op == "Relu" || op == "Sigmoid" || op == "Not" || op == "Gelu")
+    r = unary();
+  else if (op == "Where")
+    r = where();
+  else if (op == "Cast")
+    r = cast();
+  else if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" ||
+           op == "Identity" || op == "Dropout")
+    r = copy();
+  else if (op == "Transpose")
+    r = transpose();
+  else if (op == "Gather")
+    r = gather();
+  else if (op == "Slice")
+    r = slice();
+  else if (op == "Concat")
+    r = concat();
+  else if (op == "Expand")
+    r = expand();
+  else if (op == "Range")
+    r = range();
+  else if (op == "ConstantOfShape")
+    r = constant_of_shape();
+  else if (op == "MatMul")
+    r = matmul();
+  else if (op == "Gemm")
+    r = gemm();
+  else if (op == "Softmax")
+    r = softmax();
+  else if (op == "ReduceMean")
+    r = reduce_mean();
+  else if (op == "LayerNormalization")
+    r = layer_norm();
+  else
+    return err("cannot evaluate op '" + op + "'");
+  if (!r) return r.status();
+  return std::vector<Tensor>{std::move(r.value())};
+}
+
+}  // namespace
+
+Result<std::vector<Tensor>> evaluate_node(const ir::Node& n,
+                                          const std::vector<const Tensor*>& inputs,
+                                          const std::vector<std::vector<int64_t>>& out_dims) {
+  for (size_t i = 0; i < n.inputs.size(); ++i)
+    if (n.inputs[i] && (i >= inputs.size() || !inputs[i]))
+      return Status::error(n.describe() + ": input " + std::to_string(i) + " has no value");
+  if (out_dims.size() != n.outputs.size())
+    return Status::error(n.describe() + ": output shapes missing");
+  return Evaluator(n, inputs, out_dims).run();
+}
+
+}  // namespace kiln::passes

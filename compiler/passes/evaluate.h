@@ -1,0 +1,17 @@
+// Reference evaluation of one node on constant tensors, used by constant folding (and by tests to
+// run a whole graph on concrete inputs). Plain loops, double accumulation; not for speed.
+#pragma once
+
+#include <vector>
+
+#include "compiler/ir/graph.h"
+
+namespace kiln::passes {
+
+// `inputs[i]` is nullptr for an omitted optional input. Output dtypes and dims come from shape
+// inference (`n.outputs[i]->dtype` and `out_dims[i]`), so views need no recomputation here.
+Result<std::vector<ir::Tensor>> evaluate_node(const ir::Node& n,
+                                              const std::vector<const ir::Tensor*>& inputs,
+                                              const std::vector<std::vector<int64_t>>& out_dims);
+
+}  // namespace kiln::passes

@@ -1,0 +1,95 @@
+// The pass pipeline and its output contract; see pipeline.h and docs/architecture.md.
+#include "compiler/passes/pipeline.h"
+
+#include <set>
+
+#include "compiler/ir/shape_inference.h"
+#include "compiler/passes/passes.h"
+
+namespace kiln::passes {
+namespace {
+
+// Contract item 5 of docs/architecture.md.
+const std::set<std::string>& runtime_ops() {
+  // clang-format off
+  static const std::set<std::string> ops = {
+      "Gather", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Tanh", "Exp", "Neg", "Relu",
+      "Sigmoid", "Not", "Equal", "Less", "Greater", "Where", "MatMul", "Gemm", "Reshape",
+      "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Softmax", "ReduceMean", "Cast", "Slice",
+      "Concat", "Expand", "Range", "ConstantOfShape", "LayerNormalization", "Gelu",
+      "SymbolicTensor"};
+  // clang-format on
+  return ops;
+}
+
+// Inputs that give shapes, axes or sizes (contract item 3), by op.
+std::vector<size_t> shape_operands(const std::string& op) {
+  if (op == "Reshape" || op == "Expand" || op == "Squeeze" || op == "Unsqueeze") return {1};
+  if (op == "Slice") return {1, 2, 3, 4};
+  if (op == "ConstantOfShape") return {0};
+  if (op == "Range") return {0, 1, 2};
+  return {};
+}
+
+}  // namespace
+
+Status check_pipeline_output(const ir::Graph& g) {
+  auto fail = [](const ir::Node& n, const std::string& m) {
+    return Status::error("pipeline output contract: " + n.describe() + ": " + m);
+  };
+  for (const auto& v : g.values())
+    if (!v->shape)
+      return Status::error("pipeline output contract: value '" + v->name + "' has no shape");
+  for (const auto& n : g.nodes()) {
+    if (!runtime_ops().count(n->op)) return fail(*n, "op is not in the runtime op set");
+    if (n->op == "Cast" && n->input(0) &&
+        ir::dtype_from_onnx(n->attr_int("to", 0)) == n->input(0)->dtype)
+      return fail(*n, "no-op Cast");
+    bool all_constant = !n->inputs.empty();
+    for (const ir::Value* in : n->inputs) all_constant &= !in || in->constant != nullptr;
+    if (all_constant) return fail(*n, "all inputs are constant (not folded)");
+    for (size_t i : shape_operands(n->op)) {
+      const ir::Value* in = n->input(i);
+      if (in && !in->constant && !in->sym_value)
+        return fail(*n, "shape operand '" + in->name + "' is neither constant nor symbolic");
+    }
+    bool used = false;
+    for (const ir::Value* o : n->outputs)
+      used |= o && (g.is_graph_output(o) || !g.consumers(o).empty());
+    if (!used) return fail(*n, "dead node");
+  }
+  return Status::ok();
+}
+
+Status run_pipeline(ir::Graph& g, const PipelineOptions& opts) {
+  using Pass = Status (*)(ir::Graph&);
+  struct Step {
+    const char* name;
+    Pass pass;
+  };
+  const Step steps[] = {
+      {"simplify", simplify},
+      {"fold_constants", fold_constants},
+      {"eliminate_dead_code", eliminate_dead_code},
+      {"eliminate_common_subexpressions", eliminate_common_subexpressions},
+      {"fold_constants", fold_constants},
+      {"fuse_layer_norm", fuse_layer_norm},
+      {"fuse_gelu", fuse_gelu},
+      {"eliminate_dead_code", eliminate_dead_code},
+      {"simplify", simplify},
+      {"fold_constants", fold_constants},
+      {"eliminate_common_subexpressions", eliminate_common_subexpressions},
+      {"eliminate_dead_code", eliminate_dead_code},
+  };
+  KILN_RETURN_IF_ERROR(ir::infer_shapes(g));
+  for (const Step& s : steps) {
+    if (auto st = s.pass(g); !st) return Status::error(std::string(s.name) + ": " + st.message());
+    // Passes leave shapes of rewritten values stale; re-infer so the next pass sees them.
+    if (auto st = ir::infer_shapes(g); !st)
+      return Status::error("shape inference after " + std::string(s.name) + ": " + st.message());
+    if (opts.after_pass) opts.after_pass(s.name, g);
+  }
+  return check_pipeline_output(g);
+}
+
+}  // namespace kiln::passes

@@ -1,0 +1,124 @@
+// The one place that picks the FP32 GEMM variant for this CPU (MLAS-style config table).
+//
+// Each row of the table names a variant (the KILN_GEMM_VARIANT value), its micro-kernel, the CPU
+// test and its default schedule. The first supported row in preference order wins, read once;
+// KILN_GEMM_VARIANT=ref|avx2|avx512|neon|neon_a76 forces a row (ignored, with the default kept,
+// if that variant is not built for this architecture or the CPU lacks it). Callers never test CPU
+// features themselves.
+// One binary, one -march: the kernels are inline templates, so the linker keeps one copy of each;
+// a copy compiled in a translation unit with a wider -march (say x86-64-v4) may use that ISA inside
+// the avx2 kernel too. model.so is one translation unit, so this only matters to other users.
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
+#include "kiln/kernels/gemm/driver.h"
+#include "kiln/kernels/gemm/f32_14x32_avx512.h"
+#include "kiln/kernels/gemm/f32_4x16_ref.h"
+#include "kiln/kernels/gemm/f32_6x16_avx2.h"
+#include "kiln/kernels/gemm/f32_6x16_neon.h"
+
+namespace kiln::kernels::gemm {
+
+struct Variant {
+  const char* name;    // KILN_GEMM_VARIANT value
+  const char* kernel;  // micro-kernel, <op>_<dtype>_<tile>_<isa>
+  const char* needs;   // CPU features supported() tests, for messages
+  bool (*supported)();
+  const KernelTable& (*kernels)();
+  Schedule schedule;  // default; gemm_f32_packed_with takes any other
+};
+
+namespace cpu {
+inline bool any() {
+  return true;
+}
+#if defined(__x86_64__)
+inline bool avx2_fma() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+inline bool avx512f() {
+  return __builtin_cpu_supports("avx512f");
+}
+#endif
+#if defined(__aarch64__)
+inline bool asimddp() {
+#if defined(__linux__) && defined(HWCAP_ASIMDDP)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+  return false;
+#endif
+}
+#endif
+}  // namespace cpu
+
+// Preference order: best first. Schedules measured on the build host (docs/architecture.md,
+// "GEMM kernels"); the aarch64 ones follow cache sizes (A72: 32 KiB L1d, 1 MiB shared L2;
+// A76: 64 KiB L1d, 512 KiB private L2) and are not yet measured on a board.
+inline const Variant* gemm_f32_variants(int* count) {
+  static const Variant kTable[] = {
+#if defined(__x86_64__)
+    {"avx512", "gemm_f32_14x32_avx512", "avx512f", cpu::avx512f,
+     kernel_table<f32_14x32_avx512::Kernel>, Schedule{14, 2, 336, 0, 0}},
+    {"avx2", "gemm_f32_6x16_avx2", "avx2+fma", cpu::avx2_fma, kernel_table<f32_6x16_avx2::Kernel>,
+     Schedule{6, 1, 336, 0, 0}},
+#endif
+#if defined(__aarch64__)
+    {"neon_a76", "gemm_f32_6x16_neon", "asimddp", cpu::asimddp, kernel_table<f32_6x16_neon::Kernel>,
+     Schedule{6, 1, 240, 512, 0}},
+    {"neon", "gemm_f32_6x16_neon", "asimd", cpu::any, kernel_table<f32_6x16_neon::Kernel>,
+     Schedule{6, 1, 120, 256, 0}},
+#endif
+    {"ref", "gemm_f32_4x16_ref", "", cpu::any, kernel_table<f32_4x16_ref::Kernel>,
+     Schedule{4, 1, 128, 0, 0}},
+  };
+  *count = static_cast<int>(sizeof(kTable) / sizeof(kTable[0]));
+  return kTable;
+}
+
+// The variant called `name` if it is built for this architecture (supported or not), else null.
+inline const Variant* find_gemm_f32_variant(const char* name) {
+  int n = 0;
+  const Variant* t = gemm_f32_variants(&n);
+  for (int i = 0; i < n; ++i)
+    if (std::strcmp(t[i].name, name) == 0) return &t[i];
+  return nullptr;
+}
+
+inline const Variant& select_gemm_f32_variant() {
+  if (const char* env = std::getenv("KILN_GEMM_VARIANT")) {
+    const Variant* v = find_gemm_f32_variant(env);
+    if (v && v->supported()) return *v;
+  }
+  int n = 0;
+  const Variant* t = gemm_f32_variants(&n);
+  for (int i = 0; i < n; ++i)
+    if (t[i].supported()) return t[i];
+  return t[n - 1];
+}
+
+// Chosen once per process.
+inline const Variant& gemm_f32_variant() {
+  static const Variant& v = select_gemm_f32_variant();
+  return v;
+}
+
+inline const char* gemm_f32_variant_name() {
+  return gemm_f32_variant().name;
+}
+
+// C[M, N] = epilogue(A[M, K] * B) with B packed by pack_b_f32, on the variant picked for this CPU.
+inline void gemm_f32_packed(const kiln_backend* be, int64_t M, int64_t N, int64_t K, const float* A,
+                            int64_t lda, const float* packed_b, float* C, int64_t ldc,
+                            const Epilogue& ep) {
+  const Variant& v = gemm_f32_variant();
+  gemm_f32_packed_with(v.kernels(), v.schedule, be, M, N, K, A, lda, packed_b, C, ldc, ep);
+}
+
+}  // namespace kiln::kernels::gemm

@@ -1,0 +1,194 @@
+// The blocked, threaded FP32 GEMM driver over pre-packed B (pack.h), generic over micro-kernel
+// tables: C[M, N] = epilogue(A[M, K] * B[K, N]).
+//
+// Blocking: work item = (group of row tiles <= mc rows, group of column tiles <= nc columns);
+// items go to parallel_for. Within an item:
+//   for each K block [k0, k1):  for each column tile (16 or 32 columns = 1 or 2 panels):
+//     for each row tile: micro-kernel
+// so a column tile's B rows (K block x 64 or 128 bytes) are reused from L1/L2 by every row tile,
+// the item's rows of A stay in L2, and the first row tile of each column tile prefetches the next
+// column tile's B into L2 (B comes from L3: 2.4-9.4 MB for BERT-base).
+// A is not packed: the micro-kernels broadcast straight from A's rows. Measured on the build host
+// (AVX-512, M=168 K=768, % of peak): packing A into k-major row panels gave 45% vs ~100% at N=32,
+// 82% vs 87% at N=768 (docs/architecture.md, "GEMM kernels").
+// Threads: the column-group count is rounded so that the item count is a multiple of the thread
+// count: M = 16 on 2 threads splits N in two.
+// Edges: M is cut into balanced row tiles (every height is instantiated); a column tile narrower
+// than the kernel's is computed in a zero-padded scratch tile and copied out; K = 0 gives
+// epilogue(0).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <numeric>
+#include <utility>
+
+#include "kiln/backend.h"
+#include "kiln/kernels/gemm/types.h"
+#include "kiln/kernels/parallel.h"
+
+namespace kiln::kernels::gemm {
+
+// Every instantiation of one micro-kernel: fn[rows - 1][panels - 1].
+struct KernelTable {
+  int max_rows = 0;
+  int max_panels = 0;
+  TileFn fn[kMaxMr][2] = {};
+};
+
+template <class Kernel, int... R>
+KernelTable make_kernel_table(std::integer_sequence<int, R...>) {
+  static_assert(Kernel::kMaxRows <= kMaxMr, "raise kMaxMr");
+  KernelTable t;
+  t.max_rows = Kernel::kMaxRows;
+  t.max_panels = Kernel::kMaxPanels;
+  ((t.fn[R][0] = Kernel::template kTile<R + 1, 1>), ...);
+  if constexpr (Kernel::kMaxPanels == 2) ((t.fn[R][1] = Kernel::template kTile<R + 1, 2>), ...);
+  return t;
+}
+
+template <class Kernel>
+const KernelTable& kernel_table() {
+  static const KernelTable t =
+      make_kernel_table<Kernel>(std::make_integer_sequence<int, Kernel::kMaxRows>{});
+  return t;
+}
+
+namespace detail {
+
+// [begin, end) of part i when n things are cut into `parts` parts that differ by at most one.
+inline int64_t split_point(int64_t n, int64_t parts, int64_t i) {
+  return (n / parts) * i + std::min(i, n % parts);
+}
+
+struct Plan {
+  int64_t M, N, K;
+  int mr, panels;
+  int64_t m_tiles, n_tiles;  // row tiles (balanced heights <= mr), column tiles (16*panels cols)
+  int64_t m_groups, n_groups;
+  int64_t k_blocks;
+};
+
+inline Plan make_plan(const Schedule& s, const KernelTable& kt, int threads, int64_t M, int64_t N,
+                      int64_t K) {
+  Plan p;
+  p.M = M;
+  p.N = N;
+  p.K = K;
+  p.mr = std::max(1, std::min(s.mr, kt.max_rows));
+  p.panels = std::max(1, std::min(s.panels, kt.max_panels));
+  p.m_tiles = (M + p.mr - 1) / p.mr;
+  p.n_tiles = (N + kNr * p.panels - 1) / (kNr * p.panels);
+  const int64_t tiles_per_group = std::max<int64_t>(1, s.mc / p.mr);
+  p.m_groups = (p.m_tiles + tiles_per_group - 1) / tiles_per_group;
+  // Column groups: at most nc columns each, and a count that makes the item count a multiple of
+  // the thread count (when there are enough column tiles).
+  const int64_t tile_cols = kNr * p.panels;
+  const int64_t nc_tiles = s.nc > 0 ? std::max<int64_t>(1, s.nc / tile_cols) : p.n_tiles;
+  const int64_t t = std::max(1, threads);
+  const int64_t step = t / std::gcd(p.m_groups, t);  // n_groups multiple of this balances threads
+  p.n_groups = (p.n_tiles + nc_tiles - 1) / nc_tiles;
+  p.n_groups = std::min(p.n_tiles, (p.n_groups + step - 1) / step * step);
+  const int64_t kc = s.kc > 0 ? std::min(s.kc, K) : K;
+  p.k_blocks = kc > 0 ? (K + kc - 1) / kc : 1;
+  return p;
+}
+
+inline int64_t row_of_tile(const Plan& p, int64_t tile) {
+  return split_point(p.M, p.m_tiles, tile);
+}
+
+// One work item: row tiles [t0, t1) x column tiles [j0, j1), all of K.
+inline void run_item(const Plan& p, const KernelTable& kt, int64_t t0, int64_t t1, int64_t j0,
+                     int64_t j1, const float* A, int64_t lda, const float* packed_b, float* C,
+                     int64_t ldc, const Epilogue& ep) {
+  const int64_t tile_cols = kNr * p.panels;
+  const int64_t panel_stride = p.K * kNr;
+  for (int64_t kb = 0; kb < p.k_blocks; ++kb) {
+    const int64_t k0 = split_point(p.K, p.k_blocks, kb);
+    const int64_t kc = split_point(p.K, p.k_blocks, kb + 1) - k0;
+    const bool last = kb + 1 == p.k_blocks;
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t n0 = j * tile_cols;
+      const int64_t cols = std::min(tile_cols, p.N - n0);
+      const int panels = static_cast<int>((cols + kNr - 1) / kNr);
+      const bool partial = cols < kNr * panels;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t r0 = row_of_tile(p, t);
+        const int rows = static_cast<int>(row_of_tile(p, t + 1) - r0);
+        TileArgs a;
+        a.k = kc;
+        a.a = A + r0 * lda + k0;
+        a.lda = lda;
+        a.b = packed_b + (n0 / kNr) * panel_stride + k0 * kNr;
+        a.b_panel_stride = panel_stride;
+        // The first row tile prefetches the next column tile's rows [k0, k1).
+        a.prefetch = t == t0 && j + 1 < j1 ? a.b + p.panels * panel_stride : nullptr;
+        a.c = C + r0 * ldc + n0;
+        a.ldc = ldc;
+        a.accumulate = kb > 0;
+        a.last = last;
+        a.bias = last && ep.bias ? ep.bias + n0 : nullptr;
+        a.residual = last && ep.residual ? ep.residual + r0 * ep.ldr + n0 : nullptr;
+        a.ldr = ep.ldr;
+        a.gelu = last && ep.gelu;
+        const TileFn fn = kt.fn[rows - 1][panels - 1];
+        if (!partial) {
+          fn(a);
+          continue;
+        }
+        // Narrow column tile: run the kernel on zero-padded copies, then copy the columns out.
+        alignas(64) float cbuf[kMaxMr * kMaxTileCols] = {};
+        alignas(64) float rbuf[kMaxMr * kMaxTileCols] = {};
+        alignas(64) float bbuf[kMaxTileCols] = {};
+        for (int r = 0; r < rows; ++r) {
+          if (a.accumulate) std::memcpy(cbuf + r * kMaxTileCols, a.c + r * ldc, cols * 4);
+          if (a.residual) std::memcpy(rbuf + r * kMaxTileCols, a.residual + r * ep.ldr, cols * 4);
+        }
+        if (a.bias) std::memcpy(bbuf, a.bias, cols * 4);
+        float* c_out = a.c;
+        a.c = cbuf;
+        a.ldc = kMaxTileCols;
+        if (a.bias) a.bias = bbuf;
+        if (a.residual) a.residual = rbuf, a.ldr = kMaxTileCols;
+        fn(a);
+        for (int r = 0; r < rows; ++r)
+          std::memcpy(c_out + r * ldc, cbuf + r * kMaxTileCols, cols * 4);
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+// C[M, N] = epilogue(A[M, K] * B), B packed by pack_b_f32(B, K, N, ...). A row-major with leading
+// dimension lda >= K, C with ldc >= N. ep.residual may be C itself (same pointer and ld: the
+// in-place residual add; K is then not blocked, since partial sums would overwrite the residual);
+// any other overlap of C with A or the residual is undefined. `be` may be null (one thread).
+inline void gemm_f32_packed_with(const KernelTable& kt, const Schedule& s, const kiln_backend* be,
+                                 int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                                 const float* packed_b, float* C, int64_t ldc, const Epilogue& ep) {
+  if (M <= 0 || N <= 0) return;
+  // Below ~2^18 FLOP (a few microseconds on a Pi 4 core) waking other threads costs more than
+  // it saves.
+  constexpr double kMinParallelFlops = 1 << 18;
+  const bool parallel = be && be->parallel_for && 2.0 * M * N * K >= kMinParallelFlops;
+  const int threads = parallel ? be->num_threads : 1;
+  Schedule sched = s;
+  if (ep.residual == C && ep.ldr == ldc) sched.kc = 0;
+  const detail::Plan p = detail::make_plan(sched, kt, threads, M, N, K);
+  const int64_t items = p.m_groups * p.n_groups;
+  parallel_for(parallel ? be : nullptr, items, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i / p.n_groups, h = i % p.n_groups;
+      detail::run_item(p, kt, detail::split_point(p.m_tiles, p.m_groups, g),
+                       detail::split_point(p.m_tiles, p.m_groups, g + 1),
+                       detail::split_point(p.n_tiles, p.n_groups, h),
+                       detail::split_point(p.n_tiles, p.n_groups, h + 1), A, lda, packed_b, C, ldc,
+                       ep);
+    }
+  });
+}
+
+}  // namespace kiln::kernels::gemm

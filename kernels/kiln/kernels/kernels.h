@@ -1,0 +1,10 @@
+// Everything generated model code includes.
+#pragma once
+
+#include "kiln/kernels/common.h"
+#include "kiln/kernels/elementwise.h"
+#include "kiln/kernels/gather.h"
+#include "kiln/kernels/matmul.h"
+#include "kiln/kernels/normalization.h"
+#include "kiln/kernels/parallel.h"
+#include "kiln/kernels/slice.h"

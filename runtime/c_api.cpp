@@ -1,0 +1,158 @@
+// The C ABI (include/kiln/c_api.h): argument checks, Status -> kiln_status + kiln_last_error(),
+// and a catch-all so no C++ exception crosses the boundary.
+#pragma GCC visibility push(default)
+#include "kiln/c_api.h"
+#pragma GCC visibility pop
+
+#include <memory>
+#include <new>
+#include <string>
+
+#include "runtime/dtype.h"
+#include "runtime/model.h"
+
+struct kiln_model {
+  std::unique_ptr<kiln::rt::Model> impl;
+};
+
+namespace {
+
+using kiln::rt::Status;
+
+thread_local std::string t_last_error;
+
+kiln_status report(const Status& s) {
+  if (!s.ok()) t_last_error = s.message;
+  return s.code;
+}
+
+kiln_status invalid(const char* what) {
+  t_last_error = what;
+  return KILN_ERROR_INVALID_ARGUMENT;
+}
+
+template <typename F>
+kiln_status guarded(F&& f) {
+  try {
+    return report(f());
+  } catch (const std::bad_alloc&) {
+    t_last_error = "out of memory";
+  } catch (const std::exception& e) {
+    t_last_error = std::string("internal error: ") + e.what();
+  } catch (...) {
+    t_last_error = "internal error";
+  }
+  return KILN_ERROR_RUNTIME;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* kiln_last_error(void) {
+  return t_last_error.c_str();
+}
+
+const char* kiln_version(void) {
+  return "0.1.0";
+}
+
+const char* kiln_dtype_name(kiln_dtype dtype) {
+  return kiln::rt::dtype_name(dtype);
+}
+
+kiln_status kiln_model_load(const char* dir, const kiln_load_options* opts, kiln_model** out) {
+  if (!out) return invalid("kiln_model_load: out is NULL");
+  *out = nullptr;
+  if (!dir) return invalid("kiln_model_load: dir is NULL");
+  return guarded([&] {
+    std::unique_ptr<kiln::rt::Model> m;
+    Status s = kiln::rt::Model::load(dir, opts, &m);
+    if (s.ok()) *out = new kiln_model{std::move(m)};
+    return s;
+  });
+}
+
+void kiln_model_free(kiln_model* model) {
+  delete model;
+}
+
+int32_t kiln_model_num_inputs(const kiln_model* model) {
+  return model ? model->impl->num_inputs() : 0;
+}
+
+int32_t kiln_model_num_outputs(const kiln_model* model) {
+  return model ? model->impl->num_outputs() : 0;
+}
+
+static std::string names_list(const kiln_model* model, bool inputs) {
+  const auto& ios = inputs ? model->impl->desc().inputs : model->impl->desc().outputs;
+  std::string s;
+  for (const auto& io : ios) s += (s.empty() ? "'" : ", '") + io.name + "'";
+  return s.empty() ? "none" : s;
+}
+
+int32_t kiln_model_input_index(const kiln_model* model, const char* name) {
+  if (!model || !name) {
+    invalid("kiln_model_input_index: model or name is NULL");
+    return -1;
+  }
+  int i = model->impl->input_index(name);
+  if (i < 0)
+    t_last_error =
+        std::string("no input named '") + name + "' (inputs: " + names_list(model, true) + ")";
+  return i;
+}
+
+int32_t kiln_model_output_index(const kiln_model* model, const char* name) {
+  if (!model || !name) {
+    invalid("kiln_model_output_index: model or name is NULL");
+    return -1;
+  }
+  int i = model->impl->output_index(name);
+  if (i < 0)
+    t_last_error =
+        std::string("no output named '") + name + "' (outputs: " + names_list(model, false) + ")";
+  return i;
+}
+
+kiln_status kiln_model_input_info(const kiln_model* model, int32_t index, kiln_tensor_info* out) {
+  if (!model || !out) return invalid("kiln_model_input_info: model or out is NULL");
+  return guarded([&] { return model->impl->input_info(index, out); });
+}
+
+kiln_status kiln_model_output_info(const kiln_model* model, int32_t index, kiln_tensor_info* out) {
+  if (!model || !out) return invalid("kiln_model_output_info: model or out is NULL");
+  return guarded([&] { return model->impl->output_info(index, out); });
+}
+
+kiln_status kiln_model_set_input(kiln_model* model, int32_t index, kiln_dtype dtype,
+                                 const int64_t* shape, int32_t rank, const void* data) {
+  if (!model) return invalid("kiln_model_set_input: model is NULL");
+  return guarded([&] { return model->impl->set_input(index, dtype, shape, rank, data); });
+}
+
+kiln_status kiln_model_run(kiln_model* model) {
+  if (!model) return invalid("kiln_model_run: model is NULL");
+  return guarded([&] { return model->impl->run(); });
+}
+
+kiln_status kiln_model_get_output(const kiln_model* model, int32_t index, kiln_tensor_info* out) {
+  if (!model || !out) return invalid("kiln_model_get_output: model or out is NULL");
+  return guarded([&] { return model->impl->get_output(index, out); });
+}
+
+kiln_status kiln_model_set_num_threads(kiln_model* model, int32_t num_threads) {
+  if (!model) return invalid("kiln_model_set_num_threads: model is NULL");
+  return guarded([&] { return model->impl->set_num_threads(num_threads); });
+}
+
+int32_t kiln_model_num_threads(const kiln_model* model) {
+  return model ? model->impl->num_threads() : 0;
+}
+
+const char* kiln_model_describe(const kiln_model* model) {
+  return model ? model->impl->describe() : "{}";
+}
+
+}  // extern "C"

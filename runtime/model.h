@@ -1,0 +1,104 @@
+// A loaded artifact: validated description, mapped params, model.so and its node functions, plus
+// the runtime-owned buffers (inputs, outputs, arena) and the per-shape pointer plan.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/backend.h"
+#include "kiln/c_api.h"
+#include "runtime/model_desc.h"
+#include "runtime/params_file.h"
+#include "runtime/status.h"
+#include "runtime/thread_pool.h"
+
+namespace kiln::rt {
+
+// Grow-only, 64-byte aligned heap buffer.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  ~AlignedBuffer();
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  AlignedBuffer(AlignedBuffer&& o) noexcept;
+  // Ensures capacity >= bytes (contents are not kept). False when out of memory.
+  bool reserve(size_t bytes, size_t alignment = 64);
+  uint8_t* data() const { return data_; }
+  size_t capacity() const { return capacity_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+struct IoState {
+  std::vector<int64_t> declared;  // -1 for symbolic dims
+  std::vector<int64_t> shape;     // concrete (after set_input / run)
+  AlignedBuffer buffer;
+  size_t nbytes = 0;
+  bool set = false;
+};
+
+class Model {
+ public:
+  static Status load(const std::string& dir, const kiln_load_options* opts,
+                     std::unique_ptr<Model>* out);
+  ~Model();
+
+  const ModelDesc& desc() const { return desc_; }
+  int num_inputs() const { return static_cast<int>(inputs_.size()); }
+  int num_outputs() const { return static_cast<int>(outputs_.size()); }
+  int input_index(const char* name) const;
+  int output_index(const char* name) const;
+  Status input_info(int index, kiln_tensor_info* out) const;
+  Status output_info(int index, kiln_tensor_info* out) const;
+
+  Status set_input(int index, kiln_dtype dtype, const int64_t* shape, int rank, const void* data);
+  Status run();
+  Status get_output(int index, kiln_tensor_info* out) const;
+
+  Status set_num_threads(int n);
+  int num_threads() const { return backend_.num_threads; }
+  const char* describe() const { return describe_.c_str(); }
+  // Number of times run() re-planned buffers (a new shape); for tests and --verbose.
+  int64_t plan_count() const { return plan_count_; }
+
+ private:
+  Model() = default;
+  Status load_impl(const std::string& dir, const kiln_load_options* opts);
+  Status check_target() const;
+  Status check_params();
+  Status load_library();
+  Status bind_symbols(int64_t* sym) const;
+  Status plan(const int64_t* sym);
+  void build_describe();
+
+  std::string dir_;
+  ModelDesc desc_;
+  ParamsFile params_;
+  void* library_ = nullptr;
+  std::vector<kiln_node_fn> node_fns_;
+  std::vector<size_t> node_tensor_begin_;  // into node_tensors_
+  std::vector<void*> node_tensors_;
+
+  std::vector<IoState> inputs_, outputs_;
+  AlignedBuffer arena_;
+  std::vector<void*> tensor_ptrs_;
+
+  bool planned_ = false;
+  bool has_run_ = false;
+  int64_t planned_sym_[KILN_MAX_SYMBOLS] = {};
+  std::vector<const void*> planned_inputs_;
+  int64_t sym_[KILN_MAX_SYMBOLS] = {};
+  int64_t plan_count_ = 0;
+
+  std::unique_ptr<ThreadPool> pool_;
+  kiln_backend backend_{};
+  char node_error_[1024] = {};
+  std::string describe_;
+};
+
+}  // namespace kiln::rt

@@ -1,0 +1,527 @@
+// kiln-rt subcommands: run (npy in, npy out), bench (generated inputs, timing) and inspect
+// (kiln_model_describe, printed for people).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "kiln/runtime.hpp"
+#include "npy.h"
+#include "runtime/shape_expr.h"
+
+namespace kiln::tools {
+namespace {
+
+using nlohmann::json;
+
+// Thrown for usage and I/O errors; printed as "kiln-rt: error: <message>".
+struct CliError {
+  std::string message;
+};
+
+const char kUsage[] =
+    "usage: kiln-rt <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run DIR --input NAME=FILE.npy [...]   run a kiln artifact on .npy inputs\n"
+    "  bench DIR [--batch B] [--seq S]       time runs on generated inputs\n"
+    "  inspect DIR                           describe an artifact\n"
+    "\n"
+    "`kiln-rt <command> --help` shows a command's options.\n";
+
+const char kRunUsage[] =
+    "usage: kiln-rt run DIR --input NAME=FILE.npy [--input ...] [--output-dir D] [--threads N]\n"
+    "                   [--verbose]\n"
+    "\n"
+    "Loads the artifact in DIR (model.json, model.so, model.params), sets each input from a .npy\n"
+    "file (float32/int64/int32/bool/int8/uint8, C order; int32 is accepted for int64 inputs),\n"
+    "runs once and writes NAME.npy for every output to D (default \".\"). Prints each output's\n"
+    "name, shape, dtype and checksums: sum = sum of elements, sum_abs = sum of absolute values.\n"
+    "\n"
+    "  --input NAME=FILE   value of input NAME (every input is required)\n"
+    "  --output-dir D      where to write outputs (created if missing)\n"
+    "  --threads N         threads (default: KILN_NUM_THREADS or the number of cores)\n"
+    "  --verbose           print load/run times and the bound shapes\n";
+
+const char kBenchUsage[] =
+    "usage: kiln-rt bench DIR [--batch B] [--seq S] [--threads N] [--runs N] [--warmup N]\n"
+    "                     [--json]\n"
+    "\n"
+    "Generates valid inputs (int inputs: *mask* = 1, *type* = 0, others ids in [0, 100); float\n"
+    "inputs uniform in [-1, 1); bool inputs true), runs --warmup untimed then --runs timed runs\n"
+    "and prints median/min/mean/max milliseconds.\n"
+    "\n"
+    "  --batch B    value of symbol 'batch' (default 1)\n"
+    "  --seq S      value of symbol 'seq' and other symbols (default min(128, compiled max))\n"
+    "  --threads N  threads (default: KILN_NUM_THREADS or the number of cores)\n"
+    "  --runs N     timed runs (default 20)\n"
+    "  --warmup N   untimed runs first (default 3)\n"
+    "  --json       print one JSON object: median_ms, min_ms, mean_ms, max_ms, runs, warmup,\n"
+    "               threads, batch, seq\n";
+
+const char kInspectUsage[] =
+    "usage: kiln-rt inspect DIR [--json]\n"
+    "\n"
+    "Prints the artifact's target and required CPU features (and whether this CPU has them),\n"
+    "symbols, inputs and outputs, op histogram, nodes, memory plan and params.\n"
+    "  --json   print kiln_model_describe()'s JSON instead\n";
+
+bool is_help(const std::string& a) {
+  return a == "--help" || a == "-h" || a == "help";
+}
+
+int64_t parse_int(const std::string& flag, const std::string& v, int64_t lo, int64_t hi) {
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0 || x < lo || x > hi)
+    throw CliError{flag + ": expected an integer in [" + std::to_string(lo) + ", " +
+                   std::to_string(hi) + "], got '" + v + "'"};
+  return x;
+}
+
+// Common argument walker: positional DIR plus --flags (with or without values).
+struct Args {
+  std::string dir;
+  std::vector<std::pair<std::string, std::string>> flags;  // value "" for switches
+  bool help = false;
+};
+
+Args parse_args(int argc, char** argv, const std::vector<std::string>& with_value,
+                const std::vector<std::string>& switches) {
+  Args a;
+  for (int i = 2; i < argc; ++i) {
+    std::string s = argv[i];
+    if (is_help(s)) {
+      a.help = true;
+      continue;
+    }
+    if (s.rfind("--", 0) == 0) {
+      std::string value;
+      size_t eq = s.find('=');
+      std::string flag = s.substr(0, eq);
+      bool inline_value = eq != std::string::npos;
+      if (inline_value) value = s.substr(eq + 1);
+      if (std::find(with_value.begin(), with_value.end(), flag) != with_value.end()) {
+        if (!inline_value) {
+          if (i + 1 >= argc) throw CliError{flag + " needs a value"};
+          value = argv[++i];
+        }
+        a.flags.emplace_back(flag, value);
+      } else if (std::find(switches.begin(), switches.end(), flag) != switches.end() &&
+                 !inline_value) {
+        a.flags.emplace_back(flag, "");
+      } else {
+        throw CliError{"unknown option '" + s + "' (see --help)"};
+      }
+    } else if (a.dir.empty()) {
+      a.dir = s;
+    } else {
+      throw CliError{"unexpected argument '" + s + "' (see --help)"};
+    }
+  }
+  return a;
+}
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::string declared_shape_str(const json& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + (shape[i].is_string() ? shape[i].get<std::string>() : shape[i].dump());
+  return s + "]";
+}
+
+std::string expected_inputs(const json& d) {
+  std::string s;
+  for (const auto& in : d["inputs"])
+    s += "\n  " + in["name"].get<std::string>() + ": " + in["dtype"].get<std::string>() + " " +
+         declared_shape_str(in["shape"]);
+  return s;
+}
+
+LoadOptions load_options(const Args& a) {
+  LoadOptions o;
+  for (const auto& f : a.flags)
+    if (f.first == "--threads")
+      o.num_threads = static_cast<int>(parse_int(f.first, f.second, 1, 1024));
+  return o;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Sum and sum of absolute values of a tensor's elements, as double.
+void checksums(const TensorInfo& t, double* sum, double* sum_abs) {
+  *sum = *sum_abs = 0;
+  const int64_t n = t.numel();
+  auto acc = [&](double v) {
+    *sum += v;
+    *sum_abs += std::fabs(v);
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    switch (t.dtype) {
+      case KILN_FLOAT32:
+        acc(static_cast<const float*>(t.data)[i]);
+        break;
+      case KILN_INT64:
+        acc(static_cast<double>(static_cast<const int64_t*>(t.data)[i]));
+        break;
+      case KILN_INT32:
+        acc(static_cast<const int32_t*>(t.data)[i]);
+        break;
+      case KILN_INT8:
+        acc(static_cast<const int8_t*>(t.data)[i]);
+        break;
+      case KILN_UINT8:
+      case KILN_BOOL:
+        acc(static_cast<const uint8_t*>(t.data)[i]);
+        break;
+    }
+  }
+}
+
+std::string file_name_for(const std::string& name) {
+  std::string s = name;
+  for (char& c : s)
+    if (c == '/' || c == '\\' || c == ':') c = '_';
+  if (s.empty() || s == "." || s == "..") s = "output_" + s;
+  return s;
+}
+
+int cmd_run(int argc, char** argv) {
+  Args a = parse_args(argc, argv, {"--input", "--output-dir", "--threads"}, {"--verbose"});
+  if (a.help) {
+    std::fputs(kRunUsage, stdout);
+    return 0;
+  }
+  if (a.dir.empty()) throw CliError{"run: missing artifact directory (see kiln-rt run --help)"};
+  std::string out_dir = ".";
+  bool verbose = false;
+  std::vector<std::pair<std::string, std::string>> inputs;
+  for (const auto& f : a.flags) {
+    if (f.first == "--output-dir") out_dir = f.second;
+    if (f.first == "--verbose") verbose = true;
+    if (f.first == "--input") {
+      size_t eq = f.second.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == f.second.size())
+        throw CliError{"--input expects NAME=FILE.npy, got '" + f.second + "'"};
+      inputs.emplace_back(f.second.substr(0, eq), f.second.substr(eq + 1));
+    }
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  Model m(a.dir, load_options(a));
+  const double load_ms = ms_since(t0);
+  const json d = json::parse(m.describe());
+  std::vector<bool> given(m.num_inputs(), false);
+  for (const auto& in : inputs) {
+    int idx = kiln_model_input_index(m.get(), in.first.c_str());
+    if (idx < 0)
+      throw CliError{"unknown input '" + in.first +
+                     "'; the model's inputs are:" + expected_inputs(d)};
+    if (given[idx]) throw CliError{"input '" + in.first + "' is given twice"};
+    NpyArray arr;
+    std::string err;
+    if (!read_npy(in.second, &arr, &err)) throw CliError{err};
+    m.set_input(idx, arr.dtype, arr.shape, arr.data.data());
+    given[idx] = true;
+    if (verbose)
+      std::printf("input %s: %s %s from %s\n", in.first.c_str(), kiln_dtype_name(arr.dtype),
+                  shape_str(arr.shape).c_str(), in.second.c_str());
+  }
+  for (int i = 0; i < m.num_inputs(); ++i)
+    if (!given[i])
+      throw CliError{
+          "missing input '" + m.input_info(i).name +
+          "' (give --input NAME=FILE.npy for each); the model's inputs are:" + expected_inputs(d)};
+  t0 = std::chrono::steady_clock::now();
+  m.run();
+  const double run_ms = ms_since(t0);
+  if (verbose)
+    std::printf("loaded in %.2f ms, ran in %.3f ms on %d thread(s)\n", load_ms, run_ms,
+                m.num_threads());
+  if (out_dir != "." && out_dir != "") {
+    std::string cmd_dir = out_dir;
+    // Create the output directory (one level; parents must exist).
+    if (mkdir(cmd_dir.c_str(), 0777) != 0 && errno != EEXIST)
+      throw CliError{"cannot create output directory '" + out_dir + "': " + std::strerror(errno)};
+  }
+  for (int i = 0; i < m.num_outputs(); ++i) {
+    TensorInfo t = m.get_output(i);
+    const std::string path = out_dir + "/" + file_name_for(t.name) + ".npy";
+    std::string err;
+    if (!write_npy(path, t.dtype, t.shape.data(), static_cast<int>(t.shape.size()), t.data,
+                   t.nbytes, &err))
+      throw CliError{err};
+    double sum, sum_abs;
+    checksums(t, &sum, &sum_abs);
+    std::printf("%s: shape %s dtype %s sum %.9g sum_abs %.9g -> %s\n", t.name.c_str(),
+                shape_str(t.shape).c_str(), kiln_dtype_name(t.dtype), sum, sum_abs, path.c_str());
+  }
+  return 0;
+}
+
+bool name_has(const std::string& name, const char* part) {
+  std::string lower = name;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.find(part) != std::string::npos;
+}
+
+// Fills one generated input for bench.
+std::vector<uint8_t> generate_input(const std::string& name, kiln_dtype dtype, int64_t numel,
+                                    std::mt19937& rng) {
+  std::vector<uint8_t> buf(static_cast<size_t>(numel) *
+                           (dtype == KILN_INT64                            ? 8
+                            : dtype == KILN_FLOAT32 || dtype == KILN_INT32 ? 4
+                                                                           : 1));
+  std::uniform_int_distribution<int> ids(0, 99);
+  std::uniform_real_distribution<float> uni(-1.f, 1.f);
+  const bool mask = name_has(name, "mask"), type = name_has(name, "type");
+  for (int64_t i = 0; i < numel; ++i) {
+    int64_t v = mask ? 1 : type ? 0 : ids(rng);
+    switch (dtype) {
+      case KILN_FLOAT32:
+        reinterpret_cast<float*>(buf.data())[i] = mask ? 1.f : uni(rng);
+        break;
+      case KILN_INT64:
+        reinterpret_cast<int64_t*>(buf.data())[i] = v;
+        break;
+      case KILN_INT32:
+        reinterpret_cast<int32_t*>(buf.data())[i] = static_cast<int32_t>(v);
+        break;
+      case KILN_INT8:
+        reinterpret_cast<int8_t*>(buf.data())[i] = static_cast<int8_t>(v);
+        break;
+      case KILN_UINT8:
+        buf[i] = static_cast<uint8_t>(v);
+        break;
+      case KILN_BOOL:
+        buf[i] = 1;
+        break;
+    }
+  }
+  return buf;
+}
+
+int cmd_bench(int argc, char** argv) {
+  Args a =
+      parse_args(argc, argv, {"--batch", "--seq", "--threads", "--runs", "--warmup"}, {"--json"});
+  if (a.help) {
+    std::fputs(kBenchUsage, stdout);
+    return 0;
+  }
+  if (a.dir.empty()) throw CliError{"bench: missing artifact directory (see kiln-rt bench --help)"};
+  int64_t batch = 1, seq = -1, runs = 20, warmup = 3;
+  bool as_json = false;
+  for (const auto& f : a.flags) {
+    if (f.first == "--batch") batch = parse_int(f.first, f.second, 1, 1 << 20);
+    if (f.first == "--seq") seq = parse_int(f.first, f.second, 1, 1 << 24);
+    if (f.first == "--runs") runs = parse_int(f.first, f.second, 1, 1000000);
+    if (f.first == "--warmup") warmup = parse_int(f.first, f.second, 0, 1000000);
+    if (f.first == "--json") as_json = true;
+  }
+  Model m(a.dir, load_options(a));
+  const json d = json::parse(m.describe());
+  std::vector<std::string> names;
+  int64_t sym[KILN_MAX_SYMBOLS] = {};
+  int64_t seq_used = 0;
+  for (size_t s = 0; s < d["symbols"].size() && s < KILN_MAX_SYMBOLS; ++s) {
+    const std::string name = d["symbols"][s]["name"];
+    const int64_t max = d["symbols"][s]["max"];
+    names.push_back(name);
+    if (name == "batch") {
+      sym[s] = batch;
+    } else {
+      int64_t v = seq > 0 ? seq : (max > 0 ? std::min<int64_t>(128, max) : 128);
+      if (seq <= 0 && max > 0) v = std::min(v, max);
+      sym[s] = v;
+      if (name == "seq" || seq_used == 0) seq_used = v;
+    }
+  }
+  if (seq_used == 0) seq_used = seq > 0 ? seq : 0;
+  std::mt19937 rng(1234);
+  std::vector<std::vector<uint8_t>> bufs;
+  for (int i = 0; i < m.num_inputs(); ++i) {
+    const json& in = d["inputs"][i];
+    std::vector<int64_t> shape;
+    int64_t numel = 1;
+    for (const auto& dim : in["shape"]) {
+      int64_t v;
+      if (dim.is_number_integer()) {
+        v = dim.get<int64_t>();
+      } else {
+        rt::SymDim sd;
+        std::string err;
+        if (!rt::parse_sym_dim(dim.get<std::string>(), names, &sd, &err) || !sd.eval(sym, &v))
+          throw CliError{"input '" + in["name"].get<std::string>() + "': " + err};
+      }
+      shape.push_back(v);
+      numel *= v;
+    }
+    TensorInfo info = m.input_info(i);
+    bufs.push_back(generate_input(info.name, info.dtype, numel, rng));
+    m.set_input(i, info.dtype, shape, bufs.back().data());
+  }
+  for (int64_t i = 0; i < warmup; ++i) m.run();
+  std::vector<double> times;
+  for (int64_t i = 0; i < runs; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    m.run();
+    times.push_back(ms_since(t0));
+  }
+  std::vector<double> sorted = times;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  const double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  double mean = 0;
+  for (double t : times) mean += t / n;
+  if (as_json) {
+    json j = {{"median_ms", median},
+              {"min_ms", sorted.front()},
+              {"mean_ms", mean},
+              {"max_ms", sorted.back()},
+              {"runs", runs},
+              {"warmup", warmup},
+              {"threads", m.num_threads()},
+              {"batch", batch},
+              {"seq", seq_used},
+              {"target", d["target"]["name"]}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s: batch %lld seq %lld, %d thread(s), %lld runs (%lld warmup)\n", a.dir.c_str(),
+                static_cast<long long>(batch), static_cast<long long>(seq_used), m.num_threads(),
+                static_cast<long long>(runs), static_cast<long long>(warmup));
+    std::printf("median %.3f ms  min %.3f ms  mean %.3f ms  max %.3f ms\n", median, sorted.front(),
+                mean, sorted.back());
+  }
+  return 0;
+}
+
+std::string human_bytes(uint64_t b) {
+  char buf[64];
+  if (b >= (1ull << 20))
+    std::snprintf(buf, sizeof buf, "%llu bytes (%.1f MiB)", static_cast<unsigned long long>(b),
+                  b / 1048576.0);
+  else if (b >= 1024)
+    std::snprintf(buf, sizeof buf, "%llu bytes (%.1f KiB)", static_cast<unsigned long long>(b),
+                  b / 1024.0);
+  else
+    std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(b));
+  return buf;
+}
+
+int cmd_inspect(int argc, char** argv) {
+  Args a = parse_args(argc, argv, {}, {"--json"});
+  if (a.help) {
+    std::fputs(kInspectUsage, stdout);
+    return 0;
+  }
+  if (a.dir.empty())
+    throw CliError{"inspect: missing artifact directory (see kiln-rt inspect --help)"};
+  bool as_json = false;
+  for (const auto& f : a.flags)
+    if (f.first == "--json") as_json = true;
+  LoadOptions o;
+  o.num_threads = 1;
+  Model m(a.dir, o);
+  if (as_json) {
+    std::printf("%s\n", m.describe().c_str());
+    return 0;
+  }
+  const json d = json::parse(m.describe());
+  const json& t = d["target"];
+  std::printf("artifact   %s (compiler %s, format %d)\n", a.dir.c_str(),
+              d["compiler_version"].get<std::string>().c_str(), d["format_version"].get<int>());
+  std::printf("target     %s: %s, cpu %s\n", t["name"].get<std::string>().c_str(),
+              t["arch"].get<std::string>().c_str(), t["cpu"].get<std::string>().c_str());
+  std::printf("features  ");
+  if (t["features"].empty()) std::printf(" (none)");
+  for (const auto& f : t["features"])
+    std::printf(" %s(%s)", f["name"].get<std::string>().c_str(),
+                f["host_has"].get<bool>() ? "this CPU: yes" : "this CPU: NO");
+  std::printf("\nhost       %s:", d["host"]["arch"].get<std::string>().c_str());
+  for (const auto& f : d["host"]["features"]) std::printf(" %s", f.get<std::string>().c_str());
+  std::printf("\nsymbols   ");
+  for (const auto& s : d["symbols"]) {
+    const int64_t max = s["max"];
+    std::printf(" %s (max %s)", s["name"].get<std::string>().c_str(),
+                max > 0 ? std::to_string(max).c_str() : "unbounded");
+  }
+  std::printf("\ninputs\n");
+  for (const auto& in : d["inputs"])
+    std::printf("  %-24s %-8s %s\n", in["name"].get<std::string>().c_str(),
+                in["dtype"].get<std::string>().c_str(), declared_shape_str(in["shape"]).c_str());
+  std::printf("outputs\n");
+  for (const auto& out : d["outputs"])
+    std::printf("  %-24s %-8s %s\n", out["name"].get<std::string>().c_str(),
+                out["dtype"].get<std::string>().c_str(), declared_shape_str(out["shape"]).c_str());
+  std::printf("ops (%zu nodes)\n", d["nodes"].size());
+  for (const auto& op : d["ops"].items())
+    std::printf("  %-24s %d\n", op.key().c_str(), op.value().get<int>());
+  std::printf("nodes\n");
+  for (const auto& n : d["nodes"])
+    std::printf("  %-40s %-20s %s\n", n["name"].get<std::string>().c_str(),
+                n["op"].get<std::string>().c_str(), n["kernel"].get<std::string>().c_str());
+  const json& ar = d["arena"];
+  std::printf("memory plan: arena %s per %s (at the other symbols' maxima), alignment %d\n",
+              human_bytes(ar["bytes"].get<uint64_t>()).c_str(),
+              ar["scale"].is_null() ? "run" : ar["scale"].get<std::string>().c_str(),
+              ar["alignment"].get<int>());
+  std::printf("  %-40s %-8s %-24s %12s %12s\n", "tensor", "dtype", "shape", "offset", "bytes");
+  for (const auto& at : ar["tensors"])
+    std::printf("  %-40s %-8s %-24s %12llu %12llu\n", at["name"].get<std::string>().c_str(),
+                at["dtype"].get<std::string>().c_str(), declared_shape_str(at["shape"]).c_str(),
+                static_cast<unsigned long long>(at["offset"].get<uint64_t>()),
+                static_cast<unsigned long long>(at["bytes"].get<uint64_t>()));
+  std::printf("params     %s: %d tensors, %s\n", d["params"]["file"].get<std::string>().c_str(),
+              d["params"]["count"].get<int>(),
+              human_bytes(d["params"]["bytes"].get<uint64_t>()).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int rt_main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (is_help(cmd)) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (cmd == "run") return cmd_run(argc, argv);
+    if (cmd == "bench") return cmd_bench(argc, argv);
+    if (cmd == "inspect") return cmd_inspect(argc, argv);
+    throw CliError{"unknown command '" + cmd + "' (expected run, bench or inspect)"};
+  } catch (const CliError& e) {
+    std::fprintf(stderr, "kiln-rt: error: %s\n", e.message.c_str());
+  } catch (const kiln::Error& e) {
+    std::fprintf(stderr, "kiln-rt: error: %s\n", e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kiln-rt: error: %s\n", e.what());
+  }
+  return 1;
+}
+
+}  // namespace kiln::tools
