@@ -44,6 +44,8 @@ inline uint32_t crc32_update(uint32_t crc, const void* data, size_t n) {
   return ~crc;
 }
 
-inline uint32_t crc32(const void* data, size_t n) { return crc32_update(0, data, n); }
+inline uint32_t crc32(const void* data, size_t n) {
+  return crc32_update(0, data, n);
+}
 
 }  // namespace kiln::artifact

@@ -29,6 +29,8 @@ struct ParamsHeader {
 #pragma pack(pop)
 static_assert(sizeof(ParamsHeader) == kParamsHeaderBytes, "params header is 64 bytes");
 
-inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+inline uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
 }  // namespace kiln::artifact

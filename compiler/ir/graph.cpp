@@ -13,28 +13,44 @@ namespace kiln::ir {
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::kFloat32: return "float32";
-    case DType::kInt64: return "int64";
-    case DType::kInt32: return "int32";
-    case DType::kInt8: return "int8";
-    case DType::kUInt8: return "uint8";
-    case DType::kBool: return "bool";
-    case DType::kFloat16: return "float16";
-    case DType::kFloat64: return "float64";
+    case DType::kFloat32:
+      return "float32";
+    case DType::kInt64:
+      return "int64";
+    case DType::kInt32:
+      return "int32";
+    case DType::kInt8:
+      return "int8";
+    case DType::kUInt8:
+      return "uint8";
+    case DType::kBool:
+      return "bool";
+    case DType::kFloat16:
+      return "float16";
+    case DType::kFloat64:
+      return "float64";
   }
   return "?";
 }
 
 size_t dtype_size(DType t) {
   switch (t) {
-    case DType::kFloat32: return 4;
-    case DType::kInt64: return 8;
-    case DType::kInt32: return 4;
-    case DType::kInt8: return 1;
-    case DType::kUInt8: return 1;
-    case DType::kBool: return 1;
-    case DType::kFloat16: return 2;
-    case DType::kFloat64: return 8;
+    case DType::kFloat32:
+      return 4;
+    case DType::kInt64:
+      return 8;
+    case DType::kInt32:
+      return 4;
+    case DType::kInt8:
+      return 1;
+    case DType::kUInt8:
+      return 1;
+    case DType::kBool:
+      return 1;
+    case DType::kFloat16:
+      return 2;
+    case DType::kFloat64:
+      return 8;
   }
   return 0;
 }
@@ -102,23 +118,34 @@ int64_t Tensor::numel() const {
 
 int64_t Tensor::int_at(int64_t i) const {
   switch (dtype) {
-    case DType::kInt64: return data<int64_t>()[i];
-    case DType::kInt32: return data<int32_t>()[i];
-    case DType::kInt8: return data<int8_t>()[i];
-    case DType::kUInt8: return data<uint8_t>()[i];
-    case DType::kBool: return data<uint8_t>()[i] != 0;
-    case DType::kFloat32: return static_cast<int64_t>(data<float>()[i]);
-    case DType::kFloat64: return static_cast<int64_t>(data<double>()[i]);
-    case DType::kFloat16: return 0;
+    case DType::kInt64:
+      return data<int64_t>()[i];
+    case DType::kInt32:
+      return data<int32_t>()[i];
+    case DType::kInt8:
+      return data<int8_t>()[i];
+    case DType::kUInt8:
+      return data<uint8_t>()[i];
+    case DType::kBool:
+      return data<uint8_t>()[i] != 0;
+    case DType::kFloat32:
+      return static_cast<int64_t>(data<float>()[i]);
+    case DType::kFloat64:
+      return static_cast<int64_t>(data<double>()[i]);
+    case DType::kFloat16:
+      return 0;
   }
   return 0;
 }
 
 double Tensor::float_at(int64_t i) const {
   switch (dtype) {
-    case DType::kFloat32: return data<float>()[i];
-    case DType::kFloat64: return data<double>()[i];
-    default: return static_cast<double>(int_at(i));
+    case DType::kFloat32:
+      return data<float>()[i];
+    case DType::kFloat64:
+      return data<double>()[i];
+    default:
+      return static_cast<double>(int_at(i));
   }
 }
 
@@ -159,7 +186,9 @@ const Tensor* Node::attr_tensor(const std::string& k) const {
   return std::get_if<Tensor>(&it->second);
 }
 
-std::string Node::describe() const { return "node '" + name + "' (" + op + ")"; }
+std::string Node::describe() const {
+  return "node '" + name + "' (" + op + ")";
+}
 
 Value* Graph::add_value(const std::string& name, DType dtype) {
   auto v = std::make_unique<Value>();
@@ -272,9 +301,10 @@ void Graph::prune_values() {
     used.insert(n->inputs.begin(), n->inputs.end());
     used.insert(n->outputs.begin(), n->outputs.end());
   }
-  values_.erase(std::remove_if(values_.begin(), values_.end(),
-                               [&](const std::unique_ptr<Value>& v) { return !used.count(v.get()); }),
-                values_.end());
+  values_.erase(
+      std::remove_if(values_.begin(), values_.end(),
+                     [&](const std::unique_ptr<Value>& v) { return !used.count(v.get()); }),
+      values_.end());
 }
 
 }  // namespace kiln::ir

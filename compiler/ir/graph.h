@@ -89,10 +89,10 @@ struct Node;
 struct Value {
   std::string name;
   DType dtype = DType::kFloat32;
-  std::optional<Shape> shape;                      // unset until shape inference knows it
-  std::shared_ptr<const Tensor> constant;          // set for initializers and folded constants
-  std::optional<std::vector<Dim>> sym_value;       // elements of a small int tensor, symbolically
-  Node* producer = nullptr;                        // nullptr for graph inputs and constants
+  std::optional<Shape> shape;                 // unset until shape inference knows it
+  std::shared_ptr<const Tensor> constant;     // set for initializers and folded constants
+  std::optional<std::vector<Dim>> sym_value;  // elements of a small int tensor, symbolically
+  Node* producer = nullptr;                   // nullptr for graph inputs and constants
 };
 
 struct Node {
@@ -115,18 +115,18 @@ struct Node {
 };
 
 struct Symbol {
-  std::string name;     // e.g. "batch", "seq"
-  int64_t max = 0;      // compiled maximum, 0 = unbounded (memory scales with it)
+  std::string name;  // e.g. "batch", "seq"
+  int64_t max = 0;   // compiled maximum, 0 = unbounded (memory scales with it)
 };
 
 class Graph {
  public:
   std::vector<Symbol> symbols;
-  std::vector<Value*> inputs;   // graph inputs (no initializers)
+  std::vector<Value*> inputs;  // graph inputs (no initializers)
   std::vector<Value*> outputs;
   int64_t opset = 0;
-  std::string source_path;      // the ONNX file, for messages
-  std::string producer;         // e.g. "pytorch 1.13.1"
+  std::string source_path;  // the ONNX file, for messages
+  std::string producer;     // e.g. "pytorch 1.13.1"
 
   Value* add_value(const std::string& name, DType dtype);
   Value* add_constant(const std::string& name, Tensor t);

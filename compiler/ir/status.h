@@ -28,7 +28,7 @@ class [[nodiscard]] Status {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit on purpose
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit on purpose
   Result(Status status) : status_(std::move(status)) {}  // NOLINT
   bool is_ok() const { return value_.has_value(); }
   explicit operator bool() const { return is_ok(); }
@@ -45,8 +45,8 @@ class [[nodiscard]] Result {
 
 }  // namespace kiln
 
-#define KILN_RETURN_IF_ERROR(expr)             \
-  do {                                         \
-    ::kiln::Status kiln_status_ = (expr);      \
+#define KILN_RETURN_IF_ERROR(expr)                  \
+  do {                                              \
+    ::kiln::Status kiln_status_ = (expr);           \
     if (!kiln_status_.is_ok()) return kiln_status_; \
   } while (0)

@@ -51,8 +51,13 @@ typedef struct kiln_call {
 typedef int (*kiln_node_fn)(const kiln_call* call);
 
 /* Exported by every model.so, checked by the runtime before any node runs. */
-typedef uint32_t (*kiln_model_abi_version_fn)(void);  /* symbol "kiln_model_abi_version" */
-typedef const char* (*kiln_model_target_fn)(void);    /* symbol "kiln_model_target": e.g. "rpi4" */
+typedef uint32_t (*kiln_model_abi_version_fn)(void); /* symbol "kiln_model_abi_version" */
+typedef const char* (*kiln_model_target_fn)(void);   /* symbol "kiln_model_target": e.g. "rpi4" */
+
+/* Optional (a model.so may lack it; the ABI version does not change): symbol
+ * "kiln_model_kernel_variant" names the kernel variants the model picked for this CPU, e.g.
+ * "gemm f32: avx512 14x32". The runtime shows it in kiln_model_describe(). */
+typedef const char* (*kiln_model_kernel_variant_fn)(void);
 
 #ifdef __cplusplus
 }
