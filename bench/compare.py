@@ -1,16 +1,26 @@
-"""kiln vs PyTorch vs ONNX Runtime (vs Apache TVM), side by side in one run on this machine.
+"""kiln vs PyTorch vs ONNX Runtime vs Apache TVM, side by side in one run on this machine.
 
-Builds a BERT in PyTorch (HF architecture and init, seed 0), exports it to ONNX, compiles it with
-kiln for this CPU, checks every system's output against PyTorch, then times them interleaved:
-each round runs every (system, threads, seq) once in a rotated order, each in its own process,
-and the table reports the median over rounds of each run's median, the min, and kiln's ratio.
+Builds a BERT in PyTorch (kiln.models.bert: HF architecture and init, seed 0), exports it to ONNX,
+compiles it with kiln for this CPU, checks every system's output against PyTorch, measures the
+core's FP32 FMA peak (kiln_fma_peak), then times the systems interleaved: each round runs every
+(seq, threads, system) once, the system order rotated from round to round, each run in its own
+process. The table gives the median over rounds of each run's median latency, the min over all
+runs, and kiln/peer latency ratios; then kiln's achieved GFLOP/s (analytic model FLOPs / median
+latency) and its fraction of the measured peak.
 
-  /usr/bin/python3 bench/compare.py --config base --seq 128 --threads 1,2 --rounds 3
+  /usr/bin/python3 bench/compare.py --config small --seq 128 --threads 1,2 --rounds 3
+  KILN_BUILD_DIR=build-bench /usr/bin/python3 bench/compare.py --config base --json out.json
+
+Systems: kiln; torch (Debian python3-torch + OpenBLAS, /usr/bin/python3); ort (onnxruntime wheel
+in .venv/ort); tvm (apache-tvm in .venv/tvm, Relax flow; bench/setup_peers.sh --tvm). A system
+that cannot run is reported with its reason instead of numbers.
 """
 import argparse
 import dataclasses
 import json
 import os
+import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -22,102 +32,351 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from harness import KILN, compile_model, max_abs_diff, run_model  # noqa: E402
+from harness import BUILD, KILN, KilnError, compile_model, max_abs_diff, run_model  # noqa: E402
 from kiln.models.bert import CONFIGS, build_model, export_onnx, make_inputs  # noqa: E402
 
 PEERS = ROOT / "bench" / "peers"
-PYTHONS = {"torch": "/usr/bin/python3", "ort": str(ROOT / ".venv/ort/bin/python")}
+PYTHONS = {"torch": "/usr/bin/python3", "ort": str(ROOT / ".venv/ort/bin/python"),
+           "tvm": str(ROOT / ".venv/tvm/bin/python")}
+ALIASES = {"pytorch": "torch", "onnxruntime": "ort", "onnx-runtime": "ort", "apache-tvm": "tvm"}
+SYSTEMS = ("kiln", "torch", "ort", "tvm")
+# max |output - PyTorch| accepted as "ok" (FP32, different summation orders)
+TOLERANCE = 1e-3
+
+
+def model_flops(cfg, batch, seq):
+    """FLOPs of one forward pass: 2*M*K*N per GEMM (Q, K, V, attention output, FFN up and down,
+    pooler) plus attention's two batched matmuls, 4*B*S^2*H per layer. Element-wise work
+    (softmax, LayerNorm, GELU, adds) is left out, as usual."""
+    h, i, tokens = cfg.hidden_size, cfg.intermediate_size, batch * seq
+    per_layer = 2 * tokens * h * (4 * h + 2 * i) + 4 * batch * seq * seq * h
+    pooler = 2 * batch * h * h if cfg.add_pooler else 0
+    return cfg.num_hidden_layers * per_layer + pooler
 
 
 def prepare(config, out):
     """Model files shared by all systems: state_dict + config for PyTorch, ONNX for the rest."""
     prefix = out / f"bert_{config}"
-    if not Path(str(prefix) + ".onnx").exists():
+    if not Path(f"{prefix}.onnx").exists() or not Path(f"{prefix}.pt").exists():
         cfg = CONFIGS[config]
         model = build_model(cfg, seed=0)
-        torch.save(model.state_dict(), str(prefix) + ".pt")
-        json.dump(dataclasses.asdict(cfg), open(str(prefix) + "_config.json", "w"))
-        export_onnx(model, str(prefix) + ".onnx", opset=14)
+        torch.save(model.state_dict(), f"{prefix}.pt")
+        json.dump(dataclasses.asdict(cfg), open(f"{prefix}_config.json", "w"))
+        export_onnx(model, f"{prefix}.onnx", opset=14)
     return prefix
 
 
-def worker(system, prefix, npz, threads, runs, warmup, art, seq, save=None):
-    if system == "kiln":
-        cmd = [str(KILN), "bench", str(art), "--seq", str(seq), "--threads", str(threads),
-               "--runs", str(runs), "--warmup", str(warmup), "--json"]
-    else:
-        model = str(prefix) + (".onnx" if system != "torch" else "")
-        cmd = [PYTHONS[system], str(PEERS / f"{system}_worker.py"), model, str(npz), str(threads),
-               str(runs), str(warmup)] + (["--save", str(save)] if save else [])
-    env = dict(os.environ, PYTHONPATH=f"{PEERS}:{ROOT / 'python'}", OMP_NUM_THREADS=str(threads))
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="base", choices=sorted(CONFIGS))
-    ap.add_argument("--seq", default="128", help="comma-separated sequence lengths")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--systems", default="kiln,torch,ort")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--out", default=str(ROOT / "out" / "bench"))
-    a = ap.parse_args()
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    systems = a.systems.split(",")
-    seqs = [int(s) for s in a.seq.split(",")]
-    threads = [int(t) for t in a.threads.split(",")]
-
-    prefix = prepare(a.config, out)
+def compile_kiln(onnx, art, max_seq):
+    """Compiles unless the artifact is newer than both the ONNX file and the kiln binary."""
+    stamp = art / "model.so"
+    if stamp.exists() and stamp.stat().st_mtime > max(Path(onnx).stat().st_mtime,
+                                                      KILN.stat().st_mtime):
+        print(f"kiln: reusing {art}")
+        return
     t0 = time.perf_counter()
-    art = compile_model(str(prefix) + ".onnx", out / f"kiln_{a.config}", "native")
+    compile_model(onnx, art, "native", "--max-seq", str(max_seq))
     print(f"kiln compile: {time.perf_counter() - t0:.1f} s; artifact " + ", ".join(
         f"{f} {(art / f).stat().st_size / 1e6:.1f} MB" for f in ("model.so", "model.params")))
 
-    cfg = CONFIGS[a.config]
-    results = {}
-    for seq in seqs:
-        feed = make_inputs(cfg, 1, seq, pad=False)
-        npz = out / f"inputs_{seq}.npz"
-        np.savez(npz, **feed)
-        ref = out / f"ref_{seq}.npy"
-        worker("torch", prefix, npz, 1, 1, 0, art, seq, save=ref)
-        want = np.load(ref)
-        got = run_model(art, feed, out / "run")["last_hidden_state"]
-        print(f"seq {seq}: max |kiln - PyTorch| = {max_abs_diff(got, want):.2e}", end="")
-        for s in systems:
-            if s not in ("kiln", "torch"):
-                p = out / f"{s}_{seq}.npy"
-                worker(s, prefix, npz, 1, 1, 0, art, seq, save=p)
-                print(f", |{s} - PyTorch| = {max_abs_diff(np.load(p), want):.2e}", end="")
-        print()
 
+def fma_peak():
+    """{"avx512": GFLOP/s, "avx2": ..., "best": ..., "isa": ...} from kiln_fma_peak, or None."""
+    exe = BUILD / "bench" / "kiln_fma_peak"
+    if not exe.exists():
+        print(f"note: {exe} not built; no FMA peak")
+        return None
+    proc = subprocess.run([str(exe), "--json"], capture_output=True, text=True, timeout=300)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+class Failed(Exception):
+    pass
+
+
+def cpu_busy(interval=0.5):
+    """Fraction of all CPUs busy over `interval` seconds (/proc/stat), including this process."""
+    def sample():
+        v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    t0, i0 = sample()
+    time.sleep(interval)
+    t1, i1 = sample()
+    return 1 - (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_quiet(max_wait, threshold=0.15):
+    """Waits up to max_wait seconds for the other processes to use < threshold of the CPUs.
+    Returns the last busy fraction seen."""
+    deadline = time.monotonic() + max_wait
+    busy = cpu_busy()
+    while busy >= threshold and time.monotonic() < deadline:
+        time.sleep(2)
+        busy = cpu_busy()
+    return busy
+
+
+def worker(system, a, prefix, npz, threads, runs, warmup, art, seq, save=None):
+    """Runs one system in its own process; returns its JSON result or raises Failed(reason)."""
+    if system == "kiln":
+        cmd = [str(KILN), "bench", str(art), "--batch", str(a.batch), "--seq", str(seq),
+               "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup), "--json"]
+    else:
+        python = PYTHONS[system]
+        if not Path(python).exists():
+            raise Failed(f"{python} missing (run bench/setup_peers.sh"
+                         f"{' --tvm' if system == 'tvm' else ''})")
+        model = str(prefix) + ("" if system == "torch" else ".onnx")
+        cmd = [python, str(PEERS / f"{system}_worker.py"), model, str(npz), str(threads),
+               str(runs), str(warmup)] + (["--save", str(save)] if save else [])
+        if system == "tvm":
+            cmd += ["--cache", str(a.out / "tvm_cache")]
+            if a.tvm_tune:
+                cmd += ["--tune", str(a.tvm_tune)]
+    env = {k: v for k, v in os.environ.items() if k not in ("KILN_PROFILE", "PYTHONPATH")}
+    env.update(PYTHONPATH=f"{PEERS}:{ROOT / 'python'}", OMP_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads), KILN_NUM_THREADS=str(threads),
+               BENCH_BUDGET_S=str(a.budget))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                              timeout=a.worker_timeout)
+    except subprocess.TimeoutExpired:
+        raise Failed(f"timed out after {a.worker_timeout} s") from None
+    lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
+    res = None
+    if lines:
+        try:
+            res = json.loads(lines[-1])
+        except json.JSONDecodeError:
+            pass
+    if res and "error" in res:
+        raise Failed(res["error"])
+    if proc.returncode != 0 or res is None:
+        err = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        raise Failed(f"exit {proc.returncode}: " + (err[-1] if err else "no output")[:300])
+    return res
+
+
+def check_outputs(a, systems, prefix, art, cfg, seqs):
+    """Saves PyTorch's output per seq and compares every system with it. Returns
+    ({system: reason} for systems that failed, {(system, seq): max abs diff}, versions)."""
+    failed, diffs, versions = {}, {}, {}
+    for seq in seqs:
+        feed = make_inputs(cfg, a.batch, seq, pad=False)
+        npz = a.out / f"inputs_{a.config}_b{a.batch}_s{seq}.npz"
+        np.savez(npz, **feed)
+        ref = a.out / f"ref_{a.config}_b{a.batch}_s{seq}.npy"
+        try:
+            res = worker("torch", a, prefix, npz, 1, 1, 0, art, seq, save=ref)
+        except Failed as e:
+            sys.exit(f"PyTorch (the reference) failed: {e}")
+        versions["torch"] = res.get("version")
+        want = np.load(ref)
+        line = [f"seq {seq}:"]
+        for s in systems:
+            if s == "torch" or s in failed:
+                continue
+            t0 = time.perf_counter()
+            try:
+                if s == "kiln":
+                    got = run_model(art, feed, a.out / "run")["last_hidden_state"]
+                else:
+                    out = a.out / f"{s}_{a.config}_b{a.batch}_s{seq}.npy"
+                    res = worker(s, a, prefix, npz, 1, 1, 0, art, seq, save=out)
+                    versions[s] = res.get("version")
+                    got = np.load(out)
+            except (Failed, KilnError) as e:
+                failed[s] = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+                line.append(f"{s} FAILED ({failed[s]})")
+                continue
+            d = diffs[(s, seq)] = max_abs_diff(got, want)
+            line.append(f"|{s} - PyTorch| = {d:.2e}"
+                        + ("" if d <= TOLERANCE else " (ABOVE TOLERANCE)")
+                        + (f" [{time.perf_counter() - t0:.0f} s]" if s == "tvm" else ""))
+        print(" ".join(line), flush=True)
+    return failed, diffs, versions
+
+
+def names(versions):
+    return {"kiln": "kiln", "torch": f"PyTorch {versions.get('torch') or ''}".strip(),
+            "ort": f"ONNX Runtime {versions.get('ort') or ''}".strip(),
+            "tvm": f"TVM {versions.get('tvm') or ''}".strip()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="base", choices=sorted(CONFIGS))
+    ap.add_argument("--seq", default="128", help="comma-separated sequence lengths")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--systems", default="kiln,torch,ort,tvm",
+                    help="comma-separated: kiln, torch (pytorch), ort (onnxruntime), tvm")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=10, help="timed runs per process")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed runs per process first")
+    ap.add_argument("--tvm-tune", type=int, default=0, metavar="TRIALS",
+                    help="MetaSchedule trials for TVM before building (0 = default schedules)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print kiln's per-op profile (kiln bench --profile, 1 thread)")
+    ap.add_argument("--budget", type=float, default=60,
+                    help="a peer process stops timing after this many seconds (>= 3 runs)")
+    ap.add_argument("--max-wait", type=float, default=0, metavar="S",
+                    help="before each timed process wait up to S seconds for the CPUs to be "
+                         "< 15%% busy; cells timed while busier are marked with a dagger")
+    ap.add_argument("--worker-timeout", type=int, default=1800)
+    ap.add_argument("--out", default=str(ROOT / "out" / "bench"), help="work directory")
+    ap.add_argument("--json", metavar="OUT", help="write all results as JSON")
+    a = ap.parse_args()
+    a.out = Path(a.out)
+    a.out.mkdir(parents=True, exist_ok=True)
+    systems = []
+    for s in a.systems.split(","):
+        s = ALIASES.get(s.strip().lower(), s.strip().lower())
+        if s not in SYSTEMS:
+            ap.error(f"unknown system '{s}' (known: {', '.join(SYSTEMS)})")
+        if s not in systems:
+            systems.append(s)
+    seqs = [int(s) for s in a.seq.split(",")]
+    threads = [int(t) for t in a.threads.split(",")]
+    cfg = CONFIGS[a.config]
+    if max(seqs) > cfg.max_position_embeddings:
+        ap.error(f"--seq {max(seqs)} exceeds the {a.config} model's "
+                 f"{cfg.max_position_embeddings} positions")
+    if not KILN.exists():
+        ap.error(f"{KILN} not found: build kiln or set KILN_BUILD_DIR")
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                if ln.startswith("model name")), platform.processor())
+    load0 = os.getloadavg()
+    print(f"machine: {cpu}, {os.cpu_count()} cores; load average {load0[0]:.2f} {load0[1]:.2f} "
+          f"{load0[2]:.2f}; kiln build {BUILD}")
+    prefix = prepare(a.config, a.out)
+    onnx = Path(f"{prefix}.onnx")
+    art = a.out / f"kiln_{a.config}_s{max(seqs)}"
+    compile_kiln(onnx, art, max(seqs))
+    # PyTorch is the reference: it always runs the accuracy check.
+    failed, diffs, versions = check_outputs(a, systems, prefix, art, cfg, seqs)
+    peaks = [fma_peak()]
+
+    results = {}
+    timed = [s for s in systems if s not in failed]
+    t_rounds = time.perf_counter()
     for r in range(a.rounds):
-        order = systems[r % len(systems):] + systems[:r % len(systems)]
+        order = timed[r % len(timed):] + timed[:r % len(timed)] if timed else []
         for seq in seqs:
+            npz = a.out / f"inputs_{a.config}_b{a.batch}_s{seq}.npz"
             for t in threads:
                 for s in order:
-                    res = worker(s, prefix, out / f"inputs_{seq}.npz", t, a.runs, a.warmup, art, seq)
-                    results.setdefault((s, seq, t), []).append(res)
-        print(f"round {r + 1}/{a.rounds} done", flush=True)
+                    key = (s, seq, t)
+                    if isinstance(results.get(key), str):
+                        continue  # failed in an earlier round
+                    busy = wait_quiet(a.max_wait) if a.max_wait > 0 else None
+                    try:
+                        res = worker(s, a, prefix, npz, t, a.runs, a.warmup, art, seq)
+                        res["cpu_busy_before"] = busy
+                        results.setdefault(key, []).append(res)
+                    except Failed as e:
+                        results[key] = str(e)
+        load = os.getloadavg()
+        print(f"round {r + 1}/{a.rounds} done ({time.perf_counter() - t_rounds:.0f} s, "
+              f"load average {load[0]:.2f})", flush=True)
+    peaks.append(fma_peak())
+    peaks = [p for p in peaks if p]
+    peak = max(peaks, key=lambda p: p["best"]) if peaks else None
+    load1 = os.getloadavg()
 
-    names = {"kiln": "kiln", "torch": f"PyTorch {torch.__version__}", "ort": "ONNX Runtime"}
-    print(f"\nBERT {a.config} ({cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}), batch 1, "
-          f"FP32, median of {a.rounds} rounds x {a.runs} runs, ms (min in brackets)\n")
-    head = "| seq | threads | " + " | ".join(names.get(s, s) for s in systems) + " | " + \
-        " | ".join(f"kiln/{names.get(s, s)}" for s in systems if s != "kiln") + " |"
-    print(head)
-    print("|" + "---|" * (head.count("|") - 1))
+    label = names(versions)
+    flops = model_flops(cfg, a.batch, max(seqs))
+    print(f"\nBERT {a.config} (L{cfg.num_hidden_layers} H{cfg.hidden_size} "
+          f"A{cfg.num_attention_heads} FFN{cfg.intermediate_size}), batch {a.batch}, FP32; "
+          f"median over {a.rounds} rounds of per-process medians ({a.runs} runs after "
+          f"{a.warmup} warm-up), ms, min over all runs in brackets; kiln/peer < 1 = kiln "
+          f"faster. Load average {load0[0]:.2f} at start, {load1[0]:.2f} at end.\n")
+    peers = [s for s in systems if s != "kiln"]
+    head = ["seq", "threads"] + [label[s] for s in systems]
+    if "kiln" in systems:
+        head += [f"kiln/{label[s].split()[0] if s != 'ort' else 'ORT'}" for s in peers]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
+    reasons = {}
+    summary = {}
+
+    def cell(s, seq, t):
+        v = failed.get(s) or results.get((s, seq, t))
+        if isinstance(v, str):
+            n = reasons.setdefault(v, len(reasons) + 1)
+            return f"failed [{n}]", None
+        if not v:
+            return "-", None
+        med = statistics.median(x["median_ms"] for x in v)
+        mn = min(x["min_ms"] for x in v)
+        busy = [x["cpu_busy_before"] for x in v if x.get("cpu_busy_before") is not None]
+        summary[(s, seq, t)] = {"median_ms": med, "min_ms": mn,
+                                "round_medians_ms": [x["median_ms"] for x in v],
+                                "runs_per_round": [x.get("runs") for x in v],
+                                "cpu_busy_before": busy}
+        loaded = "†" if any(b >= 0.15 for b in busy) else ""
+        return f"{med:.2f} ({mn:.2f}){loaded}", med
+
     for seq in seqs:
         for t in threads:
-            med = {s: float(np.median([x["median_ms"] for x in results[(s, seq, t)]])) for s in systems}
-            mn = {s: float(np.min([x["min_ms"] for x in results[(s, seq, t)]])) for s in systems}
-            cells = [f"{med[s]:.2f} ({mn[s]:.2f})" for s in systems]
-            ratios = [f"{med['kiln'] / med[s]:.2f}" for s in systems if s != "kiln"] if "kiln" in med else []
-            print(f"| {seq} | {t} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+            cells = [cell(s, seq, t) for s in systems]
+            med = dict(zip(systems, (c[1] for c in cells)))
+            row = [str(seq), str(t)] + [c[0] for c in cells]
+            if "kiln" in systems:
+                row += [f"{med['kiln'] / med[s]:.2f}" if med["kiln"] and med[s] else "-"
+                        for s in peers]
+            print("| " + " | ".join(row) + " |")
+    for reason, n in reasons.items():
+        print(f"\n[{n}] {reason}")
+    if a.max_wait > 0:
+        print("\n† timed while other processes kept >= 15% of the CPUs busy (after waiting "
+              f"{a.max_wait:.0f} s)")
+
+    if "kiln" in systems:
+        print(f"\nkiln throughput (model FLOPs: 2*M*K*N per GEMM + 4*B*S^2*H attention per "
+              f"layer; median latency):")
+        if peak:
+            print(f"FMA peak, 1 thread (kiln_fma_peak, best of {len(peaks)} runs): " + ", ".join(
+                f"{k} {v:.1f} GFLOP/s" for k, v in peak.items() if k not in ("best", "isa")))
+        print("\n| seq | threads | GFLOP | kiln ms | GFLOP/s | % of peak x threads |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for seq in seqs:
+            f = model_flops(cfg, a.batch, seq)
+            for t in threads:
+                r = summary.get(("kiln", seq, t))
+                if not r:
+                    continue
+                gf = f / r["median_ms"] * 1e-6
+                pct = f"{100 * gf / (peak['best'] * t):.1f}% of {t} x {peak['best']:.1f}" \
+                    if peak else "-"
+                r["gflops"] = gf
+                print(f"| {seq} | {t} | {f * 1e-9:.3g} | {r['median_ms']:.2f} | {gf:.1f} | "
+                      f"{pct} |")
+
+    if a.profile and "kiln" in systems and "kiln" not in failed:
+        proc = subprocess.run([str(KILN), "bench", str(art), "--batch", str(a.batch), "--seq",
+                               str(seqs[0]), "--threads", "1", "--runs", str(a.runs),
+                               "--warmup", str(a.warmup), "--profile"],
+                              capture_output=True, text=True)
+        print(f"\nkiln per-op profile, seq {seqs[0]}, 1 thread:\n{proc.stdout}{proc.stderr}")
+
+    if a.json:
+        doc = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "load_start": load0,
+                           "load_end": load1},
+               "config": a.config, "model": dataclasses.asdict(cfg), "batch": a.batch,
+               "rounds": a.rounds, "runs": a.runs, "warmup": a.warmup,
+               "flops": {seq: model_flops(cfg, a.batch, seq) for seq in seqs},
+               "fma_peak_gflops": peak, "versions": versions,
+               "accuracy_max_abs_diff": [{"system": s, "seq": q, "max_abs_diff": d}
+                                         for (s, q), d in diffs.items()],
+               "failed": failed,
+               "results": [{"system": s, "seq": q, "threads": t,
+                            **(summary.get((s, q, t)) or {"error": failed.get(s) or results.get(
+                                (s, q, t))})}
+                           for s in systems for q in seqs for t in threads]}
+        Path(a.json).write_text(json.dumps(doc, indent=1))
+        print(f"\nwrote {a.json}")
 
 
 if __name__ == "__main__":

@@ -7,15 +7,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ORT_VERSION=1.23.2
 TVM_VERSION=0.27.0.post1
+# apache-tvm 0.27.0.post1 asks for apache-tvm-ffi>=0.1.14.post0; with 0.1.15.post2 MetaSchedule
+# segfaults in tvm::ffi::ToJSONGraph, so pin the FFI; psutil + cloudpickle = its popen-pool extra
+TVM_FFI_VERSION=0.1.14.post1
+PSUTIL_VERSION=7.2.2
+CLOUDPICKLE_VERSION=3.1.3
 ONNX_VERSION=1.17.0
 
-if [[ ! -x .venv/ort/bin/python ]] || ! .venv/ort/bin/python -c "import onnxruntime" 2>/dev/null; then
-  /usr/bin/python3 -m venv --system-site-packages .venv/ort
-  .venv/ort/bin/pip install -q "onnxruntime==$ORT_VERSION"
-fi
+# pip install of pinned versions is idempotent: it only fetches what is missing or different.
+[[ -x .venv/ort/bin/python ]] || /usr/bin/python3 -m venv --system-site-packages .venv/ort
+.venv/ort/bin/pip install -q "onnxruntime==$ORT_VERSION"
 if [[ "${1:-}" == "--tvm" ]]; then
-  if [[ ! -x .venv/tvm/bin/python ]] || ! .venv/tvm/bin/python -c "import tvm" 2>/dev/null; then
-    /usr/bin/python3 -m venv .venv/tvm
-    .venv/tvm/bin/pip install -q "apache-tvm==$TVM_VERSION" "onnx==$ONNX_VERSION"
-  fi
+  [[ -x .venv/tvm/bin/python ]] || /usr/bin/python3 -m venv .venv/tvm
+  .venv/tvm/bin/pip install -q "apache-tvm==$TVM_VERSION" "apache-tvm-ffi==$TVM_FFI_VERSION" \
+    "onnx==$ONNX_VERSION" "psutil==$PSUTIL_VERSION" "cloudpickle==$CLOUDPICKLE_VERSION"
 fi

@@ -155,4 +155,32 @@ const char* kiln_model_describe(const kiln_model* model) {
   return model ? model->impl->describe() : "{}";
 }
 
+kiln_status kiln_model_set_profiling(kiln_model* model, int32_t enable) {
+  if (!model) return invalid("kiln_model_set_profiling: model is NULL");
+  return guarded([&] {
+    model->impl->set_profiling(enable != 0);
+    return Status{};
+  });
+}
+
+const char* kiln_model_profile(kiln_model* model) {
+  if (!model) return "{}";
+  try {
+    return model->impl->profile_json();
+  } catch (...) {
+    return "{}";
+  }
+}
+
+int32_t kiln_model_has_tokenizer(const kiln_model* model) {
+  return model && model->impl->has_tokenizer() ? 1 : 0;
+}
+
+kiln_status kiln_model_encode(kiln_model* model, const char* const* texts, int32_t n,
+                              int32_t max_len, kiln_encoding* out) {
+  if (!model) return invalid("kiln_model_encode: model is NULL");
+  if (n < 1 || !texts) return invalid("kiln_model_encode: texts is NULL or n < 1");
+  return guarded([&] { return model->impl->encode(texts, n, max_len, out); });
+}
+
 }  // extern "C"

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -95,6 +96,7 @@ Status Model::load_impl(const std::string& dir, const kiln_load_options* opts) {
   KILN_RT_TRY(params_.open(dir_ + "/" + desc_.params_file, verify));
   KILN_RT_TRY(check_params());
   KILN_RT_TRY(load_library());
+  KILN_RT_TRY(load_tokenizer());
 
   inputs_.resize(desc_.inputs.size());
   outputs_.resize(desc_.outputs.size());
@@ -127,6 +129,8 @@ Status Model::load_impl(const std::string& dir, const kiln_load_options* opts) {
   backend_.abi_version = KILN_ABI_VERSION;
   backend_.parallel_for = &ThreadPool::parallel_for_entry;
   KILN_RT_TRY(set_num_threads(default_num_threads(opts ? opts->num_threads : 0)));
+  const char* profile = std::getenv("KILN_PROFILE");
+  set_profiling(profile && *profile && std::strcmp(profile, "0") != 0);
   build_describe();
   return ok_status();
 }
@@ -211,6 +215,10 @@ Status Model::load_library() {
   if (!t || desc_.target_name != t)
     return error(KILN_ERROR_CORRUPT, path + ": built for target '" + std::string(t ? t : "") +
                                          "' but model.json says '" + desc_.target_name + "'");
+  // Optional: a model.so from before kiln_model_kernel_variant simply does not export it.
+  auto variant =
+      reinterpret_cast<kiln_model_kernel_variant_fn>(dlsym(library_, "kiln_model_kernel_variant"));
+  if (const char* v = variant ? variant() : nullptr) kernel_variant_ = v;
   for (const NodeDesc& n : desc_.nodes) {
     auto fn = reinterpret_cast<kiln_node_fn>(dlsym(library_, n.kernel.c_str()));
     if (!fn)
@@ -437,22 +445,86 @@ Status Model::run() {
     same = planned_inputs_[i] == inputs_[i].buffer.data();
   if (!same) KILN_RT_TRY(plan(sym));
   std::memcpy(sym_, sym, sizeof sym_);
+  KILN_RT_TRY(profiling_ ? call_nodes<true>() : call_nodes<false>());
+  has_run_ = true;
+  return ok_status();
+}
+
+// Calls every node in order; kTimed adds the profile's clock reads around each call.
+template <bool kTimed>
+Status Model::call_nodes() {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point run_start = kTimed ? Clock::now() : Clock::time_point();
   for (size_t n = 0; n < node_fns_.size(); ++n) {
     node_error_[0] = '\0';
     kiln_call call{&backend_, node_tensors_.data() + node_tensor_begin_[n], sym_, node_error_,
                    sizeof node_error_};
-    if (node_fns_[n](&call) != 0) {
-      node_error_[sizeof node_error_ - 1] = '\0';
-      const NodeDesc& node = desc_.nodes[n];
-      std::string message = node_error_[0] ? node_error_ : "failed";
-      // Generated code names its node itself; do not say it twice.
-      const std::string own = "node '" + node.name + "': ";
-      if (message.compare(0, own.size(), own) == 0) message.erase(0, own.size());
-      return error(KILN_ERROR_RUNTIME, "node '" + node.name + "' (" + node.op + "): " + message);
-    }
+    const Clock::time_point t0 = kTimed ? Clock::now() : Clock::time_point();
+    if (node_fns_[n](&call) != 0) return node_failed(n);
+    if (kTimed) profile_node_time_[n] += Clock::now() - t0;
   }
-  has_run_ = true;
+  if (kTimed) {
+    profile_run_time_ += Clock::now() - run_start;
+    ++profile_runs_;
+  }
   return ok_status();
+}
+
+Status Model::node_failed(size_t n) {
+  node_error_[sizeof node_error_ - 1] = '\0';
+  const NodeDesc& node = desc_.nodes[n];
+  std::string message = node_error_[0] ? node_error_ : "failed";
+  // Generated code names its node itself; do not say it twice.
+  const std::string own = "node '" + node.name + "': ";
+  if (message.compare(0, own.size(), own) == 0) message.erase(0, own.size());
+  return error(KILN_ERROR_RUNTIME, "node '" + node.name + "' (" + node.op + "): " + message);
+}
+
+// ---- profile ----
+
+void Model::set_profiling(bool on) {
+  profiling_ = on;
+  if (!on) return;
+  profile_runs_ = 0;
+  profile_run_time_ = {};
+  profile_node_time_.assign(node_fns_.size(), {});
+}
+
+const char* Model::profile_json() {
+  using nlohmann::json;
+  auto ms = [](std::chrono::steady_clock::duration d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+  };
+  struct OpTotal {
+    int64_t nodes = 0;
+    std::chrono::steady_clock::duration time{};
+  };
+  std::map<std::string, OpTotal> ops;
+  json nodes = json::array();
+  for (size_t n = 0; n < desc_.nodes.size(); ++n) {
+    const NodeDesc& node = desc_.nodes[n];
+    const auto t = n < profile_node_time_.size() ? profile_node_time_[n]
+                                                 : std::chrono::steady_clock::duration{};
+    OpTotal& op = ops[node.op];
+    ++op.nodes;
+    op.time += t;
+    nodes.push_back(
+        {{"name", node.name}, {"op", node.op}, {"calls", profile_runs_}, {"ms", ms(t)}});
+  }
+  json op_list = json::array();
+  for (const auto& [name, op] : ops)
+    op_list.push_back({{"op", name},
+                       {"nodes", op.nodes},
+                       {"calls", op.nodes * profile_runs_},
+                       {"ms", ms(op.time)}});
+  std::stable_sort(op_list.begin(), op_list.end(), [](const json& a, const json& b) {
+    return a["ms"].get<double>() > b["ms"].get<double>();
+  });
+  json j = {
+      {"enabled", profiling_},           {"runs", profile_runs_}, {"run_ms", ms(profile_run_time_)},
+      {"threads", backend_.num_threads}, {"ops", op_list},        {"nodes", nodes}};
+  profile_ = j.dump();
+  return profile_.c_str();
 }
 
 Status Model::get_output(int index, kiln_tensor_info* out) const {
@@ -514,6 +586,7 @@ void Model::build_describe() {
                  {"cpu", desc_.target_cpu},
                  {"features", features}};
   j["host"] = {{"arch", host_arch()}, {"features", host_features()}};
+  j["kernel_variant"] = kernel_variant_.empty() ? json(nullptr) : json(kernel_variant_);
   json syms = json::array();
   for (const SymbolDesc& s : desc_.symbols) syms.push_back({{"name", s.name}, {"max", s.max}});
   j["symbols"] = syms;

@@ -2,6 +2,7 @@
 // the runtime-owned buffers (inputs, outputs, arena) and the per-shape pointer plan.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include "runtime/params_file.h"
 #include "runtime/status.h"
 #include "runtime/thread_pool.h"
+#include "runtime/tokenizer.h"
 
 namespace kiln::rt {
 
@@ -60,11 +62,25 @@ class Model {
   Status run();
   Status get_output(int index, kiln_tensor_info* out) const;
 
+  // Tokenizer packed with the artifact (model.json "tokenizer"); see model_text.cpp.
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  // Tokenizes n texts, pads to the longest and sets the inputs input_ids, attention_mask and
+  // token_type_ids (those the model has). max_len 0 = the compiled maximum sequence length.
+  Status encode(const char* const* texts, int n, int64_t max_len, kiln_encoding* out);
+
   Status set_num_threads(int n);
   int num_threads() const { return backend_.num_threads; }
   const char* describe() const { return describe_.c_str(); }
   // Number of times run() re-planned buffers (a new shape); for tests and --verbose.
   int64_t plan_count() const { return plan_count_; }
+
+  // Per-node profile: wall time (steady_clock) around every node call, summed over the runs since
+  // profiling was turned on (load option, or KILN_PROFILE=1 at load). Turning it on clears the
+  // counts. When off, run() pays one branch, not one per node.
+  void set_profiling(bool on);
+  bool profiling() const { return profiling_; }
+  // JSON text: runs, run_ms, and per op / per node calls and ms (see kiln_model_profile).
+  const char* profile_json();
 
  private:
   Model() = default;
@@ -72,14 +88,19 @@ class Model {
   Status check_target() const;
   Status check_params();
   Status load_library();
+  Status load_tokenizer();
   Status bind_symbols(int64_t* sym) const;
   Status plan(const int64_t* sym);
+  template <bool kTimed>
+  Status call_nodes();
+  Status node_failed(size_t n);
   void build_describe();
 
   std::string dir_;
   ModelDesc desc_;
   ParamsFile params_;
   void* library_ = nullptr;
+  std::string kernel_variant_;  // model.so's optional kiln_model_kernel_variant(), else ""
   std::vector<kiln_node_fn> node_fns_;
   std::vector<size_t> node_tensor_begin_;  // into node_tensors_
   std::vector<void*> node_tensors_;
@@ -99,6 +120,16 @@ class Model {
   kiln_backend backend_{};
   char node_error_[1024] = {};
   std::string describe_;
+
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<int64_t> enc_ids_, enc_mask_, enc_types_;  // last encode, [batch, seq]
+  std::string enc_warning_;
+
+  bool profiling_ = false;
+  int64_t profile_runs_ = 0;
+  std::chrono::steady_clock::duration profile_run_time_{};
+  std::vector<std::chrono::steady_clock::duration> profile_node_time_;  // per node
+  std::string profile_;
 };
 
 }  // namespace kiln::rt

@@ -41,6 +41,18 @@ struct SymbolDesc {
   int64_t max = 0;  // 0 = unbounded
 };
 
+// Optional "tokenizer" section: a BERT WordPiece vocabulary packed with the artifact.
+struct TokenizerDesc {
+  bool present = false;
+  std::string type;        // "bert_wordpiece"
+  std::string vocab_file;  // inside the artifact directory
+  int64_t vocab_size = 0;
+  uint32_t vocab_crc32 = 0;
+  bool lower_case = true;
+  int64_t max_chars_per_word = 100;
+  std::string cls = "[CLS]", sep = "[SEP]", unk = "[UNK]", pad = "[PAD]";
+};
+
 struct ModelDesc {
   std::string target_name, target_arch, target_cpu;
   std::vector<std::string> features;
@@ -59,6 +71,7 @@ struct ModelDesc {
   std::vector<TensorDesc> tensors;
   std::vector<IoDesc> inputs, outputs;
   std::vector<NodeDesc> nodes;
+  TokenizerDesc tokenizer;
 };
 
 // Reads and validates `path` (a model.json). Errors are KILN_ERROR_IO (unreadable),

@@ -250,6 +250,31 @@ void parse_nodes(const json& root, ModelDesc* m) {
   }
 }
 
+void parse_tokenizer(const json& root, ModelDesc* m) {
+  if (!root.contains("tokenizer") || root["tokenizer"].is_null()) return;
+  const json& t = get_object(root, "tokenizer", "model.json");
+  TokenizerDesc& d = m->tokenizer;
+  d.present = true;
+  d.type = get_string(t, "type", "tokenizer");
+  if (d.type != "bert_wordpiece")
+    throw JsonError{KILN_ERROR_INCOMPATIBLE, "tokenizer.type: '" + d.type +
+                                                 "' is not supported (this runtime knows "
+                                                 "bert_wordpiece)"};
+  d.vocab_file = get_file_name(t, "vocab", "tokenizer");
+  d.vocab_size = get_int(t, "vocab_size", "tokenizer", 1, kMaxCount);
+  d.vocab_crc32 = static_cast<uint32_t>(get_int(t, "vocab_crc32", "tokenizer", 0, UINT32_MAX));
+  const json& lower = member(t, "lower_case", "tokenizer");
+  if (!lower.is_boolean()) fail("tokenizer.lower_case", "expected true or false");
+  d.lower_case = lower.get<bool>();
+  if (t.contains("max_chars_per_word"))
+    d.max_chars_per_word = get_int(t, "max_chars_per_word", "tokenizer", 1, 1 << 20);
+  for (auto [key, field] : {std::pair<const char*, std::string*>{"cls_token", &d.cls},
+                            {"sep_token", &d.sep},
+                            {"unk_token", &d.unk},
+                            {"pad_token", &d.pad}})
+    if (t.contains(key)) *field = get_string(t, key, "tokenizer");
+}
+
 // Cross-field checks: storage indices, symbol binding, arena bounds.
 void check_plan(ModelDesc* m) {
   for (size_t i = 0; i < m->tensors.size(); ++i) {
@@ -401,6 +426,7 @@ Status parse_model_json(const std::string& path, ModelDesc* out) {
     parse_io(root, "inputs", Storage::kInput, &m.inputs, &m);
     parse_io(root, "outputs", Storage::kOutput, &m.outputs, &m);
     parse_nodes(root, &m);
+    parse_tokenizer(root, &m);
     check_plan(&m);
   } catch (const JsonError& e) {
     return error(e.code, path + ": " + e.message);

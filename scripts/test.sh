@@ -2,7 +2,8 @@
 # The whole test suite: installs what it needs, builds host + aarch64, then runs
 #   1. host unit tests (ctest: kernels, runtime, compiler),
 #   2. aarch64 unit tests under qemu-aarch64 as a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5),
-#   3. end-to-end tests against PyTorch (pytest: host, and aarch64 artifacts under qemu).
+#   3. end-to-end tests against PyTorch (pytest: host, and aarch64 artifacts under qemu) and the
+#      Python API, tokenizer, deploy-bundle and .deb tests (tests/python).
 # Every stage runs even if an earlier one fails; the last line sums them up and the exit code
 # is non-zero on any failure.
 set -uo pipefail
@@ -44,9 +45,9 @@ for cpu in cortex-a72 cortex-a76; do
   count_ctest
 done
 
-echo "=== end-to-end tests (pytest) ==="
+echo "=== end-to-end and Python API tests (pytest) ==="
 KILN_BUILD_DIR=$ROOT/build KILN_AARCH64_BUILD_DIR=$ROOT/build-aarch64 PYTHONPATH=$ROOT/python \
-  /usr/bin/python3 -m pytest -q -ra tests/e2e 2>&1 | tee "$log"
+  /usr/bin/python3 -m pytest -q -ra tests/e2e tests/python 2>&1 | tee "$log"
 line=$(grep -E "[0-9]+ (passed|failed|errors?).* in [0-9.]+s" "$log" | tail -1)
 p=$(grep -oE "[0-9]+ passed" <<<"$line" | grep -oE "[0-9]+" || echo 0)
 s=$(grep -oE "[0-9]+ skipped" <<<"$line" | grep -oE "[0-9]+" || echo 0)

@@ -1,5 +1,6 @@
 """Shared by the peer workers: the timing loop and the result line the driver reads."""
 import json
+import os
 import sys
 import time
 
@@ -7,13 +8,20 @@ import numpy as np
 
 
 def time_runs(fn, runs, warmup):
+    """`warmup` untimed then `runs` timed calls (ms). BENCH_BUDGET_S (set by compare.py) ends the
+    timed calls early once they took that long, after at least 3, so a very slow system (untuned
+    TVM) does not hold up the whole comparison."""
+    budget = float(os.environ.get("BENCH_BUDGET_S", "0") or 0)
     for _ in range(warmup):
         fn()
     times = []
+    start = time.perf_counter()
     for _ in range(runs):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
+        if budget and len(times) >= 3 and time.perf_counter() - start > budget:
+            break
     return times
 
 

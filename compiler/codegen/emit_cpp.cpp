@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "kiln/kernels/attention.h"
+
 namespace kiln::codegen {
 
 std::string kernel_symbol(size_t i) {
@@ -198,8 +200,10 @@ class NodeEmitter {
     if (op == "Cast") return emit_cast();
     if (op == "MatMul") return emit_matmul();
     if (op == "Gemm") return emit_gemm();
+    if (op == "Dense") return emit_dense();
     if (op == "Transpose") return emit_transpose();
     if (op == "Softmax") return emit_softmax();
+    if (op == "Attention") return emit_attention();
     if (op == "ReduceMean") return emit_reduce_mean();
     if (op == "LayerNormalization") return emit_layernorm();
     if (op == "Gather") return emit_gather();
@@ -315,7 +319,6 @@ class NodeEmitter {
     KILN_RETURN_IF_ERROR(require_float(in(0)));
     KILN_RETURN_IF_ERROR(require_float(in(1)));
     const bool ta = n_->attr_int("transA", 0) != 0, tb = n_->attr_int("transB", 0) != 0;
-    const bool tb_kernel = tb && !ln_.gemm_b_pretransposed;
     const Shape& as = shape(in(0));
     const Shape& bs = shape(in(1));
     if (as.size() != 2 || bs.size() != 2) return Status::error(where() + ": A and B must be 2-D");
@@ -336,10 +339,38 @@ class NodeEmitter {
         cs = is_one(c[1]) ? "0" : "1";
       }
     }
-    b_ << "  kk::gemm_f32(" << pa << ", " << ta << ", " << pb << ", " << tb_kernel << ", " << pc
-       << ", " << rs << ", " << cs << ", " << po << ", " << dim_expr(M) << ", " << dim_expr(K)
-       << ", " << dim_expr(N) << ", " << float_literal(n_->attr_float("alpha", 1.0f)) << ", "
+    b_ << "  kk::gemm_f32(" << pa << ", " << ta << ", " << pb << ", " << tb << ", " << pc << ", "
+       << rs << ", " << cs << ", " << po << ", " << dim_expr(M) << ", " << dim_expr(K) << ", "
+       << dim_expr(N) << ", " << float_literal(n_->attr_float("alpha", 1.0f)) << ", "
        << float_literal(n_->attr_float("beta", 1.0f)) << ", be);\n";
+    return Status::ok();
+  }
+
+  // y[M, N] = gelu?(x[M, K] W + bias) + residual with W packed by lowering; M = x's leading dims.
+  Status emit_dense() {
+    const ir::Value* w = in(1);
+    if (!w->constant || w->constant->dims.size() != 2)
+      return Status::error(where() + ": W must be a 2-D constant");
+    KILN_RETURN_IF_ERROR(require_float(in(0)));
+    const Shape& xs = shape(in(0));
+    const std::string K = int_literal(w->constant->dims[0]), N = int_literal(w->constant->dims[1]);
+    KILN_TRY(px, in_ptr(0));
+    KILN_TRY(pw, in_ptr(1));
+    std::string pbias = "nullptr", pres = "nullptr";
+    if (in(2)) {
+      KILN_TRY(p, in_ptr(2));
+      pbias = p;
+    }
+    if (in(3)) {
+      KILN_TRY(p, in_ptr(3));
+      pres = p;
+    }
+    KILN_TRY(po, out_ptr());
+    const bool gelu = n_->attr_int("gelu", 0) != 0;
+    b_ << "  kk::gemm::gemm_f32_packed(be, " << product_expr(xs, 0, xs.size() - 1) << ", " << N
+       << ", " << K << ", " << px << ", " << K << ", " << pw << ", " << po << ", " << N
+       << ", kk::gemm::Epilogue{" << pbias << ", " << pres << ", " << N << ", "
+       << (gelu ? "true" : "false") << "});\n";
     return Status::ok();
   }
 
@@ -374,6 +405,61 @@ class NodeEmitter {
     const std::string inner = legacy ? "int64_t{1}" : product_expr(xs, axis + 1, xs.size());
     b_ << "  kk::softmax_f32(" << px << ", " << po << ", " << outer << ", " << n << ", " << inner
        << ", be);\n";
+    return Status::ok();
+  }
+
+  // Attention (kernels/kiln/kernels/attention.h): Q/K/V row strides (3H when packed), the mask's
+  // shape right-aligned to rank 4. The kernel keeps S_pad * (hd + 6) floats per task on the
+  // stack, so the sequence length needs a compiled maximum that keeps that bounded.
+  Status emit_attention() {
+    const bool packed = n_->attr_int("qkv_packed", 0) != 0;
+    const Shape& os = shape(out_value());
+    const int64_t heads = n_->attr_int("num_heads", 0);
+    if (os.size() != 3 || !os[2].is_constant() || heads <= 0 || os[2].coef % heads)
+      return Status::error(where() + ": needs a [batch, seq, hidden] output with num_heads (" +
+                           std::to_string(heads) + ") dividing a constant hidden size");
+    for (size_t i = 0; i < n_->inputs.size(); ++i)
+      if (in(i)) KILN_RETURN_IF_ERROR(require_float(in(i)));
+    const int64_t h = os[2].coef, hd = h / heads;
+    std::vector<int64_t> maxima(ir::kMaxSymbols, 1);
+    for (size_t i = 0; i < g_.symbols.size() && i < maxima.size(); ++i) {
+      if (os[1].pow[i] != 0 && g_.symbols[i].max <= 0)
+        return Status::error(where() + ": sequence length '" + g_.symbols[i].name +
+                             "' has no compiled maximum (the kernel's stack scratch grows with it)");
+      maxima[i] = g_.symbols[i].max;
+    }
+    const int64_t max_seq = os[1].eval(maxima.data());
+    if (kernels::attention_stack_bytes(max_seq, hd) > kernels::kAttentionMaxStackBytes)
+      return Status::error(where() + ": sequence length " + std::to_string(max_seq) +
+                           " with head size " + std::to_string(hd) +
+                           " needs more stack scratch than the kernel allows");
+    KILN_TRY(pq, in_ptr(0));
+    std::string pk = "q + " + int_literal(h), pv = "q + " + int_literal(2 * h);
+    if (!packed) {
+      KILN_TRY(k, in_ptr(1));
+      KILN_TRY(v, in_ptr(2));
+      pk = k;
+      pv = v;
+    }
+    std::string pm = "nullptr";
+    int64_t mask_rank = 0;
+    if (in(3)) {
+      KILN_TRY(m, in_ptr(3));
+      pm = m;
+      mask_rank = static_cast<int64_t>(shape(in(3)).size());
+    }
+    KILN_TRY(po, out_ptr());
+    b_ << "  const int64_t md[] = {";
+    for (int64_t i = 0; i < 4; ++i) {
+      const int64_t j = i - (4 - mask_rank);
+      b_ << (i ? ", " : "") << (j < 0 ? "1" : dim_expr(shape(in(3))[j]));
+    }
+    const std::string ld = int_literal(packed ? 3 * h : h);
+    b_ << "};\n  const float* q = " << pq << ";\n";
+    b_ << "  kk::attention_f32(be, q, " << pk << ", " << pv << ", " << ld << ", " << ld << ", " << ld
+       << ", " << pm << ", md, " << po << ", " << int_literal(h) << ", " << dim_expr(os[0]) << ", "
+       << dim_expr(os[1]) << ", " << heads << ", " << hd << ", "
+       << float_literal(n_->attr_float("scale", 1.0f)) << ");\n";
     return Status::ok();
   }
 
@@ -618,7 +704,10 @@ Result<std::vector<std::string>> emit_sources(const ir::Graph& g, const Lowering
                "kiln_model_abi_version() { return KILN_ABI_VERSION; }\n";
       funcs << "extern \"C\" __attribute__((visibility(\"default\"))) const char* "
                "kiln_model_target() { return "
-            << c_string(target_name) << "; }\n\n";
+            << c_string(target_name) << "; }\n";
+      funcs << "extern \"C\" __attribute__((visibility(\"default\"))) const char* "
+               "kiln_model_kernel_variant() { return "
+               "kk::gemm::gemm_f32_variant_description(); }\n\n";
     }
     for (size_t i = p * per_part; i < std::min(L.nodes.size(), (p + 1) * per_part); ++i) {
       NodeEmitter e(g, L.nodes[i], i);

@@ -2,9 +2,10 @@
 #include "compiler/codegen/lowering.h"
 
 #include <algorithm>
-#include <cstring>
 #include <set>
 #include <unordered_set>
+
+#include "kiln/kernels/gemm/pack.h"
 
 namespace kiln::codegen {
 
@@ -54,17 +55,16 @@ bool is_inline_constant(const ir::Value* v) {
   return v->constant && v->constant->numel() <= kInlineConstantElements;
 }
 
-// 2-D B -> B^T (any element size).
-std::shared_ptr<const ir::Tensor> transposed(const ir::Tensor& b) {
+// Dense's W [K, N] in the GEMM micro-kernels' panel layout (kernels/.../gemm/pack.h).
+std::shared_ptr<const ir::Tensor> packed_weight(const ir::Tensor& w) {
+  namespace gemm = kiln::kernels::gemm;
+  const int64_t K = w.dims[0], N = w.dims[1];
   auto t = std::make_shared<ir::Tensor>();
-  t->dtype = b.dtype;
-  const int64_t rows = b.dims[0], cols = b.dims[1];
-  t->dims = {cols, rows};
-  const size_t es = ir::dtype_size(b.dtype);
-  t->bytes.resize(b.bytes.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      std::memcpy(&t->bytes[(c * rows + r) * es], &b.bytes[(r * cols + c) * es], es);
+  t->dtype = ir::DType::kFloat32;
+  const size_t floats = gemm::packed_b_floats(K, N);
+  t->dims = {static_cast<int64_t>(floats)};
+  t->bytes.resize(floats * sizeof(float));
+  gemm::pack_b_f32(w.data<float>(), K, N, false, t->data<float>());
   return t;
 }
 
@@ -129,6 +129,7 @@ Result<Lowering> lower(const ir::Graph& g) {
     value_names.insert(name);
     return name;
   };
+  std::unordered_map<const ir::Value*, int> packed_of;  // Dense weight -> its packed param
   auto tensor_for_input = [&](const ir::Value* v) -> int {
     auto it = L.tensor_of.find(v);
     if (it != L.tensor_of.end()) return it->second;
@@ -164,18 +165,25 @@ Result<Lowering> lower(const ir::Graph& g) {
     for (size_t i = 0; i < n.inputs.size(); ++i) {
       const ir::Value* v = n.inputs[i];
       if (!v || !reads_input_at_runtime(n, i)) continue;
-      if (is_inline_constant(v) && !view) {
+      if (is_inline_constant(v) && !view && !(n.op == "Dense" && i == 1)) {
         ln.inputs[i].kind = InputRef::kInline;
         continue;
       }
       int t = -1;
-      if (n.op == "Gemm" && i == 1 && v->constant && n.attr_int("transB", 0) != 0 &&
-          v->constant->dims.size() == 2) {
-        t = add_tensor(v, Storage::kParam, param_count++);
-        L.tensors[t].name = unique_tensor_name(v->name + ".T");
-        L.tensors[t].data = transposed(*v->constant);
-        L.tensors[t].shape = {ir::Dim(v->constant->dims[1]), ir::Dim(v->constant->dims[0])};
-        ln.gemm_b_pretransposed = true;
+      if (n.op == "Dense" && i == 1) {
+        if (!v->constant || v->constant->dims.size() != 2 || v->dtype != ir::DType::kFloat32)
+          return Status::error(n.describe() + ": W '" + v->name +
+                               "' must be a 2-D float32 constant");
+        auto it = packed_of.find(v);
+        if (it != packed_of.end()) {
+          t = it->second;
+        } else {
+          t = add_tensor(v, Storage::kParam, param_count++);
+          L.tensors[t].name = unique_tensor_name(v->name + ".packed16");
+          L.tensors[t].data = packed_weight(*v->constant);
+          L.tensors[t].shape = {ir::Dim(L.tensors[t].data->dims[0])};
+          packed_of[v] = t;
+        }
       } else {
         t = tensor_for_input(v);
       }

@@ -1,7 +1,8 @@
 // Lowering of a pipeline-output ir::Graph to what the artifact describes: the tensors that have
 // storage at run time (input / output / param / arena), the nodes that run (views and
 // shape-only nodes drop out, graph outputs that are not computed in place get a copy), and for
-// every node which of its IR inputs it reads at run time and where from.
+// every node which of its IR inputs it reads at run time and where from. A Dense's weight is
+// stored packed for the GEMM micro-kernels (params entry `<W>.packed16`, gemm/pack.h).
 #pragma once
 
 #include <memory>
@@ -41,9 +42,6 @@ struct LoweredNode {
   std::vector<int> input_tensors;   // tensor ids passed at run time, in slot order
   std::vector<int> output_tensors;  // tensor ids of the outputs written (slots follow inputs)
   const ir::Value* copy_source = nullptr;  // synthetic copy: the value copied
-  // Gemm with transB=1 and a constant B: the params hold B^T, so the kernel runs with transB=0
-  // (unit-stride rows of B instead of dot products).
-  bool gemm_b_pretransposed = false;
 };
 
 struct Lowering {

@@ -85,6 +85,7 @@ Status build_shared_library(const target::Target& target, const std::vector<std:
   std::string flags;
   for (const auto& f : base_cxx_flags()) flags += " " + f;
   for (const auto& f : target.cxx_flags) flags += " " + shell_quote(f);
+  for (const auto& d : target.defines) flags += " " + shell_quote("-D" + d);
   flags += " -I" + shell_quote(kernels) + " -I" + shell_quote(include);
 
   std::vector<std::string> objects;

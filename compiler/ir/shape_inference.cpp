@@ -51,6 +51,8 @@ class NodeInference {
   Status gather();
   Status matmul();
   Status gemm();
+  Status dense();
+  Status attention();
   Status reshape();
   Status flatten();
   Status transpose();
@@ -373,6 +375,56 @@ Status NodeInference::gemm() {
       return err("C of shape " + str(*in(2)->shape) + " does not broadcast to " + str(s));
   }
   set(0, in(0)->dtype, s);
+  return Status::ok();
+}
+
+// kiln's Dense(x[..., K], W[K, N], bias[N]?, residual?) -> [..., N] (passes/fuse_dense.cpp).
+Status NodeInference::dense() {
+  KILN_RETURN_IF_ERROR(need_inputs(2));
+  const Shape &x = shape(0), &w = shape(1);
+  if (in(0)->dtype != DType::kFloat32 || in(1)->dtype != DType::kFloat32)
+    return err("x and W must be float32");
+  if (x.empty() || w.size() != 2 || x.back() != w[0])
+    return err("x " + str(x) + " and W " + str(w) + " do not make x[..., K] * W[K, N]");
+  Shape s = x;
+  s.back() = w[1];
+  if (in(2) && (!in(2)->shape || *in(2)->shape != Shape{w[1]}))
+    return err("bias must have shape [" + str(w[1]) + "]");
+  if (in(3) && (!in(3)->shape || *in(3)->shape != s))
+    return err("residual must have the output's shape " + str(s));
+  set(0, DType::kFloat32, s);
+  return Status::ok();
+}
+
+// kiln's Attention(q, k, v [B, S, H], mask?) -> [B, S, H], or with qkv_packed = 1
+// Attention(qkv [B, S, 3H], -, -, mask?) (passes/fuse_attention.cpp, fuse_qkv.cpp).
+Status NodeInference::attention() {
+  const bool packed = n_.attr_int("qkv_packed", 0) != 0;
+  KILN_RETURN_IF_ERROR(need_inputs(packed ? 1 : 3));
+  const Shape& q = shape(0);
+  const int64_t heads = n_.attr_int("num_heads", 0);
+  if (q.size() != 3 || !q[2].is_constant() || heads <= 0)
+    return err("q must be [batch, seq, hidden] with a constant hidden size, num_heads > 0");
+  if (!packed && (shape(1) != q || shape(2) != q))
+    return err("q, k, v must have the same shape, got " + str(q) + ", " + str(shape(1)) + ", " +
+               str(shape(2)));
+  const int64_t h = packed ? q[2].coef / 3 : q[2].coef;
+  if ((packed && q[2].coef % 3) || h % heads)
+    return err("hidden size " + std::to_string(h) + " does not split into " +
+               std::to_string(heads) + " heads");
+  for (size_t i = 0; i < 3; ++i)
+    if (in(i) && in(i)->dtype != DType::kFloat32) return err("q, k, v must be float32");
+  Shape s = q;
+  s[2] = Dim(h);
+  if (in(3)) {
+    if (!in(3)->shape || in(3)->dtype != DType::kFloat32 || in(3)->shape->size() > 4)
+      return err("mask must be float32 of rank <= 4");
+    const Shape full{q[0], Dim(heads), q[1], q[1]};
+    auto b = broadcast(full, *in(3)->shape);
+    if (!b || *b != full)
+      return err("mask " + str(*in(3)->shape) + " does not broadcast to " + str(full));
+  }
+  set(0, DType::kFloat32, s);
   return Status::ok();
 }
 
@@ -803,6 +855,8 @@ Status NodeInference::run() {
   if (op == "Gather") return gather();
   if (op == "MatMul") return matmul();
   if (op == "Gemm") return gemm();
+  if (op == "Dense") return dense();
+  if (op == "Attention") return attention();
   if (op == "Reshape") return reshape();
   if (op == "Flatten") return flatten();
   if (op == "Transpose") return transpose();

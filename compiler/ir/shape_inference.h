@@ -1,5 +1,5 @@
 // Shape inference: fills dtype, symbolic shape and sym_value of every value from the graph inputs,
-// constants and node semantics (ONNX, plus kiln's LayerNormalization/Gelu/SymbolicTensor).
+// constants and node semantics (ONNX, plus kiln's LayerNormalization/Gelu/SymbolicTensor/Dense).
 //
 // sym_value is propagated through the exporter's shape arithmetic (Shape, Gather, Concat, Slice,
 // Unsqueeze, Mul, Div, ...) so that Reshape/Expand targets resolve at compile time. A Slice of a

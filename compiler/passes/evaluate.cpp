@@ -133,6 +133,8 @@ class Evaluator {
   Tensor constant_of_shape();
   Tensor matmul();
   Tensor gemm();
+  Tensor dense();
+  Tensor attention();
   Tensor softmax();
   Tensor reduce_mean();
   Tensor layer_norm();
@@ -452,6 +454,64 @@ Tensor Evaluator::gemm() {
   return r;
 }
 
+// y = gelu?(x W + bias) + residual, x [..., K], W [K, N].
+Tensor Evaluator::dense() {
+  const Tensor &x = *in(0), &w = *in(1);
+  Tensor r = out(0);
+  const int64_t k = w.dims[0], n = w.dims[1], m = k ? x.numel() / k : r.numel() / n;
+  const bool gelu = n_.attr_int("gelu", 0) != 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double v = in(2) ? in(2)->float_at(j) : 0.0;
+      for (int64_t p = 0; p < k; ++p) v += x.float_at(i * k + p) * w.float_at(p * n + j);
+      if (gelu) v = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+      if (in(3)) v += in(3)->float_at(i * n + j);
+      set_f(r, i * n + j, v);
+    }
+  return r;
+}
+
+// Scores rounded to float after the scale and after the mask add, as the unfused graph (and
+// PyTorch) computes them: a finfo.min mask absorbs the scores of a fully padded row.
+Tensor Evaluator::attention() {
+  const bool packed = n_.attr_int("qkv_packed", 0) != 0;
+  const Tensor& q = *in(0);
+  Tensor r = out(0);
+  const int64_t nb = r.dims[0], s = r.dims[1], h = r.dims[2];
+  const int64_t heads = n_.attr_int("num_heads", 1), hd = h / heads;
+  const float scale = n_.attr_float("scale", 1.0f);
+  const int64_t ld = packed ? 3 * h : h;
+  const Tensor& k = packed ? q : *in(1);
+  const Tensor& v = packed ? q : *in(2);
+  const int64_t ko = packed ? h : 0, vo = packed ? 2 * h : 0;
+  const Tensor* mask = in(3);
+  std::optional<Broadcast> mb;
+  if (mask) mb.emplace(std::vector<int64_t>{nb, heads, s, s}, mask->dims);
+  std::vector<float> sc(s);
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t hh = 0; hh < heads; ++hh)
+      for (int64_t i = 0; i < s; ++i) {
+        double mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < s; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < hd; ++d)
+            dot += q.float_at((b * s + i) * ld + hh * hd + d) *
+                   k.float_at((b * s + j) * ld + ko + hh * hd + d);
+          sc[j] = static_cast<float>(dot) * scale;
+          if (mask) sc[j] += static_cast<float>(mask->float_at((*mb)(((b * heads + hh) * s + i) * s + j)));
+          mx = std::max(mx, static_cast<double>(sc[j]));
+        }
+        for (int64_t j = 0; j < s; ++j) sum += std::exp(sc[j] - mx);
+        for (int64_t d = 0; d < hd; ++d) {
+          double acc = 0;
+          for (int64_t j = 0; j < s; ++j)
+            acc += std::exp(sc[j] - mx) / sum * v.float_at((b * s + j) * ld + vo + hh * hd + d);
+          set_f(r, (b * s + i) * h + hh * hd + d, acc);
+        }
+      }
+  return r;
+}
+
 Tensor Evaluator::softmax() {
   const Tensor& x = *in(0);
   Tensor r = out(0);
@@ -575,6 +635,10 @@ Result<std::vector<Tensor>> Evaluator::run() {
     r = matmul();
   else if (op == "Gemm")
     r = gemm();
+  else if (op == "Dense")
+    r = dense();
+  else if (op == "Attention")
+    r = attention();
   else if (op == "Softmax")
     r = softmax();
   else if (op == "ReduceMean")

@@ -27,4 +27,16 @@ Status fuse_layer_norm(ir::Graph& g);
 // x * 0.5 * (1 + erf(x / sqrt(2))) in the exporter's orders -> Gelu(approximate="none").
 Status fuse_gelu(ir::Graph& g);
 
+// The exporter's self-attention (Reshape/Transpose of q, k, v, Q K^T, scale, mask Add, Softmax,
+// times V, Transpose/Reshape back) -> Attention(q, k, v, mask?) {num_heads, scale, qkv_packed=0}.
+Status fuse_attention(ir::Graph& g);
+
+// Attention whose q, k, v are projections of one x (MatMul + bias Add, or Dense) -> one projection
+// with concatenated [K, 3N] weights and Attention(qkv, -, -, mask?) {qkv_packed = 1}.
+Status fuse_qkv(ir::Graph& g);
+
+// MatMul(x, W const [K, N]) / Gemm(A, B const, C const?) [+ bias] [-> Gelu] [+ residual] -> Dense:
+// y = gelu?(x W + bias) + residual (the weight GEMMs, run by the packed micro-kernels).
+Status fuse_dense(ir::Graph& g);
+
 }  // namespace kiln::passes

@@ -17,7 +17,7 @@ const std::set<std::string>& runtime_ops() {
       "Sigmoid", "Not", "Equal", "Less", "Greater", "Where", "MatMul", "Gemm", "Reshape",
       "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Softmax", "ReduceMean", "Cast", "Slice",
       "Concat", "Expand", "Range", "ConstantOfShape", "LayerNormalization", "Gelu",
-      "SymbolicTensor"};
+      "SymbolicTensor", "Dense", "Attention"};
   // clang-format on
   return ops;
 }
@@ -75,6 +75,14 @@ Status run_pipeline(ir::Graph& g, const PipelineOptions& opts) {
       {"fold_constants", fold_constants},
       {"fuse_layer_norm", fuse_layer_norm},
       {"fuse_gelu", fuse_gelu},
+      // The fusions below check single consumers: drop the LayerNorm/GELU leftovers first.
+      {"eliminate_dead_code", eliminate_dead_code},
+      // Attention first: it needs the projections' outputs as plain values; fuse_qkv then merges
+      // the three projections while they are still MatMul + Add, and fuse_dense makes that one
+      // Dense (with the output projection's residual Add, which Attention's output feeds).
+      {"fuse_attention", fuse_attention},
+      {"fuse_qkv", fuse_qkv},
+      {"fuse_dense", fuse_dense},
       {"eliminate_dead_code", eliminate_dead_code},
       {"simplify", simplify},
       {"fold_constants", fold_constants},

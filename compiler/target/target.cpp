@@ -117,6 +117,7 @@ Result<Target> target_from_name(const std::string& name) {
     t.features = name == "x86-64-v3"
                      ? std::vector<std::string>{"avx2", "fma"}
                      : std::vector<std::string>{"avx512f", "avx512bw", "avx512vl", "avx512dq"};
+    if (name == "x86-64-v3") t.defines = {"KILN_GEMM_NO_AVX512"};
   } else if (name == "aarch64" || name == "rpi4" || name == "rpi5") {
     t.arch = "aarch64";
 #if defined(__aarch64__)

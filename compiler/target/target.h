@@ -16,6 +16,9 @@ struct Target {
   std::vector<std::string> features;   // required at load time (avx2, fma, asimd, ...)
   std::string cxx;                     // g++ or aarch64-linux-gnu-g++
   std::vector<std::string> cxx_flags;  // target-specific flags only (-march / -mcpu)
+  // Macros model.so is compiled with: KILN_GEMM_NO_AVX512 on x86-64-v3, whose kernel dispatch
+  // must never pick AVX-512 (gemm/dispatch.h) even on a CPU that has it.
+  std::vector<std::string> defines;
 };
 
 // Names accepted by target_from_name, in documentation order.

@@ -86,6 +86,40 @@ int32_t kiln_model_num_threads(const kiln_model* model);
 /* JSON text describing the artifact (target, features, ops, memory plan); owned by the model. */
 const char* kiln_model_describe(const kiln_model* model);
 
+/* Per-node profile: wall time around every node call, summed over runs. On from load when the
+ * environment variable KILN_PROFILE is set to anything but "" or "0". Enabling clears the
+ * counts; while disabled, run() reads no clock. */
+kiln_status kiln_model_set_profiling(kiln_model* model, int32_t enable);
+/* JSON text: {"enabled", "runs", "run_ms" (node loop, all runs), "threads",
+ * "ops": [{"op", "nodes", "calls", "ms"}] by decreasing ms,
+ * "nodes": [{"name", "op", "calls", "ms"}] in run order}; times are totals over "runs".
+ * Owned by the model, valid until the next call. */
+const char* kiln_model_profile(kiln_model* model);
+
+/* ---- Tokenizer (artifacts compiled with `kiln compile --vocab vocab.txt [--cased]`) ---- */
+
+/* The last kiln_model_encode: token ids, mask and token types, [batch, seq] row-major int64,
+ * padded to the longest text. Owned by the model, valid until the next encode or free. */
+typedef struct kiln_encoding {
+  int64_t batch;
+  int64_t seq;
+  const int64_t* input_ids;      /* [CLS] wordpieces [SEP] [PAD]... */
+  const int64_t* attention_mask; /* 1 for tokens, 0 for padding */
+  const int64_t* token_type_ids; /* all 0 (one segment) */
+  int32_t num_truncated;         /* texts cut to the maximum length (their [SEP] is kept) */
+  const char* warning;           /* "" or a message naming each truncated text */
+} kiln_encoding;
+
+/* 1 if the artifact carries a tokenizer (model.json "tokenizer" + its vocab file), else 0. */
+int32_t kiln_model_has_tokenizer(const kiln_model* model);
+/* BERT WordPiece: tokenizes n NUL-terminated UTF-8 texts (invalid bytes are dropped), pads
+ * them to the longest and sets the model's inputs input_ids, attention_mask and token_type_ids
+ * (those it has), so kiln_model_run can follow.
+ * max_len 0 = the compiled maximum sequence length; a longer text is truncated and reported in
+ * out->num_truncated / out->warning (not an error). out may be NULL. */
+kiln_status kiln_model_encode(kiln_model* model, const char* const* texts, int32_t n,
+                              int32_t max_len, kiln_encoding* out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -93,6 +93,7 @@ struct TensorInfo {
 struct LoadOptions {
   int num_threads = 0;  // 0 = KILN_NUM_THREADS or the number of cores
   bool verify_params = true;
+  bool profile = false;  // time every node (also on with KILN_PROFILE=1); see profile()
 };
 
 class Model {
@@ -101,6 +102,7 @@ class Model {
   explicit Model(const std::string& dir, const LoadOptions& options = LoadOptions()) {
     kiln_load_options o{options.num_threads, options.verify_params ? 1 : 0};
     check(kiln_model_load(dir.c_str(), &o, &model_));
+    if (options.profile) set_profiling(true);
   }
   ~Model() { kiln_model_free(model_); }
   Model(Model&& o) noexcept : model_(std::exchange(o.model_, nullptr)) {}
@@ -173,6 +175,9 @@ class Model {
   void set_num_threads(int n) { check(kiln_model_set_num_threads(model_, n)); }
   int num_threads() const { return kiln_model_num_threads(model_); }
   std::string describe() const { return kiln_model_describe(model_); }
+  // Per-node profile (kiln_model_set_profiling / kiln_model_profile): enabling clears it.
+  void set_profiling(bool on) { check(kiln_model_set_profiling(model_, on ? 1 : 0)); }
+  std::string profile() const { return kiln_model_profile(model_); }
 
  private:
   kiln_model* model_ = nullptr;

@@ -23,7 +23,7 @@ def kiln_binary():
     env = os.environ.get("KILN_BIN")
     if env:
         return env
-    built = ROOT / "build" / "tools" / "kiln" / "kiln"
+    built = Path(os.environ.get("KILN_BUILD_DIR", ROOT / "build")) / "tools" / "kiln" / "kiln"
     if built.exists():
         return str(built)
     found = shutil.which("kiln")
@@ -33,8 +33,8 @@ def kiln_binary():
 
 
 def export(module, example_inputs, path, input_names=None, output_names=None, opset=14):
-    """torch.onnx.export with dim 0 = batch and dim 1 = sequence dynamic for every input of rank
-    >= 2 (dim 0 only for rank 1), and the same for outputs whose dims match."""
+    """torch.onnx.export with dim 0 = `batch` and dim 1 = `seq` dynamic for every input of rank
+    >= 2 (dim 0 only for rank 1) whose dims match the first input's, and the same for outputs."""
     import torch
 
     if isinstance(example_inputs, dict):
@@ -56,7 +56,7 @@ def export(module, example_inputs, path, input_names=None, output_names=None, op
         if t.dim() >= 1 and t.shape[0] == batch:
             d[0] = "batch"
         if seq is not None and t.dim() >= 2 and t.shape[1] == seq:
-            d[1] = "sequence"
+            d[1] = "seq"  # kiln's name: gets the compiled maximum (--max-seq) for any input rank
         return d
 
     dynamic = {n: axes(t) for n, t in zip(input_names, args)}
@@ -69,8 +69,14 @@ def export(module, example_inputs, path, input_names=None, output_names=None, op
 
 
 def compile(model, example_inputs=None, target="native", output_dir="kiln_model", max_seq=None,
-            quantize=None, input_names=None, output_names=None, opset=14, verbose=False):
+            quantize=None, input_names=None, output_names=None, opset=14, verbose=False,
+            vocab=None, cased=False, bundle=None):
     """Compiles `model` (a torch.nn.Module, or the path of an ONNX file) into `output_dir`.
+
+    example_inputs: a tuple of tensors/arrays (names input_0, ...) or a dict name -> tensor;
+    dim 0 of every input is exported as `batch` and dim 1 as `sequence` (dynamic).
+    vocab / cased: pack a BERT vocab.txt (tokenizer on the board, Module.encode).
+    bundle: also write this .tar.gz for the board (artifact + runtime + infer.py).
     Returns the artifact directory as a Path."""
     if quantize not in (None, "none"):
         raise CompileError(f"quantize={quantize!r} is not supported by this kiln version")
@@ -86,6 +92,10 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
         cmd = [kiln_binary(), "compile", str(onnx_path), "-o", str(output_dir), "--target", target]
         if max_seq:
             cmd += ["--max-seq", str(max_seq)]
+        if vocab:
+            cmd += ["--vocab", str(vocab)] + (["--cased"] if cased else [])
+        if bundle:
+            cmd += ["--bundle", str(bundle)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise CompileError(proc.stderr.strip() or f"kiln compile exited {proc.returncode}")

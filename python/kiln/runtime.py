@@ -9,12 +9,14 @@ Mirrors TVM's graph_executor.GraphModule so an existing infer.py ports by changi
     m.run()
     hidden = m.get_output(0)
     # or: outputs = m(input_ids=ids, attention_mask=mask)
+    # artifacts compiled with --vocab: outputs = m(text=["a sentence", "another"])
 
 Needs no compiler on the board: the C ABI (include/kiln/c_api.h) is stable and plain C.
 """
 import ctypes
 import ctypes.util
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,16 @@ _CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
 
 
 class KilnError(RuntimeError):
-    """A kiln runtime call failed; the message names what is wrong."""
+    """A kiln runtime call failed; the message names what is wrong. .status is the kiln_status
+    code (1 invalid argument, 2 I/O, 3 corrupt, 4 incompatible, 5 runtime, 6 call order)."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class KilnWarning(UserWarning):
+    """Something was adjusted, e.g. a text truncated to the compiled maximum sequence length."""
 
 
 class _TensorInfo(ctypes.Structure):
@@ -35,6 +46,14 @@ class _TensorInfo(ctypes.Structure):
 
 class _LoadOptions(ctypes.Structure):
     _fields_ = [("num_threads", ctypes.c_int32), ("verify_params", ctypes.c_int32)]
+
+
+class _Encoding(ctypes.Structure):
+    _fields_ = [("batch", ctypes.c_int64), ("seq", ctypes.c_int64),
+                ("input_ids", ctypes.POINTER(ctypes.c_int64)),
+                ("attention_mask", ctypes.POINTER(ctypes.c_int64)),
+                ("token_type_ids", ctypes.POINTER(ctypes.c_int64)),
+                ("num_truncated", ctypes.c_int32), ("warning", ctypes.c_char_p)]
 
 
 def _candidates(artifact_dir):
@@ -49,6 +68,7 @@ def _candidates(artifact_dir):
     found = ctypes.util.find_library("kiln_runtime")
     if found:
         yield Path(found)
+    yield Path("libkiln_runtime.so")  # the dynamic linker's search path (e.g. the .deb)
 
 
 _lib = None
@@ -62,6 +82,7 @@ def _library(artifact_dir=None):
     for path in _candidates(artifact_dir):
         tried.append(str(path))
         if path.is_absolute() and not path.exists():
+            tried[-1] += " (missing)"
             continue
         try:
             lib = ctypes.CDLL(str(path))
@@ -69,8 +90,9 @@ def _library(artifact_dir=None):
         except OSError as e:
             tried[-1] += f" ({e})"
     else:
-        raise KilnError("libkiln_runtime.so not found; set KILN_RUNTIME_LIB or put it next to "
-                        "the kiln package. Tried: " + ", ".join(tried))
+        raise KilnError("libkiln_runtime.so not found: set KILN_RUNTIME_LIB to its path, or put "
+                        "it next to the kiln package (a deploy bundle has it there). Tried: " +
+                        "; ".join(tried), status=2)
     P, I32, STATUS = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int
     sigs = {
         "kiln_last_error": ([], ctypes.c_char_p), "kiln_version": ([], ctypes.c_char_p),
@@ -89,6 +111,9 @@ def _library(artifact_dir=None):
         "kiln_model_set_num_threads": ([P, I32], STATUS),
         "kiln_model_num_threads": ([P], I32),
         "kiln_model_describe": ([P], ctypes.c_char_p),
+        "kiln_model_has_tokenizer": ([P], I32),
+        "kiln_model_encode": ([P, ctypes.POINTER(ctypes.c_char_p), I32, I32,
+                               ctypes.POINTER(_Encoding)], STATUS),
     }
     for name, (args, res) in sigs.items():
         fn = getattr(lib, name)
@@ -99,20 +124,21 @@ def _library(artifact_dir=None):
 
 def _check(status):
     if status != 0:
-        raise KilnError(_lib.kiln_last_error().decode("utf-8", "replace"))
+        raise KilnError(_lib.kiln_last_error().decode("utf-8", "replace"), status)
 
 
 class Module:
     """A loaded artifact. Use kiln.runtime.load(path)."""
 
     def __init__(self, path, num_threads=0, verify_params=True):
+        self._handle = None
         lib = _library(path)
-        self._handle = ctypes.c_void_p()
-        opts = _LoadOptions(num_threads, 1 if verify_params else 0)
-        _check(lib.kiln_model_load(str(path).encode(), ctypes.byref(opts),
-                                   ctypes.byref(self._handle)))
-        self._lib = lib
-        self._keep = {}
+        handle = ctypes.c_void_p()
+        opts = _LoadOptions(int(num_threads), 1 if verify_params else 0)
+        _check(lib.kiln_model_load(os.fsencode(str(path)), ctypes.byref(opts),
+                                   ctypes.byref(handle)))
+        self._lib, self._handle = lib, handle
+        self.path = Path(path)
 
     def __del__(self):
         if getattr(self, "_handle", None):
@@ -124,6 +150,14 @@ class Module:
         _check(fn(self._handle, index, ctypes.byref(info)))
         return info
 
+    def _io(self, fn, count):
+        out = []
+        for i in range(count):
+            info = self._info(fn, i)
+            out.append({"name": info.name.decode(), "dtype": np.dtype(_DTYPES[info.dtype]),
+                        "shape": tuple(info.shape[k] for k in range(info.rank))})
+        return out
+
     def get_num_inputs(self):
         return self._lib.kiln_model_num_inputs(self._handle)
 
@@ -133,50 +167,118 @@ class Module:
     def get_input_index(self, name):
         i = self._lib.kiln_model_input_index(self._handle, name.encode())
         if i < 0:
-            raise KilnError(self._lib.kiln_last_error().decode())
+            raise KilnError(self._lib.kiln_last_error().decode(), 1)
         return i
 
     def get_output_index(self, name):
         i = self._lib.kiln_model_output_index(self._handle, name.encode())
         if i < 0:
-            raise KilnError(self._lib.kiln_last_error().decode())
+            raise KilnError(self._lib.kiln_last_error().decode(), 1)
         return i
+
+    def input_info(self):
+        """[{"name", "dtype", "shape"}] per input; -1 marks a symbolic dimension."""
+        return self._io(self._lib.kiln_model_input_info, self.get_num_inputs())
+
+    def output_info(self):
+        return self._io(self._lib.kiln_model_output_info, self.get_num_outputs())
 
     @property
     def input_names(self):
-        return [self._info(self._lib.kiln_model_input_info, i).name.decode()
-                for i in range(self.get_num_inputs())]
+        return [i["name"] for i in self.input_info()]
 
     @property
     def output_names(self):
-        return [self._info(self._lib.kiln_model_output_info, i).name.decode()
-                for i in range(self.get_num_outputs())]
+        return [o["name"] for o in self.output_info()]
 
-    def set_input(self, key, value):
-        index = self.get_input_index(key) if isinstance(key, str) else int(key)
-        arr = np.ascontiguousarray(value)
-        code = _CODES.get(arr.dtype)
-        if code is None:
-            raise KilnError(f"input {key!r}: dtype {arr.dtype} is not supported "
-                            f"(float32, int64, int32, int8, uint8, bool)")
-        shape = (ctypes.c_int64 * max(arr.ndim, 1))(*arr.shape)
-        _check(self._lib.kiln_model_set_input(self._handle, index, code, shape, arr.ndim,
-                                              arr.ctypes.data_as(ctypes.c_void_p)))
+    def _input_index(self, key):
+        if isinstance(key, str):
+            return self.get_input_index(key)
+        index = int(key)
+        if not 0 <= index < self.get_num_inputs():
+            raise KilnError(f"input index {index} is out of range (the model has "
+                            f"{self.get_num_inputs()} inputs: {self.input_names})", 1)
+        return index
+
+    def set_input(self, key=None, value=None, **params):
+        """set_input(name_or_index, array), or set_input(name=array, ...) like TVM's."""
+        if key is not None and value is None and not params:
+            raise KilnError(f"input {key!r}: no value given", 1)
+        items = ([(key, value)] if key is not None else []) + list(params.items())
+        for k, v in items:
+            index = self._input_index(k)
+            want = self.input_info()[index]
+            if hasattr(v, "detach"):  # a torch.Tensor
+                v = v.detach().cpu().numpy()
+            arr = np.ascontiguousarray(v)
+            code = _CODES.get(arr.dtype)
+            ok = arr.dtype == want["dtype"] or (want["dtype"] == np.int64 and arr.dtype == np.int32)
+            if code is None or not ok:
+                raise KilnError(f"input '{want['name']}': dtype {arr.dtype}, expected "
+                                f"{want['dtype']}" +
+                                (" (int32 is accepted too)" if want["dtype"] == np.int64 else ""),
+                                1)
+            shape = (ctypes.c_int64 * max(arr.ndim, 1))(*arr.shape)
+            _check(self._lib.kiln_model_set_input(self._handle, index, code, shape, arr.ndim,
+                                                  arr.ctypes.data_as(ctypes.c_void_p)))
 
     def run(self, **inputs):
-        for k, v in inputs.items():
-            self.set_input(k, v)
+        if inputs:
+            self.set_input(None, **inputs)
         _check(self._lib.kiln_model_run(self._handle))
 
-    def get_output(self, index):
+    def get_output(self, index, out=None):
+        """Output `index` (or name) of the last run, as a new array (or copied into `out`)."""
         index = self.get_output_index(index) if isinstance(index, str) else int(index)
         info = self._info(self._lib.kiln_model_get_output, index)
         shape = tuple(info.shape[i] for i in range(info.rank))
         dtype = np.dtype(_DTYPES[info.dtype])
         buf = (ctypes.c_char * info.nbytes).from_address(info.data) if info.nbytes else b""
-        return np.frombuffer(buf, dtype=dtype).reshape(shape).copy()
+        arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
+        if out is None:
+            return arr.copy()
+        if out.shape != shape or out.dtype != dtype:
+            raise KilnError(f"get_output: out is {out.dtype}{list(out.shape)}, the output is "
+                            f"{dtype}{list(shape)}", 1)
+        np.copyto(out, arr)
+        return out
 
-    def __call__(self, **inputs):
+    # ---- text (artifacts compiled with `kiln compile --vocab vocab.txt`) ----
+
+    @property
+    def has_tokenizer(self):
+        return bool(self._lib.kiln_model_has_tokenizer(self._handle))
+
+    def encode(self, texts, max_length=None):
+        """BERT WordPiece on the board: {"input_ids", "attention_mask", "token_type_ids"} as int64
+        [len(texts), longest] arrays, also set as the model's inputs. Texts longer than
+        max_length (default: the compiled maximum) are truncated with a KilnWarning."""
+        if isinstance(texts, (str, bytes)):
+            texts = [texts]
+        texts = list(texts)
+        if not texts:
+            raise KilnError("encode: no texts", 1)
+        # C strings end at NUL; the tokenizer drops U+0000 anyway, so drop it here first.
+        raw = (ctypes.c_char_p * len(texts))(
+            *[(t if isinstance(t, bytes) else str(t).encode("utf-8", "surrogatepass"))
+              .replace(b"\0", b"") for t in texts])
+        enc = _Encoding()
+        _check(self._lib.kiln_model_encode(self._handle, raw, len(texts), int(max_length or 0),
+                                           ctypes.byref(enc)))
+        if enc.num_truncated:
+            warnings.warn(enc.warning.decode("utf-8", "replace"), KilnWarning, stacklevel=2)
+        n = enc.batch * enc.seq
+
+        def array(ptr):
+            return np.ctypeslib.as_array(ptr, shape=(n,)).reshape(enc.batch, enc.seq).copy()
+
+        return {"input_ids": array(enc.input_ids), "attention_mask": array(enc.attention_mask),
+                "token_type_ids": array(enc.token_type_ids)}
+
+    def __call__(self, text=None, **inputs):
+        """m(input_ids=..., attention_mask=...) or m(text=[...]): runs, returns {name: array}."""
+        if text is not None:
+            self.encode(text)
         self.run(**inputs)
         return {name: self.get_output(i) for i, name in enumerate(self.output_names)}
 

@@ -46,9 +46,11 @@ def qemu_prefix(cpu):
     return ["qemu-aarch64", "-L", AARCH64_SYSROOT, "-cpu", cpu]
 
 
-def run_model(artifact, inputs, work_dir, qemu_cpu=None, threads=None):
+def run_model(artifact, inputs, work_dir, qemu_cpu=None, threads=None, env=None, log=None):
     """Runs the artifact on a dict of numpy inputs; returns {output name: array}.
-    With qemu_cpu the aarch64 kiln-rt runs under qemu-aarch64 with that CPU model."""
+    With qemu_cpu the aarch64 kiln-rt runs under qemu-aarch64 with that CPU model (qemu-user
+    passes the environment on to the guest). env: extra environment variables. log: a list that
+    receives the run's --verbose stdout."""
     work_dir = Path(work_dir)
     in_dir, out_dir = work_dir / "in", work_dir / "out"
     for d in (in_dir, out_dir):
@@ -63,7 +65,11 @@ def run_model(artifact, inputs, work_dir, qemu_cpu=None, threads=None):
     cmd = [*tool, "run", artifact, *args, "--output-dir", out_dir]
     if threads:
         cmd += ["--threads", str(threads)]
-    _check(cmd)
+    if log is not None:
+        cmd += ["--verbose"]
+    proc = _check(cmd, env={**os.environ, **env} if env else None)
+    if log is not None:
+        log.append(proc.stdout)
     return {p.stem: np.load(p) for p in out_dir.glob("*.npy")}
 
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "kiln/c_api.h"
 #include "kiln/runtime.hpp"
 #include "test_artifact.h"
@@ -301,6 +303,61 @@ TEST_F(RuntimeTest, NullArgumentsDoNotCrash) {
   EXPECT_EQ(kiln_model_num_inputs(nullptr), 0);
   EXPECT_EQ(kiln_model_input_index(nullptr, "x"), -1);
   kiln_model_free(nullptr);
+}
+
+// The profile names every node of model.json once, with one call per profiled run, and the op
+// totals add up to the nodes; it counts nothing while off.
+TEST_F(RuntimeTest, ProfileTimesEveryNode) {
+  LoadOptions o;
+  o.profile = true;
+  Model m(*dir_, o);
+  for (int i = 0; i < 3; ++i) run_shape(m, 2, 7, i);
+  const nlohmann::json desc = nlohmann::json::parse(m.describe());
+  nlohmann::json p = nlohmann::json::parse(m.profile());
+  EXPECT_TRUE(p["enabled"].get<bool>());
+  EXPECT_EQ(p["runs"], 3);
+  ASSERT_EQ(p["nodes"].size(), desc["nodes"].size());
+  double node_ms = 0;
+  for (size_t n = 0; n < p["nodes"].size(); ++n) {
+    SCOPED_TRACE("node " + std::to_string(n));
+    EXPECT_EQ(p["nodes"][n]["name"], desc["nodes"][n]["name"]);
+    EXPECT_EQ(p["nodes"][n]["op"], desc["nodes"][n]["op"]);
+    EXPECT_EQ(p["nodes"][n]["calls"], 3);
+    EXPECT_GE(p["nodes"][n]["ms"].get<double>(), 0.0);
+    node_ms += p["nodes"][n]["ms"].get<double>();
+  }
+  EXPECT_GT(node_ms, 0.0);
+  EXPECT_LE(node_ms, p["run_ms"].get<double>() * (1 + 1e-9));
+  int64_t op_nodes = 0, op_calls = 0;
+  double op_ms = 0;
+  for (const auto& op : p["ops"]) {
+    EXPECT_EQ(desc["ops"][op["op"].get<std::string>()], op["nodes"]);
+    op_nodes += op["nodes"].get<int64_t>();
+    op_calls += op["calls"].get<int64_t>();
+    op_ms += op["ms"].get<double>();
+  }
+  EXPECT_EQ(op_nodes, static_cast<int64_t>(desc["nodes"].size()));
+  EXPECT_EQ(op_calls, 3 * op_nodes);
+  EXPECT_NEAR(op_ms, node_ms, 1e-6 * node_ms);
+
+  m.set_profiling(false);
+  run_shape(m, 1, 4, 1);
+  EXPECT_EQ(nlohmann::json::parse(m.profile())["runs"], 3) << "counted a run while off";
+  m.set_profiling(true);  // clears
+  p = nlohmann::json::parse(m.profile());
+  EXPECT_EQ(p["runs"], 0);
+  EXPECT_EQ(p["nodes"][0]["ms"], 0.0);
+
+  EXPECT_FALSE(nlohmann::json::parse(Model(*dir_).profile())["enabled"].get<bool>());
+  ASSERT_EQ(setenv("KILN_PROFILE", "1", 1), 0);
+  {
+    Model from_env(*dir_);
+    run_shape(from_env, 1, 3, 2);
+    EXPECT_EQ(nlohmann::json::parse(from_env.profile())["runs"], 1);
+  }
+  unsetenv("KILN_PROFILE");
+  EXPECT_EQ(kiln_model_set_profiling(nullptr, 1), KILN_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(kiln_model_profile(nullptr), "{}");
 }
 
 TEST_F(RuntimeTest, ParamsVerificationCanBeSkipped) {

@@ -45,6 +45,7 @@ const char kUsage[] =
 const char kRunUsage[] =
     "usage: kiln-rt run DIR --input NAME=FILE.npy [--input ...] [--output-dir D] [--threads N]\n"
     "                   [--verbose]\n"
+    "       kiln-rt run DIR --text \"a sentence\" [--text ...] [...]\n"
     "\n"
     "Loads the artifact in DIR (model.json, model.so, model.params), sets each input from a .npy\n"
     "file (float32/int64/int32/bool/int8/uint8, C order; int32 is accepted for int64 inputs),\n"
@@ -52,13 +53,18 @@ const char kRunUsage[] =
     "name, shape, dtype and checksums: sum = sum of elements, sum_abs = sum of absolute values.\n"
     "\n"
     "  --input NAME=FILE   value of input NAME (every input is required)\n"
+    "  --text TEXT         a text for the packed tokenizer (artifacts compiled with --vocab);\n"
+    "                      repeat for a batch: sets input_ids, attention_mask and\n"
+    "                      token_type_ids, padded to the longest (too long: truncated, warning)\n"
     "  --output-dir D      where to write outputs (created if missing)\n"
     "  --threads N         threads (default: KILN_NUM_THREADS or the number of cores)\n"
-    "  --verbose           print load/run times and the bound shapes\n";
+    "  --verbose           print load/run times, the bound shapes and the kernel variants\n"
+    "                      model.so picked (KILN_GEMM_VARIANT=ref|avx2|avx512|neon|neon_a76\n"
+    "                      forces the GEMM variant when this CPU and target allow it)\n";
 
 const char kBenchUsage[] =
     "usage: kiln-rt bench DIR [--batch B] [--seq S] [--threads N] [--runs N] [--warmup N]\n"
-    "                     [--json]\n"
+    "                     [--profile] [--json]\n"
     "\n"
     "Generates valid inputs (int inputs: *mask* = 1, *type* = 0, others ids in [0, 100); float\n"
     "inputs uniform in [-1, 1); bool inputs true), runs --warmup untimed then --runs timed runs\n"
@@ -69,14 +75,17 @@ const char kBenchUsage[] =
     "  --threads N  threads (default: KILN_NUM_THREADS or the number of cores)\n"
     "  --runs N     timed runs (default 20)\n"
     "  --warmup N   untimed runs first (default 3)\n"
+    "  --profile    time every node during the timed runs (also on with KILN_PROFILE=1) and\n"
+    "               print ms per run by op type and the 10 slowest nodes\n"
     "  --json       print one JSON object: median_ms, min_ms, mean_ms, max_ms, runs, warmup,\n"
-    "               threads, batch, seq\n";
+    "               threads, batch, seq (and profile, see kiln_model_profile)\n";
 
 const char kInspectUsage[] =
     "usage: kiln-rt inspect DIR [--json]\n"
     "\n"
     "Prints the artifact's target and required CPU features (and whether this CPU has them),\n"
-    "symbols, inputs and outputs, op histogram, nodes, memory plan and params.\n"
+    "the kernel variants model.so picked on this CPU, symbols, inputs and outputs, op\n"
+    "histogram, nodes, memory plan and params.\n"
     "  --json   print kiln_model_describe()'s JSON instead\n";
 
 bool is_help(const std::string& a) {
@@ -199,6 +208,13 @@ void checksums(const TensorInfo& t, double* sum, double* sum_abs) {
   }
 }
 
+// The kernel variants model.so picked on this CPU (its optional kiln_model_kernel_variant).
+std::string kernel_variant_str(const json& describe) {
+  const auto it = describe.find("kernel_variant");
+  return it != describe.end() && it->is_string() ? it->get<std::string>()
+                                                 : "(not reported by this model.so)";
+}
+
 std::string file_name_for(const std::string& name) {
   std::string s = name;
   for (char& c : s)
@@ -207,8 +223,37 @@ std::string file_name_for(const std::string& name) {
   return s;
 }
 
+// --text: the artifact's tokenizer sets input_ids, attention_mask and token_type_ids.
+void encode_texts(Model& m, const std::vector<std::string>& texts, bool verbose,
+                  std::vector<bool>* given) {
+  if (!kiln_model_has_tokenizer(m.get()))
+    throw CliError{
+        "--text: this artifact has no tokenizer (compile it with `kiln compile ... "
+        "--vocab vocab.txt`), give --input NAME=FILE.npy instead"};
+  std::vector<const char*> ptrs;
+  for (const std::string& t : texts) ptrs.push_back(t.c_str());
+  kiln_encoding enc;
+  check(kiln_model_encode(m.get(), ptrs.data(), static_cast<int32_t>(ptrs.size()), 0, &enc));
+  if (enc.num_truncated > 0) std::fprintf(stderr, "kiln-rt: warning: %s\n", enc.warning);
+  for (const char* name : {"input_ids", "attention_mask", "token_type_ids"}) {
+    const int idx = kiln_model_input_index(m.get(), name);  // -1: the model lacks it
+    if (idx < 0) continue;
+    if ((*given)[idx])
+      throw CliError{std::string("input '") + name + "' is given by --input and --text"};
+    (*given)[idx] = true;
+  }
+  if (verbose)
+    for (int64_t b = 0; b < enc.batch; ++b) {
+      std::printf("text %lld: input_ids", static_cast<long long>(b));
+      for (int64_t k = 0; k < enc.seq; ++k)
+        std::printf(" %lld", static_cast<long long>(enc.input_ids[b * enc.seq + k]));
+      std::printf("\n");
+    }
+}
+
 int cmd_run(int argc, char** argv) {
-  Args a = parse_args(argc, argv, {"--input", "--output-dir", "--threads"}, {"--verbose"});
+  Args a =
+      parse_args(argc, argv, {"--input", "--output-dir", "--threads", "--text"}, {"--verbose"});
   if (a.help) {
     std::fputs(kRunUsage, stdout);
     return 0;
@@ -217,7 +262,9 @@ int cmd_run(int argc, char** argv) {
   std::string out_dir = ".";
   bool verbose = false;
   std::vector<std::pair<std::string, std::string>> inputs;
+  std::vector<std::string> texts;
   for (const auto& f : a.flags) {
+    if (f.first == "--text") texts.push_back(f.second);
     if (f.first == "--output-dir") out_dir = f.second;
     if (f.first == "--verbose") verbose = true;
     if (f.first == "--input") {
@@ -247,6 +294,7 @@ int cmd_run(int argc, char** argv) {
       std::printf("input %s: %s %s from %s\n", in.first.c_str(), kiln_dtype_name(arr.dtype),
                   shape_str(arr.shape).c_str(), in.second.c_str());
   }
+  if (!texts.empty()) encode_texts(m, texts, verbose, &given);
   for (int i = 0; i < m.num_inputs(); ++i)
     if (!given[i])
       throw CliError{
@@ -255,9 +303,11 @@ int cmd_run(int argc, char** argv) {
   t0 = std::chrono::steady_clock::now();
   m.run();
   const double run_ms = ms_since(t0);
-  if (verbose)
+  if (verbose) {
     std::printf("loaded in %.2f ms, ran in %.3f ms on %d thread(s)\n", load_ms, run_ms,
                 m.num_threads());
+    std::printf("kernels: %s\n", kernel_variant_str(d).c_str());
+  }
   if (out_dir != "." && out_dir != "") {
     std::string cmd_dir = out_dir;
     // Create the output directory (one level; parents must exist).
@@ -321,17 +371,52 @@ std::vector<uint8_t> generate_input(const std::string& name, kiln_dtype dtype, i
   return buf;
 }
 
+// The profile (kiln_model_profile JSON) as a table: per op type, then the 10 slowest nodes.
+void print_profile(const json& p) {
+  const double runs = std::max<int64_t>(1, p["runs"].get<int64_t>());
+  const double run_ms = p["run_ms"].get<double>() / runs;
+  auto pct = [&](double ms) { return run_ms > 0 ? 100.0 * ms / run_ms : 0.0; };
+  std::printf("\nprofile: %lld runs, %d thread(s), %.3f ms/run in the node loop\n",
+              static_cast<long long>(runs), p["threads"].get<int>(), run_ms);
+  std::printf("%-28s %6s %10s %10s %9s\n", "op", "nodes", "calls/run", "ms/run", "% of run");
+  int64_t nodes = 0;
+  double total = 0;
+  for (const auto& op : p["ops"]) {
+    const double ms = op["ms"].get<double>() / runs;
+    nodes += op["nodes"].get<int64_t>();
+    total += ms;
+    std::printf("%-28s %6lld %10.0f %10.3f %8.1f%%\n", op["op"].get<std::string>().c_str(),
+                static_cast<long long>(op["nodes"].get<int64_t>()),
+                op["calls"].get<double>() / runs, ms, pct(ms));
+  }
+  std::printf("%-28s %6lld %10lld %10.3f %8.1f%%\n", "all nodes", static_cast<long long>(nodes),
+              static_cast<long long>(nodes), total, pct(total));
+  std::vector<json> by_time(p["nodes"].begin(), p["nodes"].end());
+  std::stable_sort(by_time.begin(), by_time.end(), [](const json& x, const json& y) {
+    return x["ms"].get<double>() > y["ms"].get<double>();
+  });
+  std::printf("\n%-56s %-20s %10s %9s\n", "top nodes", "op", "ms/run", "% of run");
+  for (size_t i = 0; i < by_time.size() && i < 10; ++i) {
+    const double ms = by_time[i]["ms"].get<double>() / runs;
+    std::string name = by_time[i]["name"];
+    if (name.size() > 56) name = "..." + name.substr(name.size() - 53);
+    std::printf("%-56s %-20s %10.3f %8.1f%%\n", name.c_str(),
+                by_time[i]["op"].get<std::string>().c_str(), ms, pct(ms));
+  }
+}
+
 int cmd_bench(int argc, char** argv) {
-  Args a =
-      parse_args(argc, argv, {"--batch", "--seq", "--threads", "--runs", "--warmup"}, {"--json"});
+  Args a = parse_args(argc, argv, {"--batch", "--seq", "--threads", "--runs", "--warmup"},
+                      {"--json", "--profile"});
   if (a.help) {
     std::fputs(kBenchUsage, stdout);
     return 0;
   }
   if (a.dir.empty()) throw CliError{"bench: missing artifact directory (see kiln-rt bench --help)"};
   int64_t batch = 1, seq = -1, runs = 20, warmup = 3;
-  bool as_json = false;
+  bool as_json = false, profile = false;
   for (const auto& f : a.flags) {
+    if (f.first == "--profile") profile = true;
     if (f.first == "--batch") batch = parse_int(f.first, f.second, 1, 1 << 20);
     if (f.first == "--seq") seq = parse_int(f.first, f.second, 1, 1 << 24);
     if (f.first == "--runs") runs = parse_int(f.first, f.second, 1, 1000000);
@@ -381,6 +466,8 @@ int cmd_bench(int argc, char** argv) {
     m.set_input(i, info.dtype, shape, bufs.back().data());
   }
   for (int64_t i = 0; i < warmup; ++i) m.run();
+  profile = profile || json::parse(m.profile())["enabled"].get<bool>();  // KILN_PROFILE=1
+  if (profile) m.set_profiling(true);  // count the timed runs only
   std::vector<double> times;
   for (int64_t i = 0; i < runs; ++i) {
     auto t0 = std::chrono::steady_clock::now();
@@ -404,6 +491,7 @@ int cmd_bench(int argc, char** argv) {
               {"batch", batch},
               {"seq", seq_used},
               {"target", d["target"]["name"]}};
+    if (profile) j["profile"] = json::parse(m.profile());
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s: batch %lld seq %lld, %d thread(s), %lld runs (%lld warmup)\n", a.dir.c_str(),
@@ -411,6 +499,7 @@ int cmd_bench(int argc, char** argv) {
                 static_cast<long long>(runs), static_cast<long long>(warmup));
     std::printf("median %.3f ms  min %.3f ms  mean %.3f ms  max %.3f ms\n", median, sorted.front(),
                 mean, sorted.back());
+    if (profile) print_profile(json::parse(m.profile()));
   }
   return 0;
 }
@@ -459,6 +548,7 @@ int cmd_inspect(int argc, char** argv) {
                 f["host_has"].get<bool>() ? "this CPU: yes" : "this CPU: NO");
   std::printf("\nhost       %s:", d["host"]["arch"].get<std::string>().c_str());
   for (const auto& f : d["host"]["features"]) std::printf(" %s", f.get<std::string>().c_str());
+  std::printf("\nkernels    %s", kernel_variant_str(d).c_str());
   std::printf("\nsymbols   ");
   for (const auto& s : d["symbols"]) {
     const int64_t max = s["max"];

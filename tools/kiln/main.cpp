@@ -16,6 +16,8 @@
 #include "compiler/target/target.h"
 #include "compiler/util/sha256.h"
 #include "tools/kiln-rt/commands.h"
+#include "tools/kiln/bundle.h"
+#include "tools/kiln/pack_vocab.h"
 
 namespace {
 
@@ -33,6 +35,9 @@ struct CompileArgs {
   int64_t max_seq = 0;
   bool dump_ir = false;
   int jobs = 2;
+  std::string vocab;   // BERT vocab.txt to pack (tokenizer on the board)
+  bool cased = false;  // the vocabulary is cased: no lower-casing / accent stripping
+  std::string bundle;  // out.tar.gz: artifact + runtime + infer.py for the board
 };
 
 int fail(const std::string& message) {
@@ -44,6 +49,10 @@ int compile(const CompileArgs& a) {
   auto t0 = Clock::now();
   auto target = kiln::target::target_from_name(a.target);
   if (!target) return fail(target.status().message());
+  if (a.cased && a.vocab.empty()) return fail("--cased describes a vocabulary: give --vocab too");
+  if (!a.bundle.empty())  // fail before compiling when the board's runtime is missing
+    if (auto s = kiln::tools::check_bundle_inputs(target.value().arch); !s)
+      return fail("--bundle: " + s.message());
 
   kiln::frontend::ImportOptions import_opts;
   import_opts.max_seq = a.max_seq;
@@ -60,7 +69,8 @@ int compile(const CompileArgs& a) {
       std::cout << "=== after " << pass << " ===\n" << kiln::ir::print_graph(graph) << "\n";
     };
   auto t1 = Clock::now();
-  if (auto s = kiln::passes::run_pipeline(g, pipeline); !s) return fail(a.model + ": " + s.message());
+  if (auto s = kiln::passes::run_pipeline(g, pipeline); !s)
+    return fail(a.model + ": " + s.message());
   double t_passes = seconds_since(t1);
 
   auto hash = kiln::util::sha256_file(a.model);
@@ -77,6 +87,9 @@ int compile(const CompileArgs& a) {
   fs::create_directories(a.output_dir, ec);
   if (ec) return fail(a.output_dir + ": cannot create directory: " + ec.message());
   if (auto s = kiln::codegen::emit_artifact(g, cg); !s) return fail(s.message());
+  if (!a.vocab.empty())
+    if (auto s = kiln::tools::pack_vocab(a.output_dir, a.vocab, !a.cased); !s)
+      return fail(s.message());
   double t_codegen = seconds_since(t2);
 
   std::map<std::string, int> ops;
@@ -96,6 +109,16 @@ int compile(const CompileArgs& a) {
   }
   std::printf("\n  time: import %.2f s, passes %.2f s, codegen+build %.2f s, total %.2f s\n",
               t_import, t_passes, t_codegen, seconds_since(t0));
+  if (!a.vocab.empty())
+    std::printf("  tokenizer: %s (%s)\n", a.vocab.c_str(), a.cased ? "cased" : "lower-case");
+  if (!a.bundle.empty()) {
+    uint64_t bytes = 0;
+    if (auto s = kiln::tools::make_bundle({a.output_dir, a.bundle, cg.target.name, cg.target.arch},
+                                          &bytes);
+        !s)
+      return fail("--bundle: " + s.message());
+    std::printf("  bundle: %s (%.1f MB)\n", a.bundle.c_str(), bytes / 1e6);
+  }
   return 0;
 }
 
@@ -118,6 +141,11 @@ int main(int argc, char** argv) {
                 "compiled maximum sequence length (default: min(512, model's max positions))");
   c->add_flag("--dump-ir", a.dump_ir, "print the graph after import and after each pass");
   c->add_option("-j,--jobs", a.jobs, "parallel C++ compiler processes (default 2)");
+  c->add_option("--vocab", a.vocab,
+                "BERT vocab.txt: pack a WordPiece tokenizer (kiln-rt run --text, m.encode)");
+  c->add_flag("--cased", a.cased, "the vocabulary is cased (default: lower-case + strip accents)");
+  c->add_option("--bundle", a.bundle,
+                "also write OUT.tar.gz: artifact + the target's runtime + infer.py for the board");
   app.add_subcommand("run", "run an artifact on .npy inputs (same as kiln-rt run)");
   app.add_subcommand("bench", "time an artifact (same as kiln-rt bench)");
   app.add_subcommand("inspect", "describe an artifact (same as kiln-rt inspect)");

@@ -1,4 +1,4 @@
-// Code generation of the less common runtime ops (Gemm with a pre-transposed constant B,
+// Code generation of the less common runtime ops (Gemm with transB and a constant B,
 // Pow->Square, Concat, Slice with steps, Range/ConstantOfShape/Expand from symbolic shapes,
 // Cast, ReduceMean over the batch, default Transpose) against naive C++.
 #include <gtest/gtest.h>
@@ -111,10 +111,6 @@ TEST(CodegenOps, MiscOpsMatchNaive) {
   ASSERT_TRUE(st.is_ok()) << st.message();
   {
     MiniRunner run(o.output_dir);
-    int gemm_b_rows = -1;
-    for (const auto& t : run.model()["tensors"])
-      if (t["name"] == "Bc.T") gemm_b_rows = t["shape"][0];
-    EXPECT_EQ(gemm_b_rows, 5);  // stored transposed
     for (const auto& n : run.model()["nodes"]) EXPECT_NE(n["op"], "SymbolicTensor");
 
     for (int64_t Bn : {1, 3}) {

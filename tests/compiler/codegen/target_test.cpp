@@ -16,9 +16,13 @@ TEST(Target, Presets) {
   auto v3 = target_from_name("x86-64-v3");
   ASSERT_TRUE(v3.is_ok());
   EXPECT_EQ(v3->features, (std::vector<std::string>{"avx2", "fma"}));
+  // x86-64-v3 pins the GEMM dispatch to AVX2; the others may pick AVX-512 when the CPU has it.
+  EXPECT_EQ(v3->defines, std::vector<std::string>{"KILN_GEMM_NO_AVX512"});
+  EXPECT_TRUE(target_from_name("x86-64-v4")->defines.empty());
   auto native = target_from_name("native");
   ASSERT_TRUE(native.is_ok());
   EXPECT_EQ(native->cxx_flags, std::vector<std::string>{"-march=native"});
+  EXPECT_TRUE(native->defines.empty());
   EXPECT_FALSE(native->cpu.empty());
 }
 

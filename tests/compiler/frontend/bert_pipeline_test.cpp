@@ -63,6 +63,21 @@ TEST_P(BertPipeline, ImportedGraphComputesTorchOutputs) {
   expect_matches_torch(*g.value());
 }
 
+// GELUs left after the pipeline: fuse_dense folds each FFN's Gelu into its Dense (gelu=1).
+int gelu_count(const ir::Graph& g) {
+  int n = test::count_ops(g, "Gelu");
+  for (const auto& node : g.nodes()) n += node->op == "Dense" && node->attr_int("gelu", 0) != 0;
+  return n;
+}
+
+// No MatMul/Gemm with a constant weight survives fuse_dense.
+int constant_weight_gemms(const ir::Graph& g) {
+  int n = 0;
+  for (const auto& node : g.nodes())
+    n += (node->op == "MatMul" || node->op == "Gemm") && node->input(1)->constant;
+  return n;
+}
+
 TEST_P(BertPipeline, PipelineOutputMeetsTheContract) {
   auto r = frontend::import_onnx(model("bert_op" + std::to_string(GetParam()) + ".onnx"), {});
   ASSERT_TRUE(r.is_ok()) << r.status().message();
@@ -74,9 +89,10 @@ TEST_P(BertPipeline, PipelineOutputMeetsTheContract) {
   ASSERT_TRUE(s.is_ok()) << s.message() << "\n" << ir::print_graph(g);
   EXPECT_GE(passes_run.size(), 6u);
   std::string dump = ir::print_graph(g);
-  // Embeddings LN + 2 per layer; one Gelu per FFN.
+  // Embeddings LN + 2 per layer; one GELU per FFN; every weight GEMM is a Dense.
   EXPECT_EQ(test::count_ops(g, "LayerNormalization"), 1 + 2 * kLayers) << dump;
-  EXPECT_EQ(test::count_ops(g, "Gelu"), kLayers) << dump;
+  EXPECT_EQ(gelu_count(g), kLayers) << dump;
+  EXPECT_EQ(constant_weight_gemms(g), 0) << dump;
   EXPECT_EQ(test::count_ops(g, "Erf"), 0) << dump;
   EXPECT_EQ(test::count_ops(g, "ReduceMean"), 0) << dump;
   for (const char* op : {"Shape", "Constant", "Identity", "Dropout", "Split"})
@@ -104,6 +120,34 @@ TEST_P(BertPipeline, PipelineOutputMeetsTheContract) {
 
 INSTANTIATE_TEST_SUITE_P(Opsets, BertPipeline, ::testing::Values(11, 14, 17));
 
+// Every layer's self-attention becomes one Attention with packed Q/K/V, whatever the head count
+// (4, 5, 3 heads of 16, 12, 12), mask value (finfo.min, -10000) and opset.
+class BertAttention : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+
+TEST_P(BertAttention, EveryLayerFuses) {
+  const auto& [tag, opset] = GetParam();
+  auto r = frontend::import_onnx(model("attn/" + tag + "_op" + std::to_string(opset) + ".onnx"), {});
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  ir::Graph& g = *r.value();
+  Status s = passes::run_pipeline(g);
+  ASSERT_TRUE(s.is_ok()) << s.message() << "\n" << ir::print_graph(g);
+  const std::string dump = ir::print_graph(g);
+  EXPECT_EQ(test::count_ops(g, "Attention"), kLayers) << dump;
+  for (const char* op : {"Softmax", "Transpose"}) EXPECT_EQ(test::count_ops(g, op), 0) << op << dump;
+  for (const auto& n : g.nodes())
+    if (n->op == "Attention") {
+      EXPECT_EQ(n->attr_int("qkv_packed", 0), 1) << n->describe();
+      ASSERT_TRUE(n->input(3)) << n->describe();  // the mask, kept as computed
+    }
+  expect_matches_torch(g, "attn/" + tag + "_io");
+}
+
+INSTANTIATE_TEST_SUITE_P(HeadsMasksOpsets, BertAttention,
+                         ::testing::Combine(::testing::Values("h64_finfo", "h64_10000",
+                                                              "h60_finfo", "h60_10000",
+                                                              "h36_finfo", "h36_10000"),
+                                            ::testing::Values(13, 14, 17)));
+
 TEST(BertPipeline, ExternalDataModelCompiles) {
   auto r = frontend::import_onnx(model("ext/model.onnx"), {});
   ASSERT_TRUE(r.is_ok()) << r.status().message();
@@ -120,7 +164,8 @@ TEST(BertPipeline, UnfoldedExportWithoutTokenTypes) {
   ASSERT_TRUE(s.is_ok()) << s.message();
   std::string dump = ir::print_graph(g);
   EXPECT_EQ(test::count_ops(g, "LayerNormalization"), 1 + 2 * kLayers) << dump;
-  EXPECT_EQ(test::count_ops(g, "Gelu"), kLayers) << dump;
+  EXPECT_EQ(gelu_count(g), kLayers) << dump;
+  EXPECT_EQ(constant_weight_gemms(g), 0) << dump;
   EXPECT_EQ(test::count_ops(g, "Shape"), 0) << dump;
   EXPECT_EQ(test::count_ops(g, "Constant"), 0) << dump;
   EXPECT_EQ(g.symbols[1].max, 64);

@@ -74,6 +74,26 @@ for n in NOTT:
 outs[0].astype(np.float32).tofile(os.path.join(io_nott, "last_hidden_state.f32"))
 outs[1].astype(np.float32).tofile(os.path.join(io_nott, "pooler_output.f32"))
 
+# attn/: tiny BERTs whose every layer fuse_attention must turn into one Attention: hidden/heads
+# 64/4, 60/5, 36/3 (head sizes 16, 12, 12), finfo.min and -10000 masks, opsets 13, 14, 17; each
+# with inputs and torch's outputs at batch 2, seq 5 (row 1 padded) in attn/<tag>_io/.
+for hidden, heads in ((64, 4), (60, 5), (36, 3)):
+    for mask_value in ("finfo", "-10000"):
+        cfg = bert.BertConfig(vocab_size=100, hidden_size=hidden, num_hidden_layers=2,
+                              num_attention_heads=heads, intermediate_size=2 * hidden,
+                              max_position_embeddings=64, mask_value=mask_value)
+        m = bert.build_model(cfg, seed=1, init="random")
+        tag = f"h{hidden}_{mask_value.lstrip('-')}"
+        os.makedirs(os.path.join(OUT, "attn", tag + "_io"), exist_ok=True)
+        for opset in (13, 14, 17):
+            export(m, os.path.join(OUT, "attn", f"{tag}_op{opset}.onnx"), opset)
+        attn_in = bert.make_inputs(cfg, 2, 5)
+        attn_out = bert.run_torch(m, attn_in, NAMES)
+        for n in NAMES:
+            attn_in[n].astype(np.int64).tofile(os.path.join(OUT, "attn", tag + "_io", n + ".i64"))
+        for n, o in zip(("last_hidden_state", "pooler_output"), attn_out):
+            o.astype(np.float32).tofile(os.path.join(OUT, "attn", tag + "_io", n + ".f32"))
+
 long_cfg = bert.BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                            intermediate_size=16, max_position_embeddings=600)
 export(bert.build_model(long_cfg), os.path.join(OUT, "bert_long_positions.onnx"), 14)

@@ -5,11 +5,14 @@
 // KILN_GEMM_VARIANT=ref|avx2|avx512|neon|neon_a76 forces a row (ignored, with the default kept,
 // if that variant is not built for this architecture or the CPU lacks it). Callers never test CPU
 // features themselves.
+// KILN_GEMM_NO_AVX512 (defined by the compiler for target x86-64-v3) leaves the avx512 row out,
+// so such a model.so never executes AVX-512, whatever the CPU or KILN_GEMM_VARIANT says.
 // One binary, one -march: the kernels are inline templates, so the linker keeps one copy of each;
 // a copy compiled in a translation unit with a wider -march (say x86-64-v4) may use that ISA inside
 // the avx2 kernel too. model.so is one translation unit, so this only matters to other users.
 #pragma once
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -29,6 +32,7 @@ namespace kiln::kernels::gemm {
 struct Variant {
   const char* name;    // KILN_GEMM_VARIANT value
   const char* kernel;  // micro-kernel, <op>_<dtype>_<tile>_<isa>
+  const char* tile;    // rows x columns of the micro-kernel, for people
   const char* needs;   // CPU features supported() tests, for messages
   bool (*supported)();
   const KernelTable& (*kernels)();
@@ -45,6 +49,13 @@ inline bool avx2_fma() {
 }
 inline bool avx512f() {
   return __builtin_cpu_supports("avx512f");
+}
+// The INT8 GEMM's VNNI kernels (s8_dispatch.h): AVX-512 (with BW), and the 256-bit VEX form.
+inline bool avx512vnni() {
+  return avx512f() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+}
+inline bool avxvnni() {
+  return avx2_fma() && __builtin_cpu_supports("avxvnni");
 }
 #endif
 #if defined(__aarch64__)
@@ -63,19 +74,21 @@ inline bool asimddp() {
 // A76: 64 KiB L1d, 512 KiB private L2) and are not yet measured on a board.
 inline const Variant* gemm_f32_variants(int* count) {
   static const Variant kTable[] = {
-#if defined(__x86_64__)
-    {"avx512", "gemm_f32_14x32_avx512", "avx512f", cpu::avx512f,
+#if defined(__x86_64__) && !defined(KILN_GEMM_NO_AVX512)
+    {"avx512", "gemm_f32_14x32_avx512", "14x32", "avx512f", cpu::avx512f,
      kernel_table<f32_14x32_avx512::Kernel>, Schedule{14, 2, 336, 0, 0}},
-    {"avx2", "gemm_f32_6x16_avx2", "avx2+fma", cpu::avx2_fma, kernel_table<f32_6x16_avx2::Kernel>,
-     Schedule{6, 1, 336, 0, 0}},
+#endif
+#if defined(__x86_64__)
+    {"avx2", "gemm_f32_6x16_avx2", "6x16", "avx2+fma", cpu::avx2_fma,
+     kernel_table<f32_6x16_avx2::Kernel>, Schedule{6, 1, 336, 0, 0}},
 #endif
 #if defined(__aarch64__)
-    {"neon_a76", "gemm_f32_6x16_neon", "asimddp", cpu::asimddp, kernel_table<f32_6x16_neon::Kernel>,
-     Schedule{6, 1, 240, 512, 0}},
-    {"neon", "gemm_f32_6x16_neon", "asimd", cpu::any, kernel_table<f32_6x16_neon::Kernel>,
+    {"neon_a76", "gemm_f32_6x16_neon", "6x16", "asimddp", cpu::asimddp,
+     kernel_table<f32_6x16_neon::Kernel>, Schedule{6, 1, 240, 512, 0}},
+    {"neon", "gemm_f32_6x16_neon", "6x16", "asimd", cpu::any, kernel_table<f32_6x16_neon::Kernel>,
      Schedule{6, 1, 120, 256, 0}},
 #endif
-    {"ref", "gemm_f32_4x16_ref", "", cpu::any, kernel_table<f32_4x16_ref::Kernel>,
+    {"ref", "gemm_f32_4x16_ref", "4x16", "", cpu::any, kernel_table<f32_4x16_ref::Kernel>,
      Schedule{4, 1, 128, 0, 0}},
   };
   *count = static_cast<int>(sizeof(kTable) / sizeof(kTable[0]));
@@ -111,6 +124,27 @@ inline const Variant& gemm_f32_variant() {
 
 inline const char* gemm_f32_variant_name() {
   return gemm_f32_variant().name;
+}
+
+// "gemm f32: avx512 14x32", plus why when KILN_GEMM_VARIANT asked for another variant
+// (model.so's kiln_model_kernel_variant, printed by `kiln inspect` and `kiln-rt run --verbose`).
+inline const char* gemm_f32_variant_description() {
+  static char text[160];
+  static const bool once = [] {
+    const Variant& v = gemm_f32_variant();
+    int n = std::snprintf(text, sizeof(text), "gemm f32: %s %s", v.name, v.tile);
+    const char* env = std::getenv("KILN_GEMM_VARIANT");
+    if (env && *env && std::strcmp(env, v.name) != 0 && n > 0 &&
+        n < static_cast<int>(sizeof(text))) {
+      const Variant* asked = find_gemm_f32_variant(env);
+      std::snprintf(text + n, sizeof(text) - n, " (KILN_GEMM_VARIANT=%.32s ignored: %s%s)", env,
+                    asked ? "this CPU lacks " : "not built into this model.so",
+                    asked ? asked->needs : "");
+    }
+    return true;
+  }();
+  (void)once;
+  return text;
 }
 
 // C[M, N] = epilogue(A[M, K] * B) with B packed by pack_b_f32, on the variant picked for this CPU.

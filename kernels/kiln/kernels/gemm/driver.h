@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstring>
 #include <numeric>
+#include <type_traits>
 #include <utility>
 
 #include "kiln/backend.h"
@@ -30,17 +31,21 @@
 
 namespace kiln::kernels::gemm {
 
-// Every instantiation of one micro-kernel: fn[rows - 1][panels - 1].
-struct KernelTable {
+// Every instantiation of one micro-kernel: fn[rows - 1][panels - 1]. Fn is the micro-kernel's
+// pointer type (TileFn for FP32, S8TileFn for the INT8 kernels in s8_driver.h).
+template <class Fn>
+struct BasicKernelTable {
   int max_rows = 0;
   int max_panels = 0;
-  TileFn fn[kMaxMr][2] = {};
+  Fn fn[kMaxMr][2] = {};
 };
+using KernelTable = BasicKernelTable<TileFn>;
 
 template <class Kernel, int... R>
-KernelTable make_kernel_table(std::integer_sequence<int, R...>) {
+auto make_kernel_table(std::integer_sequence<int, R...>) {
   static_assert(Kernel::kMaxRows <= kMaxMr, "raise kMaxMr");
-  KernelTable t;
+  using Fn = std::remove_const_t<decltype(Kernel::template kTile<1, 1>)>;
+  BasicKernelTable<Fn> t;
   t.max_rows = Kernel::kMaxRows;
   t.max_panels = Kernel::kMaxPanels;
   ((t.fn[R][0] = Kernel::template kTile<R + 1, 1>), ...);
@@ -49,8 +54,8 @@ KernelTable make_kernel_table(std::integer_sequence<int, R...>) {
 }
 
 template <class Kernel>
-const KernelTable& kernel_table() {
-  static const KernelTable t =
+const auto& kernel_table() {
+  static const auto t =
       make_kernel_table<Kernel>(std::make_integer_sequence<int, Kernel::kMaxRows>{});
   return t;
 }
@@ -70,8 +75,8 @@ struct Plan {
   int64_t k_blocks;
 };
 
-inline Plan make_plan(const Schedule& s, const KernelTable& kt, int threads, int64_t M, int64_t N,
-                      int64_t K) {
+template <class Table>
+Plan make_plan(const Schedule& s, const Table& kt, int threads, int64_t M, int64_t N, int64_t K) {
   Plan p;
   p.M = M;
   p.N = N;
@@ -97,6 +102,29 @@ inline Plan make_plan(const Schedule& s, const KernelTable& kt, int threads, int
 
 inline int64_t row_of_tile(const Plan& p, int64_t tile) {
   return split_point(p.M, p.m_tiles, tile);
+}
+
+// A column tile narrower than the kernel's (cols < 16 * panels): run the kernel on zero-padded
+// scratch copies of C, bias and residual, then copy the `cols` columns out. Args is TileArgs or
+// S8TileArgs (same c, ldc, accumulate, bias, residual, ldr fields).
+template <class Args>
+void run_narrow_tile(void (*fn)(const Args&), Args a, int rows, int64_t cols) {
+  alignas(64) float cbuf[kMaxMr * kMaxTileCols] = {};
+  alignas(64) float rbuf[kMaxMr * kMaxTileCols] = {};
+  alignas(64) float bbuf[kMaxTileCols] = {};
+  for (int r = 0; r < rows; ++r) {
+    if (a.accumulate) std::memcpy(cbuf + r * kMaxTileCols, a.c + r * a.ldc, cols * 4);
+    if (a.residual) std::memcpy(rbuf + r * kMaxTileCols, a.residual + r * a.ldr, cols * 4);
+  }
+  if (a.bias) std::memcpy(bbuf, a.bias, cols * 4);
+  float* c_out = a.c;
+  const int64_t ldc = a.ldc;
+  a.c = cbuf;
+  a.ldc = kMaxTileCols;
+  if (a.bias) a.bias = bbuf;
+  if (a.residual) a.residual = rbuf, a.ldr = kMaxTileCols;
+  fn(a);
+  for (int r = 0; r < rows; ++r) std::memcpy(c_out + r * ldc, cbuf + r * kMaxTileCols, cols * 4);
 }
 
 // One work item: row tiles [t0, t1) x column tiles [j0, j1), all of K.
@@ -138,23 +166,7 @@ inline void run_item(const Plan& p, const KernelTable& kt, int64_t t0, int64_t t
           fn(a);
           continue;
         }
-        // Narrow column tile: run the kernel on zero-padded copies, then copy the columns out.
-        alignas(64) float cbuf[kMaxMr * kMaxTileCols] = {};
-        alignas(64) float rbuf[kMaxMr * kMaxTileCols] = {};
-        alignas(64) float bbuf[kMaxTileCols] = {};
-        for (int r = 0; r < rows; ++r) {
-          if (a.accumulate) std::memcpy(cbuf + r * kMaxTileCols, a.c + r * ldc, cols * 4);
-          if (a.residual) std::memcpy(rbuf + r * kMaxTileCols, a.residual + r * ep.ldr, cols * 4);
-        }
-        if (a.bias) std::memcpy(bbuf, a.bias, cols * 4);
-        float* c_out = a.c;
-        a.c = cbuf;
-        a.ldc = kMaxTileCols;
-        if (a.bias) a.bias = bbuf;
-        if (a.residual) a.residual = rbuf, a.ldr = kMaxTileCols;
-        fn(a);
-        for (int r = 0; r < rows; ++r)
-          std::memcpy(c_out + r * ldc, cbuf + r * kMaxTileCols, cols * 4);
+        run_narrow_tile(fn, a, rows, cols);
       }
     }
   }

@@ -11,6 +11,15 @@ namespace kiln::kernels::gemm::f32_4x16_ref {
 constexpr int kMr = 4;
 constexpr int kPanels = 1;
 
+// The epilogue (types.h) on one element: x (+ *bias) (gelu) (+ *residual); null = skip. Also the
+// INT8 reference kernel's epilogue (s8_4x16c4_ref.h).
+inline float epilogue_scalar(float x, const float* bias, bool gelu, const float* residual) {
+  if (bias) x += *bias;
+  if (gelu) x = gelu_f32(x);
+  if (residual) x += *residual;
+  return x;
+}
+
 template <int R, int P>
 void tile(const TileArgs& t) {
   constexpr int kCols = kNr * P;
@@ -25,13 +34,10 @@ void tile(const TileArgs& t) {
   }
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < kCols; ++j) {
-      float x = acc[r][j];
-      if (t.last) {
-        if (t.bias) x += t.bias[j];
-        if (t.gelu) x = gelu_f32(x);
-        if (t.residual) x += t.residual[r * t.ldr + j];
-      }
-      t.c[r * t.ldc + j] = x;
+      t.c[r * t.ldc + j] = t.last
+                               ? epilogue_scalar(acc[r][j], t.bias ? t.bias + j : nullptr, t.gelu,
+                                                 t.residual ? t.residual + r * t.ldr + j : nullptr)
+                               : acc[r][j];
     }
 }
 

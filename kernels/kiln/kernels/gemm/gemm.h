@@ -2,6 +2,7 @@
 //   compiler (host):  packed_b_floats, pack_b_f32                      (pack.h)
 //   model.so:         gemm_f32_packed(be, M, N, K, A, lda, packed_b, C, ldc, Epilogue{...})
 //                     gemm_f32_variant_name()                          (dispatch.h)
+// The INT8 GEMM (dynamic quantization) is separate, to keep FP32-only models lean: s8_dispatch.h.
 #pragma once
 
 #include "kiln/kernels/gemm/dispatch.h"

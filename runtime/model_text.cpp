@@ -1,0 +1,124 @@
+// Model's text side: loads and validates the tokenizer packed with the artifact (model.json
+// "tokenizer" + vocab file) and turns texts into the BERT inputs (kiln_model_encode).
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "artifact/crc32.h"
+#include "runtime/dtype.h"
+#include "runtime/model.h"
+
+namespace kiln::rt {
+
+Status Model::load_tokenizer() {
+  const TokenizerDesc& d = desc_.tokenizer;
+  if (!d.present) return ok_status();
+  const std::string path = dir_ + "/" + d.vocab_file;
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    return error(KILN_ERROR_IO, "cannot open '" + path +
+                                    "' (model.json tokenizer.vocab): " + std::strerror(errno));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string text = ss.str();
+  const uint32_t crc = artifact::crc32_update(0, text.data(), text.size());
+  if (crc != d.vocab_crc32)
+    return error(KILN_ERROR_CORRUPT, path + ": checksum " + std::to_string(crc) +
+                                         " differs from model.json's tokenizer.vocab_crc32 " +
+                                         std::to_string(d.vocab_crc32) +
+                                         " (vocabulary edited or from another model?)");
+  if (input_index("input_ids") < 0)
+    return error(KILN_ERROR_CORRUPT,
+                 dir_ + "/model.json: has a tokenizer but no input named 'input_ids'");
+  TokenizerOptions o;
+  o.lower_case = d.lower_case;
+  o.max_chars_per_word = d.max_chars_per_word;
+  o.cls = d.cls;
+  o.sep = d.sep;
+  o.unk = d.unk;
+  o.pad = d.pad;
+  KILN_RT_TRY(Tokenizer::load(path, o, &tokenizer_));
+  if (tokenizer_->vocab_size() != d.vocab_size)
+    return error(KILN_ERROR_CORRUPT, path + ": " + std::to_string(tokenizer_->vocab_size()) +
+                                         " tokens, model.json says " +
+                                         std::to_string(d.vocab_size));
+  return ok_status();
+}
+
+Status Model::encode(const char* const* texts, int n, int64_t max_len, kiln_encoding* out) {
+  if (!tokenizer_)
+    return error(KILN_ERROR_STATE, dir_ +
+                                       ": the artifact has no tokenizer (compile it with "
+                                       "`kiln compile ... --vocab vocab.txt`)");
+  const int ids_index = input_index("input_ids");
+  // The compiled maximum: the symbol of input_ids' last dimension.
+  const TensorDesc& ids_tensor = desc_.tensors[desc_.inputs[ids_index].tensor];
+  int64_t limit = 0;
+  const int seq_symbol = ids_tensor.shape.empty() ? -1 : ids_tensor.shape.back().single_symbol();
+  if (seq_symbol >= 0) limit = desc_.symbols[seq_symbol].max;
+  if (max_len < 0 || max_len == 1)
+    return error(KILN_ERROR_INVALID_ARGUMENT, "max_len " + std::to_string(max_len) +
+                                                  ": must be 0 (the compiled maximum) or >= 2");
+  if (max_len > 0 && limit > 0 && max_len > limit)
+    return error(KILN_ERROR_INVALID_ARGUMENT, "max_len " + std::to_string(max_len) +
+                                                  " exceeds the compiled maximum sequence length " +
+                                                  std::to_string(limit));
+  if (max_len == 0) max_len = limit;
+  std::vector<std::vector<int64_t>> rows(n);
+  enc_warning_.clear();
+  int32_t truncated = 0;
+  size_t seq = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!texts[i])
+      return error(KILN_ERROR_INVALID_ARGUMENT, "text " + std::to_string(i) + " is NULL");
+    int64_t full = 0;
+    rows[i] = tokenizer_->encode(texts[i], max_len, &full);
+    if (static_cast<int64_t>(rows[i].size()) < full) {
+      ++truncated;
+      enc_warning_ += (enc_warning_.empty() ? "" : "; ") + std::string("text ") +
+                      std::to_string(i) + " has " + std::to_string(full) +
+                      " tokens, truncated to the maximum sequence length " +
+                      std::to_string(max_len);
+    }
+    seq = std::max(seq, rows[i].size());
+  }
+  const size_t count = static_cast<size_t>(n) * seq;
+  enc_ids_.assign(count, tokenizer_->pad_id());
+  enc_mask_.assign(count, 0);
+  enc_types_.assign(count, 0);
+  for (int i = 0; i < n; ++i)
+    for (size_t k = 0; k < rows[i].size(); ++k) {
+      enc_ids_[i * seq + k] = rows[i][k];
+      enc_mask_[i * seq + k] = 1;
+    }
+  const int64_t shape[2] = {n, static_cast<int64_t>(seq)};
+  const std::pair<const char*, const std::vector<int64_t>*> feeds[] = {
+      {"input_ids", &enc_ids_}, {"attention_mask", &enc_mask_}, {"token_type_ids", &enc_types_}};
+  for (const auto& feed : feeds) {
+    const int index = input_index(feed.first);
+    if (index < 0) continue;
+    const TensorDesc& t = desc_.tensors[desc_.inputs[index].tensor];
+    if (t.shape.size() != 2)
+      return error(KILN_ERROR_INVALID_ARGUMENT, std::string("input '") + feed.first +
+                                                    "' has rank " + std::to_string(t.shape.size()) +
+                                                    ", the tokenizer makes [batch, seq]");
+    if (t.dtype == KILN_INT64) {
+      KILN_RT_TRY(set_input(index, KILN_INT64, shape, 2, feed.second->data()));
+    } else if (t.dtype == KILN_INT32) {
+      std::vector<int32_t> narrow(feed.second->begin(), feed.second->end());
+      KILN_RT_TRY(set_input(index, KILN_INT32, shape, 2, narrow.data()));
+    } else {
+      return error(KILN_ERROR_INVALID_ARGUMENT, std::string("input '") + feed.first + "' is " +
+                                                    dtype_name(t.dtype) +
+                                                    ", the tokenizer makes int64 or int32");
+    }
+  }
+  if (out)
+    *out = kiln_encoding{
+        n,         static_cast<int64_t>(seq), enc_ids_.data(), enc_mask_.data(), enc_types_.data(),
+        truncated, enc_warning_.c_str()};
+  return ok_status();
+}
+
+}  // namespace kiln::rt

@@ -1,0 +1,58 @@
+"""Paths, environment and helpers shared by the Python API, tokenizer, bundle and .deb tests.
+
+Binaries come from KILN_BUILD_DIR (default build/) and KILN_AARCH64_BUILD_DIR (default
+build-aarch64/), as in tests/e2e; kiln.compile and kiln.runtime are pointed at them through
+KILN_BIN, KILN_RUNTIME_LIB and KILN_AARCH64_RUNTIME_DIR.
+"""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+
+BUILD = Path(os.environ.get("KILN_BUILD_DIR", ROOT / "build")).resolve()
+AARCH64_BUILD = Path(os.environ.get("KILN_AARCH64_BUILD_DIR", ROOT / "build-aarch64")).resolve()
+KILN = BUILD / "tools" / "kiln" / "kiln"
+KILN_RT = BUILD / "tools" / "kiln-rt" / "kiln-rt"
+RUNTIME_LIB = BUILD / "runtime" / "libkiln_runtime.so"
+AARCH64_KILN_RT = AARCH64_BUILD / "tools" / "kiln-rt" / "kiln-rt"
+AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
+
+os.environ["KILN_BIN"] = str(KILN)
+os.environ["KILN_RUNTIME_LIB"] = str(RUNTIME_LIB)
+os.environ["KILN_AARCH64_RUNTIME_DIR"] = str(AARCH64_BUILD)
+
+import torch  # noqa: E402
+
+from kiln.models.bert import BertConfig  # noqa: E402
+
+# One layer, 24 positions: the compiled maximum sequence length is 24.
+TINY = BertConfig(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=64, max_position_embeddings=24)
+INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def have_qemu():
+    return shutil.which("qemu-aarch64") is not None and Path(AARCH64_SYSROOT).is_dir()
+
+
+def have_aarch64_runtime():
+    return AARCH64_KILN_RT.exists() and (AARCH64_BUILD / "runtime" / "libkiln_runtime.so").exists()
+
+
+def clean_env(**extra):
+    """The environment of a user on the board: no PYTHONPATH, no KILN_* variables."""
+    env = {k: v for k, v in os.environ.items()
+           if k != "PYTHONPATH" and not k.startswith("KILN_")}
+    env.update(extra)
+    return env
+
+
+def torch_outputs(model, feed):
+    with torch.no_grad():
+        out = model(*[torch.from_numpy(feed[n]) for n in INPUT_NAMES if n in feed])
+    return [o.numpy() for o in out]
+
+

@@ -1,0 +1,257 @@
+// Builds the deploy bundle; see bundle.h.
+#include "tools/kiln/bundle.h"
+
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler/util/sha256.h"
+
+#ifndef KILN_SOURCE_DIR
+#define KILN_SOURCE_DIR ""
+#endif
+
+namespace kiln::tools {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string host_arch() {
+  struct utsname u;
+  if (uname(&u) != 0) return "unknown";
+  std::string m = u.machine;
+  return m == "arm64" ? "aarch64" : m;
+}
+
+// e_machine of an ELF file: "x86_64", "aarch64", another name, or "" if not a 64-bit ELF.
+std::string elf_arch(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  unsigned char h[20] = {};
+  if (!f.read(reinterpret_cast<char*>(h), sizeof h)) return "";
+  if (h[0] != 0x7f || h[1] != 'E' || h[2] != 'L' || h[3] != 'F') return "";
+  const int machine = h[18] | h[19] << 8;
+  if (h[4] == 1) return "32-bit ELF (e_machine " + std::to_string(machine) + ")";
+  if (machine == 62) return "x86_64";
+  if (machine == 183) return "aarch64";
+  return "e_machine " + std::to_string(machine);
+}
+
+fs::path kiln_build_root() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  return exe.parent_path().parent_path().parent_path();  // <build>/tools/kiln/kiln
+}
+
+struct RuntimeFiles {
+  fs::path library, cli;
+};
+
+Status find_runtime(const std::string& arch, RuntimeFiles* out) {
+  const bool host = arch == host_arch();
+  const char* env_name = arch == "aarch64" ? "KILN_AARCH64_RUNTIME_DIR" : "KILN_RUNTIME_DIR";
+  const char* env = std::getenv(env_name);
+  fs::path dir;
+  if (env && *env)
+    dir = env;
+  else if (host)
+    dir = kiln_build_root();
+  else if (arch == "aarch64")
+    dir = kiln_build_root().parent_path() / "build-aarch64";
+  const std::string how = arch == "aarch64" ? "build it with scripts/build.sh --aarch64"
+                                            : "build it with scripts/build.sh";
+  if (dir.empty())
+    return Status::error("no " + arch + " runtime for the bundle: set " + env_name +
+                         " to a directory holding libkiln_runtime.so and kiln-rt, or " + how);
+  const std::pair<const char*, const char*> layouts[] = {
+      {"runtime/libkiln_runtime.so", "tools/kiln-rt/kiln-rt"},
+      {"libkiln_runtime.so", "kiln-rt"},
+      {"lib/libkiln_runtime.so", "bin/kiln-rt"}};
+  for (const auto& [lib, cli] : layouts) {
+    if (!fs::exists(dir / lib) || !fs::exists(dir / cli)) continue;
+    for (const fs::path& p : {dir / lib, dir / cli}) {
+      const std::string got = elf_arch(p);
+      if (got != arch)
+        return Status::error(p.string() + " is " + (got.empty() ? "not an ELF file" : got) +
+                             ", the target needs " + arch + " (" + how + ", or point " + env_name +
+                             " at an " + arch + " build)");
+    }
+    *out = {dir / lib, dir / cli};
+    return Status::ok();
+  }
+  return Status::error("the " + arch + " runtime was not found in " + dir.string() +
+                       " (looked for runtime/libkiln_runtime.so and tools/kiln-rt/kiln-rt): " +
+                       how + (env && *env ? "" : std::string(" or set ") + env_name));
+}
+
+Status copy_into(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec)
+    return Status::error("cannot copy " + from.string() + " to " + to.string() + ": " +
+                         ec.message());
+  return Status::ok();
+}
+
+Status run(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return Status::error("fork failed");
+  if (pid == 0) {
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::string cmd;
+    for (const std::string& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+    return Status::error(
+        "'" + cmd + "' failed" +
+        (WIFEXITED(status) && WEXITSTATUS(status) == 127 ? " (not installed?)" : ""));
+  }
+  return Status::ok();
+}
+
+std::string board_readme(const BundleOptions& o, const std::string& name, bool has_tokenizer) {
+  const bool arm = o.target_arch == "aarch64";
+  std::string s =
+      "# " + name + ": a kiln model for " + o.target_name + " (" + o.target_arch + ")\n\n";
+  s += "Contents: the compiled model (model.json, model.so, model.params" +
+       std::string(has_tokenizer ? ", vocab.txt" : "") +
+       "), the kiln runtime (libkiln_runtime.so, kiln-rt), its Python binding (kiln/), infer.py, "
+       "SHA256SUMS.\n\n";
+  if (arm)
+    s += "Needs a 64-bit OS (Raspberry Pi OS 64-bit / Debian arm64 / Ubuntu arm64): on a 32-bit "
+         "userland `uname -m` may still say aarch64 but `./kiln-rt` fails with \"No such file or "
+         "directory\" / \"cannot execute\"; infer.py says so.\n\n";
+  s += "```sh\n";
+  s += "sha256sum -c SHA256SUMS            # optional: check the copy\n";
+  s += "python3 infer.py                   # needs python3-numpy";
+  s += has_tokenizer ? "; --text \"a sentence\" to tokenize\n" : "; --ids 101,2023,102\n";
+  if (has_tokenizer) s += "./kiln-rt run . --text \"a sentence\" --text \"another one\"\n";
+  s += "./kiln-rt run . --input input_ids=ids.npy --input attention_mask=mask.npy ...\n";
+  s += "./kiln-rt bench . --seq 128 --threads 4\n";
+  s += "```\n\nThreads: --threads N or KILN_NUM_THREADS (default: all cores). ";
+  s += "See docs/deploy-raspberry-pi.md in the kiln repository.\n";
+  return s;
+}
+
+fs::path python_dir() {
+  const char* env = std::getenv("KILN_PYTHON_DIR");
+  return env && *env ? fs::path(env) : fs::path(KILN_SOURCE_DIR) / "python";
+}
+
+fs::path infer_py() {
+  return fs::path(KILN_SOURCE_DIR) / "examples" / "infer.py";
+}
+
+Status check_python_files() {
+  const fs::path py_dir = python_dir();
+  for (const fs::path& p :
+       {py_dir / "kiln" / "__init__.py", py_dir / "kiln" / "runtime.py", infer_py()})
+    if (!fs::exists(p))
+      return Status::error(p.string() +
+                           " not found (set KILN_PYTHON_DIR to the folder holding "
+                           "kiln/, or run kiln from its build tree)");
+  return Status::ok();
+}
+
+}  // namespace
+
+Status check_bundle_inputs(const std::string& arch) {
+  RuntimeFiles rt;
+  KILN_RETURN_IF_ERROR(find_runtime(arch, &rt));
+  return check_python_files();
+}
+
+Status make_bundle(const BundleOptions& o, uint64_t* archive_bytes) {
+  RuntimeFiles rt;
+  KILN_RETURN_IF_ERROR(find_runtime(o.target_arch, &rt));
+  KILN_RETURN_IF_ERROR(check_python_files());
+  const fs::path py_dir = python_dir(), infer = infer_py();
+
+  // The archive's top directory is the archive's name without .tar.gz / .tgz.
+  fs::path output = fs::absolute(o.output);
+  std::string name = output.filename().string();
+  for (const char* ext : {".tar.gz", ".tgz"}) {
+    const std::string e = ext;
+    if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0) {
+      name.resize(name.size() - e.size());
+      break;
+    }
+  }
+  if (name.empty() || name == "." || name == "..")
+    return Status::error("--bundle " + o.output + ": expected a name like out.tar.gz");
+
+  char tmpl[] = "/tmp/kiln-bundle-XXXXXX";
+  if (!mkdtemp(tmpl)) return Status::error("cannot create a temporary directory in /tmp");
+  const fs::path staging = tmpl, top = staging / name;
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{staging};
+  std::error_code ec;
+  fs::create_directories(top / "kiln", ec);
+  if (ec) return Status::error(top.string() + ": " + ec.message());
+
+  // The artifact: model.json and the files it names.
+  const fs::path art = o.artifact_dir;
+  nlohmann::json model;
+  try {
+    std::ifstream f(art / "model.json");
+    model = nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    return Status::error((art / "model.json").string() + ": " + e.what());
+  }
+  std::vector<std::string> files = {"model.json", model.value("library", "model.so"),
+                                    model["params"].value("file", "model.params")};
+  const bool has_tokenizer = model.contains("tokenizer");
+  if (has_tokenizer) files.push_back(model["tokenizer"].value("vocab", "vocab.txt"));
+  for (const std::string& f : files) KILN_RETURN_IF_ERROR(copy_into(art / f, top / f));
+  KILN_RETURN_IF_ERROR(copy_into(rt.library, top / "libkiln_runtime.so"));
+  KILN_RETURN_IF_ERROR(copy_into(rt.cli, top / "kiln-rt"));
+  KILN_RETURN_IF_ERROR(copy_into(py_dir / "kiln" / "__init__.py", top / "kiln" / "__init__.py"));
+  KILN_RETURN_IF_ERROR(copy_into(py_dir / "kiln" / "runtime.py", top / "kiln" / "runtime.py"));
+  KILN_RETURN_IF_ERROR(copy_into(infer, top / "infer.py"));
+  fs::permissions(top / "kiln-rt", fs::perms::owner_all | fs::perms::group_read |
+                                       fs::perms::group_exec | fs::perms::others_read |
+                                       fs::perms::others_exec);
+  fs::permissions(top / "infer.py",
+                  fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
+                  fs::perm_options::add);
+  {
+    std::ofstream readme(top / "README.md");
+    readme << board_readme(o, name, has_tokenizer);
+  }
+  files.insert(files.end(), {"libkiln_runtime.so", "kiln-rt", "kiln/__init__.py", "kiln/runtime.py",
+                             "infer.py", "README.md"});
+  std::string sums;
+  for (const std::string& f : files) {
+    auto h = util::sha256_file((top / f).string());
+    if (!h) return h.status();
+    sums += h.value() + "  " + f + "\n";
+  }
+  {
+    std::ofstream out(top / "SHA256SUMS");
+    out << sums;
+  }
+  fs::create_directories(output.parent_path(), ec);
+  KILN_RETURN_IF_ERROR(run({"tar", "-czf", output.string(), "-C", staging.string(), name}));
+  *archive_bytes = fs::file_size(output, ec);
+  return Status::ok();
+}
+
+}  // namespace kiln::tools

@@ -1,0 +1,107 @@
+// Packs vocab.txt into an artifact; see pack_vocab.h.
+#include "tools/kiln/pack_vocab.h"
+
+#include <cstdint>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "artifact/crc32.h"
+
+namespace kiln::tools {
+namespace {
+
+using nlohmann::json;
+
+Status read_file(const std::string& path, std::string* out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::error(path + ": cannot open");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) return Status::error(path + ": cannot read");
+  *out = ss.str();
+  return Status::ok();
+}
+
+// Rows of the embedding table that input_ids indexes (a Gather of a [V, H] param), or -1.
+int64_t word_embedding_rows(const json& model) {
+  int64_t ids = -1;
+  for (const json& in : model.at("inputs"))
+    if (in.at("name") == "input_ids") ids = in.at("tensor").get<int64_t>();
+  if (ids < 0) return -1;
+  const json& tensors = model.at("tensors");
+  for (const json& n : model.at("nodes")) {
+    if (n.at("op") != "Gather") continue;
+    const json& ins = n.at("inputs");
+    if (ins.size() != 2 || ins[1] != ids || !ins[0].is_number_integer()) continue;
+    const json& table = tensors.at(ins[0].get<size_t>());
+    if (table.at("storage") == "param" && table.at("shape").size() == 2 &&
+        table.at("shape")[0].is_number_integer())
+      return table.at("shape")[0].get<int64_t>();
+  }
+  return -1;
+}
+
+}  // namespace
+
+Status pack_vocab(const std::string& artifact_dir, const std::string& vocab_path, bool lower_case) {
+  std::string vocab;
+  KILN_RETURN_IF_ERROR(read_file(vocab_path, &vocab));
+  std::set<std::string> tokens;
+  int64_t count = 0;
+  std::istringstream lines(vocab);
+  for (std::string line; std::getline(lines, line); ++count) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    tokens.insert(line);
+  }
+  if (count == 0) return Status::error(vocab_path + ": empty vocabulary");
+  for (const char* special : {"[CLS]", "[SEP]", "[UNK]", "[PAD]"})
+    if (!tokens.count(special))
+      return Status::error(vocab_path + ": special token '" + special +
+                           "' is missing (a BERT vocab.txt has [PAD] [UNK] [CLS] [SEP])");
+
+  const std::string json_path = artifact_dir + "/model.json";
+  std::string text;
+  KILN_RETURN_IF_ERROR(read_file(json_path, &text));
+  json model;
+  try {
+    model = json::parse(text);
+    bool has_ids = false;
+    for (const json& in : model.at("inputs")) has_ids |= in.at("name") == "input_ids";
+    if (!has_ids)
+      return Status::error("--vocab: the model has no input named 'input_ids' to tokenize into");
+    const int64_t rows = word_embedding_rows(model);
+    if (rows > 0 && count > rows)
+      return Status::error(vocab_path + ": " + std::to_string(count) +
+                           " tokens, but the model's word embedding has " + std::to_string(rows) +
+                           " rows (a vocabulary of another model?)");
+  } catch (const std::exception& e) {
+    return Status::error(json_path + ": " + e.what());
+  }
+  const std::string packed = artifact_dir + "/vocab.txt";
+  {
+    std::ofstream out(packed, std::ios::binary | std::ios::trunc);
+    out << vocab;
+    if (!out) return Status::error(packed + ": cannot write");
+  }
+  model["tokenizer"] = {
+      {"type", "bert_wordpiece"},
+      {"vocab", "vocab.txt"},
+      {"vocab_size", count},
+      {"vocab_crc32", artifact::crc32_update(0, vocab.data(), vocab.size())},
+      {"lower_case", lower_case},
+      {"max_chars_per_word", 100},
+      {"cls_token", "[CLS]"},
+      {"sep_token", "[SEP]"},
+      {"unk_token", "[UNK]"},
+      {"pad_token", "[PAD]"},
+  };
+  std::ofstream out(json_path, std::ios::binary | std::ios::trunc);
+  out << model.dump(1) << "\n";
+  if (!out) return Status::error(json_path + ": cannot write");
+  return Status::ok();
+}
+
+}  // namespace kiln::tools
