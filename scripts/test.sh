@@ -3,7 +3,9 @@
 #   1. host unit tests (ctest: kernels, runtime, compiler),
 #   2. aarch64 unit tests under qemu-aarch64 as a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5),
 #   3. end-to-end tests against PyTorch (pytest: host, and aarch64 artifacts under qemu) and the
-#      Python API, tokenizer, deploy-bundle and .deb tests (tests/python).
+#      Python API, tokenizer, deploy-bundle and .deb tests (tests/python); the Pi bundles'
+#      infer.py runs under qemu with Debian's arm64 python3 + numpy from a private sysroot
+#      (scripts/setup_arm64_python.sh: .cache/arm64-sysroot/, a few seconds once, then cached).
 # Every stage runs even if an earlier one fails; the last line sums them up and the exit code
 # is non-zero on any failure.
 set -uo pipefail
@@ -12,6 +14,8 @@ ROOT=$PWD
 
 scripts/setup.sh || exit 1
 scripts/build.sh --aarch64 || { echo "0 passed, 1 failed (build)"; exit 1; }
+# without it (no network) tests/python/test_bundle_qemu_python.py is skipped, saying why
+scripts/setup_arm64_python.sh || echo "[test] no arm64 python sysroot: the Pi infer.py tests skip"
 
 passed=0
 failed=0

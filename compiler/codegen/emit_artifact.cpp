@@ -126,6 +126,11 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
                  {"sha256", opts.source_sha256},
                  {"opset", g.opset},
                  {"producer", g.producer}};
+  if (!opts.quantization.mode.empty())
+    j["quantization"] = {{"mode", opts.quantization.mode},
+                         {"weights", opts.quantization.weights},
+                         {"activations", opts.quantization.activations},
+                         {"excluded", opts.quantization.excluded}};
   j["library"] = "model.so";
   j["params"] = {{"file", "model.params"},
                  {"bytes", params->file_bytes},

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "compiler/ir/graph.h"
 #include "compiler/target/target.h"
@@ -12,12 +13,20 @@ namespace kiln::codegen {
 constexpr const char* kCompilerVersion = "0.1.0";
 constexpr int kFormatVersion = 1;
 
+// model.json "quantization" (written when mode is not empty; see compiler/quantize).
+struct QuantizationMetadata {
+  std::string mode;  // "int8-dynamic"
+  std::string weights, activations;
+  std::vector<std::string> excluded;  // node names left in FP32 by --quantize-exclude
+};
+
 struct CodegenOptions {
   std::string output_dir;
   target::Target target;
   std::string source_path, source_sha256;  // recorded in model.json "source"
   bool keep_source = true;                 // keep model.cpp in output_dir
   int jobs = 2;                            // parallel compiler processes
+  QuantizationMetadata quantization;
 };
 
 // The graph must satisfy the pass pipeline's output contract.

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "compiler/quantize/quantize.h"
 #include "kiln/kernels/attention.h"
 
 namespace kiln::codegen {
@@ -143,6 +144,13 @@ class NodeEmitter {
     }
     return Status::error(where() + ": input " + std::to_string(i) +
                          " is not available at run time");
+  }
+  // Untyped pointer to a slot input (INT8 blobs, whose IR value is the float constant).
+  Result<std::string> raw_ptr(size_t i) {
+    const InputRef& ref = ln_.inputs[i];
+    if (ref.kind != InputRef::kSlot)
+      return Status::error(where() + ": input " + std::to_string(i) + " is not a params entry");
+    return "static_cast<const void*>(c->tensors[" + std::to_string(ref.slot) + "])";
   }
   Result<std::string> out_ptr() {
     auto t = ctype(out_value()->dtype, where());
@@ -367,6 +375,16 @@ class NodeEmitter {
     }
     KILN_TRY(po, out_ptr());
     const bool gelu = n_->attr_int("gelu", 0) != 0;
+    if (quantize::is_quantized(*n_)) {
+      // W is gemm/s8_pack.h's blob (uint8 param, lowering). Workspace null: s8_driver.h's
+      // thread_local buffer, which grows to the largest M * K once and is reused afterwards.
+      KILN_TRY(blob, raw_ptr(1));
+      b_ << "  kk::gemm::gemm_s8_packed(be, " << product_expr(xs, 0, xs.size() - 1) << ", " << N
+         << ", " << K << ", " << px << ", " << K << ", kk::gemm::packed_s8_view(" << blob << ", "
+         << K << ", " << N << "), " << po << ", " << N << ", kk::gemm::Epilogue{" << pbias << ", "
+         << pres << ", " << N << ", " << (gelu ? "true" : "false") << "}, nullptr);\n";
+      return Status::ok();
+    }
     b_ << "  kk::gemm::gemm_f32_packed(be, " << product_expr(xs, 0, xs.size() - 1) << ", " << N
        << ", " << K << ", " << px << ", " << K << ", " << pw << ", " << po << ", " << N
        << ", kk::gemm::Epilogue{" << pbias << ", " << pres << ", " << N << ", "
@@ -424,8 +442,9 @@ class NodeEmitter {
     std::vector<int64_t> maxima(ir::kMaxSymbols, 1);
     for (size_t i = 0; i < g_.symbols.size() && i < maxima.size(); ++i) {
       if (os[1].pow[i] != 0 && g_.symbols[i].max <= 0)
-        return Status::error(where() + ": sequence length '" + g_.symbols[i].name +
-                             "' has no compiled maximum (the kernel's stack scratch grows with it)");
+        return Status::error(
+            where() + ": sequence length '" + g_.symbols[i].name +
+            "' has no compiled maximum (the kernel's stack scratch grows with it)");
       maxima[i] = g_.symbols[i].max;
     }
     const int64_t max_seq = os[1].eval(maxima.data());
@@ -456,9 +475,9 @@ class NodeEmitter {
     }
     const std::string ld = int_literal(packed ? 3 * h : h);
     b_ << "};\n  const float* q = " << pq << ";\n";
-    b_ << "  kk::attention_f32(be, q, " << pk << ", " << pv << ", " << ld << ", " << ld << ", " << ld
-       << ", " << pm << ", md, " << po << ", " << int_literal(h) << ", " << dim_expr(os[0]) << ", "
-       << dim_expr(os[1]) << ", " << heads << ", " << hd << ", "
+    b_ << "  kk::attention_f32(be, q, " << pk << ", " << pv << ", " << ld << ", " << ld << ", "
+       << ld << ", " << pm << ", md, " << po << ", " << int_literal(h) << ", " << dim_expr(os[0])
+       << ", " << dim_expr(os[1]) << ", " << heads << ", " << hd << ", "
        << float_literal(n_->attr_float("scale", 1.0f)) << ");\n";
     return Status::ok();
   }
@@ -534,6 +553,18 @@ class NodeEmitter {
     // ONNX allows negative indices, but a negative token id into an embedding table (a constant
     // of rank >= 2 gathered on axis 0) is a user error, not a request for the last rows.
     const bool allow_negative = !(data->constant && ds.size() >= 2 && axis == 0);
+    if (quantize::is_quantized(*n_)) {  // int8 embedding table (gather_s8.h, blob by lowering)
+      KILN_TRY(pb, raw_ptr(0));
+      KILN_TRY(pi, in_ptr(1));
+      KILN_TRY(po, out_ptr());
+      dims("id", shape(idx));
+      returns_ = true;
+      b_ << "  return kk::gather_s8(" << pb << ", " << dim_expr(ds[0]) << ", " << dim_expr(ds[1])
+         << ", " << pi << ", kk::product(id, 0, " << shape(idx).size() << "), " << po << ", "
+         << c_string(ln_.name) << ", " << c_string(idx->name)
+         << ", c->error, c->error_size, be);\n";
+      return Status::ok();
+    }
     KILN_TRY(pd, in_ptr(0));
     KILN_TRY(pi, in_ptr(1));
     KILN_TRY(po, out_ptr());
@@ -697,6 +728,13 @@ Result<std::vector<std::string>> emit_sources(const ir::Graph& g, const Lowering
   parts = std::max(1, std::min<int>(parts, static_cast<int>(std::max<size_t>(L.nodes.size(), 1))));
   std::vector<std::string> files;
   const size_t per_part = (L.nodes.size() + parts - 1) / parts;
+  // INT8 kernels are included only by quantized models (FP32 model.so stays lean).
+  bool s8 = false;
+  for (const LoweredNode& n : L.nodes) s8 |= n.node && quantize::is_quantized(*n.node);
+  const std::string prelude =
+      std::string(kPrelude) + (s8 ? "#include <string>\n\n#include \"kiln/kernels/gather_s8.h\"\n"
+                                    "#include \"kiln/kernels/gemm/s8_dispatch.h\"\n\n"
+                                  : "");
   for (int p = 0; p < parts; ++p) {
     std::ostringstream statics, funcs;
     if (p == 0) {
@@ -705,16 +743,22 @@ Result<std::vector<std::string>> emit_sources(const ir::Graph& g, const Lowering
       funcs << "extern \"C\" __attribute__((visibility(\"default\"))) const char* "
                "kiln_model_target() { return "
             << c_string(target_name) << "; }\n";
-      funcs << "extern \"C\" __attribute__((visibility(\"default\"))) const char* "
-               "kiln_model_kernel_variant() { return "
-               "kk::gemm::gemm_f32_variant_description(); }\n\n";
+      if (s8)
+        funcs << "extern \"C\" __attribute__((visibility(\"default\"))) const char* "
+                 "kiln_model_kernel_variant() {\n  static const std::string d = "
+                 "std::string(kk::gemm::gemm_f32_variant_description()) + \"; gemm s8: \" + "
+                 "kk::gemm::gemm_s8_variant().name + \" \" + kk::gemm::gemm_s8_variant().tile + "
+                 "\" (\" + kk::gemm::gemm_s8_variant().kernel + \")\";\n  return d.c_str();\n}\n\n";
+      else
+        funcs << "extern \"C\" __attribute__((visibility(\"default\"))) const char* "
+                 "kiln_model_kernel_variant() { return "
+                 "kk::gemm::gemm_f32_variant_description(); }\n\n";
     }
     for (size_t i = p * per_part; i < std::min(L.nodes.size(), (p + 1) * per_part); ++i) {
       NodeEmitter e(g, L.nodes[i], i);
       KILN_RETURN_IF_ERROR(e.emit(statics, funcs));
     }
-    files.push_back(std::string(kPrelude) + statics.str() + (statics.str().empty() ? "" : "\n") +
-                    funcs.str());
+    files.push_back(prelude + statics.str() + (statics.str().empty() ? "" : "\n") + funcs.str());
   }
   return files;
 }

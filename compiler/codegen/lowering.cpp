@@ -5,7 +5,10 @@
 #include <set>
 #include <unordered_set>
 
+#include "compiler/quantize/quantize.h"
+#include "kiln/kernels/gather_s8.h"
 #include "kiln/kernels/gemm/pack.h"
+#include "kiln/kernels/gemm/s8_pack.h"
 
 namespace kiln::codegen {
 
@@ -65,6 +68,33 @@ std::shared_ptr<const ir::Tensor> packed_weight(const ir::Tensor& w) {
   t->dims = {static_cast<int64_t>(floats)};
   t->bytes.resize(floats * sizeof(float));
   gemm::pack_b_f32(w.data<float>(), K, N, false, t->data<float>());
+  return t;
+}
+
+// INT8 (compiler/quantize): a quantized Dense's W [K, N] as gemm/s8_pack.h's blob, an embedding
+// table [V, H] as gather_s8.h's blob; both one uint8 params entry.
+std::shared_ptr<ir::Tensor> byte_blob(size_t bytes) {
+  auto t = std::make_shared<ir::Tensor>();
+  t->dtype = ir::DType::kUInt8;
+  t->dims = {static_cast<int64_t>(bytes)};
+  t->bytes.resize(bytes);
+  return t;
+}
+
+Result<std::shared_ptr<const ir::Tensor>> packed_weight_s8(const ir::Tensor& w) {
+  namespace gemm = kiln::kernels::gemm;
+  const int64_t K = w.dims[0], N = w.dims[1];
+  auto t = byte_blob(gemm::packed_b_s8_bytes(K, N));
+  if (!gemm::quantize_pack_b_s8(w.data<float>(), K, N, false, t->bytes.data()))
+    return Status::error("K = " + std::to_string(K) + " is larger than the INT8 GEMM's maximum " +
+                         std::to_string(gemm::kMaxKS8));
+  return std::shared_ptr<const ir::Tensor>(std::move(t));
+}
+
+std::shared_ptr<const ir::Tensor> quantized_embedding(const ir::Tensor& table) {
+  const int64_t V = table.dims[0], H = table.dims[1];
+  auto t = byte_blob(kiln::kernels::embedding_s8_bytes(V, H));
+  kiln::kernels::quantize_embedding_s8(table.data<float>(), V, H, t->bytes.data());
   return t;
 }
 
@@ -130,6 +160,7 @@ Result<Lowering> lower(const ir::Graph& g) {
     return name;
   };
   std::unordered_map<const ir::Value*, int> packed_of;  // Dense weight -> its packed param
+  std::unordered_map<const ir::Value*, int> s8_of;      // the same for INT8 weights and tables
   auto tensor_for_input = [&](const ir::Value* v) -> int {
     auto it = L.tensor_of.find(v);
     if (it != L.tensor_of.end()) return it->second;
@@ -170,7 +201,33 @@ Result<Lowering> lower(const ir::Graph& g) {
         continue;
       }
       int t = -1;
-      if (n.op == "Dense" && i == 1) {
+      const bool s8 = quantize::is_quantized(n) &&
+                      ((n.op == "Dense" && i == 1) || (n.op == "Gather" && i == 0));
+      if (s8) {
+        if (!v->constant || v->constant->dims.size() != 2 || v->dtype != ir::DType::kFloat32)
+          return Status::error(n.describe() + ": quantized input '" + v->name +
+                               "' must be a 2-D float32 constant");
+        auto it = s8_of.find(v);
+        if (it != s8_of.end()) {
+          t = it->second;
+        } else {
+          std::shared_ptr<const ir::Tensor> blob;
+          if (n.op == "Dense") {
+            auto packed = packed_weight_s8(*v->constant);
+            if (!packed) return Status::error(n.describe() + ": " + packed.status().message());
+            blob = *packed;
+          } else {
+            blob = quantized_embedding(*v->constant);
+          }
+          t = add_tensor(v, Storage::kParam, param_count++);
+          L.tensors[t].name =
+              unique_tensor_name(v->name + (n.op == "Dense" ? ".s8packed" : ".s8rows"));
+          L.tensors[t].dtype = ir::DType::kUInt8;
+          L.tensors[t].data = blob;
+          L.tensors[t].shape = {ir::Dim(blob->dims[0])};
+          s8_of[v] = t;
+        }
+      } else if (n.op == "Dense" && i == 1) {
         if (!v->constant || v->constant->dims.size() != 2 || v->dtype != ir::DType::kFloat32)
           return Status::error(n.describe() + ": W '" + v->name +
                                "' must be a 2-D float32 constant");

@@ -498,7 +498,8 @@ Tensor Evaluator::attention() {
             dot += q.float_at((b * s + i) * ld + hh * hd + d) *
                    k.float_at((b * s + j) * ld + ko + hh * hd + d);
           sc[j] = static_cast<float>(dot) * scale;
-          if (mask) sc[j] += static_cast<float>(mask->float_at((*mb)(((b * heads + hh) * s + i) * s + j)));
+          if (mask)
+            sc[j] += static_cast<float>(mask->float_at((*mb)(((b * heads + hh) * s + i) * s + j)));
           mx = std::max(mx, static_cast<double>(sc[j]));
         }
         for (int64_t j = 0; j < s; ++j) sum += std::exp(sc[j] - mx);

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,6 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class CompileError(RuntimeError):
     """kiln compile failed; the message is the compiler's."""
+
+
+class CompileWarning(UserWarning):
+    """kiln compile succeeded with a warning (the compiler's message)."""
 
 
 def kiln_binary():
@@ -70,16 +75,22 @@ def export(module, example_inputs, path, input_names=None, output_names=None, op
 
 def compile(model, example_inputs=None, target="native", output_dir="kiln_model", max_seq=None,
             quantize=None, input_names=None, output_names=None, opset=14, verbose=False,
-            vocab=None, cased=False, bundle=None):
+            vocab=None, cased=False, bundle=None, quantize_exclude=None):
     """Compiles `model` (a torch.nn.Module, or the path of an ONNX file) into `output_dir`.
 
     example_inputs: a tuple of tensors/arrays (names input_0, ...) or a dict name -> tensor;
     dim 0 of every input is exported as `batch` and dim 1 as `sequence` (dynamic).
     vocab / cased: pack a BERT vocab.txt (tokenizer on the board, Module.encode).
     bundle: also write this .tar.gz for the board (artifact + runtime + infer.py).
+    quantize: None / "none" (FP32) or "int8" (dynamic INT8: weight GEMMs and embedding tables);
+    quantize_exclude: glob patterns (`*`, `?`) over node / weight names to keep in FP32.
+    Compiler warnings (e.g. an exclude pattern that matches nothing) are issued as
+    warnings.warn(..., kiln.CompileWarning).
     Returns the artifact directory as a Path."""
-    if quantize not in (None, "none"):
-        raise CompileError(f"quantize={quantize!r} is not supported by this kiln version")
+    if quantize_exclude and quantize in (None, "none"):
+        raise CompileError("quantize_exclude needs quantize='int8'")
+    if isinstance(quantize_exclude, str):
+        quantize_exclude = [quantize_exclude]
     output_dir = Path(output_dir)
     with tempfile.TemporaryDirectory() as tmp:
         if isinstance(model, (str, os.PathLike)):
@@ -96,9 +107,16 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
             cmd += ["--vocab", str(vocab)] + (["--cased"] if cased else [])
         if bundle:
             cmd += ["--bundle", str(bundle)]
+        if quantize not in (None, "none"):
+            cmd += ["--quantize", str(quantize)]
+            for pattern in quantize_exclude or []:
+                cmd += ["--quantize-exclude", str(pattern)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise CompileError(proc.stderr.strip() or f"kiln compile exited {proc.returncode}")
+        for line in proc.stderr.splitlines():
+            if line.startswith("kiln: warning: "):
+                warnings.warn(line[len("kiln: warning: "):], CompileWarning, stacklevel=2)
         if verbose:
             print(proc.stdout, end="")
     return output_dir

@@ -6,6 +6,7 @@ KILN_BIN, KILN_RUNTIME_LIB and KILN_AARCH64_RUNTIME_DIR.
 """
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,14 +20,19 @@ KILN_RT = BUILD / "tools" / "kiln-rt" / "kiln-rt"
 RUNTIME_LIB = BUILD / "runtime" / "libkiln_runtime.so"
 AARCH64_KILN_RT = AARCH64_BUILD / "tools" / "kiln-rt" / "kiln-rt"
 AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
+QEMU_CPUS = {"rpi4": "cortex-a72", "rpi5": "cortex-a76"}
+# Debian's arm64 python3 + numpy, unpacked privately by scripts/setup_arm64_python.sh
+ARM64_PYTHON_SYSROOT = ROOT / ".cache" / "arm64-sysroot"
 
 os.environ["KILN_BIN"] = str(KILN)
 os.environ["KILN_RUNTIME_LIB"] = str(RUNTIME_LIB)
 os.environ["KILN_AARCH64_RUNTIME_DIR"] = str(AARCH64_BUILD)
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from kiln.models.bert import BertConfig  # noqa: E402
+import kiln.runtime  # noqa: E402
+from kiln.models.bert import BertConfig, make_inputs  # noqa: E402
 
 # One layer, 24 positions: the compiled maximum sequence length is 24.
 TINY = BertConfig(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -56,3 +62,31 @@ def torch_outputs(model, feed):
     return [o.numpy() for o in out]
 
 
+
+
+# --- deploy bundles (test_bundle.py, test_bundle_qemu_python.py) ---------------------------------
+
+def unpack(archive, dest):
+    """`tar xf` in an empty directory, as on the board; returns the bundle directory."""
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "xf", str(archive)], cwd=dest, check=True)
+    (top,) = list(dest.iterdir())
+    return top
+
+
+def feed(batch=2, seq=7):
+    return make_inputs(TINY, batch, seq)
+
+
+def save_inputs(where, inputs):
+    """Saves NAME.npy files in `where`; returns infer.py's / kiln-rt's --input arguments."""
+    args = []
+    for name, arr in inputs.items():
+        np.save(where / f"{name}.npy", arr)
+        args += ["--input", f"{name}={name}.npy"]
+    return args
+
+
+def host_outputs(art, inputs=None, text=None):
+    m = kiln.runtime.load(art)
+    return m(text=text) if text else m(**inputs)

@@ -1,7 +1,7 @@
 """`kiln compile --bundle`: the archive a user copies to the board. An x86 bundle runs end to end
 from a clean directory holding only the unpacked bundle (infer.py, kiln-rt); the aarch64 bundles'
 kiln-rt runs under qemu-aarch64 as a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5) and matches the
-host. infer.py on qemu would need an aarch64 python3 and numpy: not tested here.
+host (infer.py under qemu, with Debian's arm64 python3 + numpy: test_bundle_qemu_python.py).
 Bad input: a bundle for another architecture, a missing libkiln_runtime.so, a corrupted archive."""
 import hashlib
 import importlib.util
@@ -13,66 +13,15 @@ import tarfile
 import numpy as np
 import pytest
 
-import kiln
-import kiln.runtime
-from kiln_testenv import (AARCH64_BUILD, AARCH64_SYSROOT, KILN, TINY, clean_env,
-                      have_aarch64_runtime, have_qemu)
-from kiln.models.bert import make_inputs
+from kiln_testenv import (AARCH64_BUILD, AARCH64_SYSROOT, KILN, QEMU_CPUS as QEMU, clean_env,
+                          feed, have_aarch64_runtime, have_qemu, host_outputs, save_inputs,
+                          unpack)
 
 FILES = {"model.json", "model.so", "model.params", "vocab.txt", "libkiln_runtime.so", "kiln-rt",
          "kiln/__init__.py", "kiln/runtime.py", "infer.py", "README.md", "SHA256SUMS"}
-QEMU = {"rpi4": "cortex-a72", "rpi5": "cortex-a76"}
 needs_aarch64 = pytest.mark.skipif(not (have_qemu() and have_aarch64_runtime()),
                                    reason="needs qemu-aarch64 and the aarch64 runtime "
                                           "(scripts/build.sh --aarch64)")
-
-
-@pytest.fixture(scope="module")
-def vocab_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bvocab") / "vocab.txt"
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "from", "the", "board", "!", ",",
-             "kiln", "runs", "bert", "on", "a", "raspberry", "pi", "."]
-    path.write_text("\n".join(words) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def bundles(tiny_onnx, vocab_file, tmp_path_factory):
-    """target -> (archive, artifact dir); aarch64 ones only when the aarch64 runtime is built."""
-    tmp = tmp_path_factory.mktemp("bundles")
-    targets = ["native"] + (["rpi4", "rpi5"] if have_aarch64_runtime() else [])
-    out = {}
-    for t in targets:
-        archive = tmp / f"kiln-{t}.tar.gz"
-        art = kiln.compile(str(tiny_onnx), target=t, output_dir=tmp / t, vocab=vocab_file,
-                           bundle=archive)
-        out[t] = (archive, art)
-    return out
-
-
-def unpack(archive, dest):
-    """`tar xf` in an empty directory, as on the board; returns the bundle directory."""
-    dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["tar", "xf", str(archive)], cwd=dest, check=True)
-    (top,) = list(dest.iterdir())
-    return top
-
-
-def feed(batch=2, seq=7):
-    return make_inputs(TINY, batch, seq)
-
-
-def save_inputs(where, inputs):
-    args = []
-    for name, arr in inputs.items():
-        np.save(where / f"{name}.npy", arr)
-        args += ["--input", f"{name}={name}.npy"]
-    return args
-
-
-def host_outputs(art, inputs=None, text=None):
-    m = kiln.runtime.load(art)
-    return m(text=text) if text else m(**inputs)
 
 
 def test_archive_layout(bundles):

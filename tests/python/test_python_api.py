@@ -83,7 +83,7 @@ def test_compile_errors_are_the_compilers(tiny_model, tiny_onnx, tmp_path):
     with pytest.raises(CompileError, match="example_inputs"):
         kiln.compile(tiny_model, output_dir=tmp_path / "y")
     with pytest.raises(CompileError, match="quantize"):
-        kiln.compile(str(tiny_onnx), output_dir=tmp_path / "z", quantize="int8")
+        kiln.compile(str(tiny_onnx), output_dir=tmp_path / "z", quantize="int4")
 
 
 # --- kiln.runtime: the GraphModule API --------------------------------------------------------

@@ -517,6 +517,30 @@ std::string human_bytes(uint64_t b) {
   return buf;
 }
 
+// model.json's optional "quantization" (kiln compile --quantize int8), read from the file: the
+// runtime does not need it to run the model.
+void print_quantization(const std::string& dir) {
+  std::FILE* f = std::fopen((dir + "/model.json").c_str(), "rb");
+  if (!f) return;
+  std::string text;
+  char buf[65536];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) text.append(buf, n);
+  std::fclose(f);
+  const json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.contains("quantization") || !j["quantization"].is_object()) return;
+  const json& q = j["quantization"];
+  auto str = [&](const char* k) {
+    return q.contains(k) && q[k].is_string() ? q[k].get<std::string>() : std::string("?");
+  };
+  std::printf("\nquantization %s: weights %s; activations %s", str("mode").c_str(),
+              str("weights").c_str(), str("activations").c_str());
+  if (q.contains("excluded") && q["excluded"].is_array()) {
+    std::printf("; excluded (FP32): %zu", q["excluded"].size());
+    for (const auto& e : q["excluded"])
+      if (e.is_string()) std::printf(" %s", e.get<std::string>().c_str());
+  }
+}
+
 int cmd_inspect(int argc, char** argv) {
   Args a = parse_args(argc, argv, {}, {"--json"});
   if (a.help) {
@@ -549,6 +573,7 @@ int cmd_inspect(int argc, char** argv) {
   std::printf("\nhost       %s:", d["host"]["arch"].get<std::string>().c_str());
   for (const auto& f : d["host"]["features"]) std::printf(" %s", f.get<std::string>().c_str());
   std::printf("\nkernels    %s", kernel_variant_str(d).c_str());
+  print_quantization(a.dir);
   std::printf("\nsymbols   ");
   for (const auto& s : d["symbols"]) {
     const int64_t max = s["max"];

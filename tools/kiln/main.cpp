@@ -13,10 +13,12 @@
 #include "compiler/frontend/onnx/import.h"
 #include "compiler/ir/printer.h"
 #include "compiler/passes/pipeline.h"
+#include "compiler/quantize/quantize.h"
 #include "compiler/target/target.h"
 #include "compiler/util/sha256.h"
 #include "tools/kiln-rt/commands.h"
 #include "tools/kiln/bundle.h"
+#include "tools/kiln/compile.h"
 #include "tools/kiln/pack_vocab.h"
 
 namespace {
@@ -28,25 +30,33 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-struct CompileArgs {
-  std::string model;
-  std::string output_dir;
-  std::string target = "native";
-  int64_t max_seq = 0;
-  bool dump_ir = false;
-  int jobs = 2;
-  std::string vocab;   // BERT vocab.txt to pack (tokenizer on the board)
-  bool cased = false;  // the vocabulary is cased: no lower-casing / accent stripping
-  std::string bundle;  // out.tar.gz: artifact + runtime + infer.py for the board
-};
+using kiln::tools::CompileArgs;
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "kiln: error: %s\n", message.c_str());
   return 1;
 }
 
-int compile(const CompileArgs& a) {
+// What model.json's "quantization" says about an INT8 artifact (see compiler/quantize).
+kiln::codegen::QuantizationMetadata int8_metadata(const kiln::quantize::QuantizeReport& r) {
+  kiln::codegen::QuantizationMetadata m;
+  m.mode = "int8-dynamic";
+  m.weights = "per-channel symmetric int8";
+  m.activations =
+      "per-row (per-token) asymmetric int8 computed at run time from each row's min/max, int32 "
+      "accumulation, dequantized to float32 before bias/GELU/residual";
+  m.excluded = r.excluded;
+  return m;
+}
+
+}  // namespace
+
+int kiln::tools::compile(const CompileArgs& a) {
   auto t0 = Clock::now();
+  if (a.quantize != "none" && a.quantize != "int8")
+    return fail("unknown --quantize value '" + a.quantize + "' (expected int8 or none)");
+  if (a.quantize == "none" && !a.quantize_exclude.empty())
+    return fail("--quantize-exclude needs --quantize int8");
   auto target = kiln::target::target_from_name(a.target);
   if (!target) return fail(target.status().message());
   if (a.cased && a.vocab.empty()) return fail("--cased describes a vocabulary: give --vocab too");
@@ -71,6 +81,22 @@ int compile(const CompileArgs& a) {
   auto t1 = Clock::now();
   if (auto s = kiln::passes::run_pipeline(g, pipeline); !s)
     return fail(a.model + ": " + s.message());
+  kiln::codegen::QuantizationMetadata quantization;
+  size_t quantized_layers = 0, quantized_tables = 0;
+  if (a.quantize == "int8") {
+    auto report = kiln::quantize::quantize_int8(g, {a.quantize_exclude});
+    if (!report) return fail(a.model + ": quantize: " + report.status().message());
+    for (const auto& w : report->warnings) std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
+    quantized_layers = report->quantized.size();
+    quantized_tables = report->embeddings.size();
+    if (quantized_layers + quantized_tables > 0) quantization = int8_metadata(*report);
+    if (a.dump_ir) std::cout << "=== after quantize_int8 ===\n" << kiln::ir::print_graph(g) << "\n";
+  }
+  if (a.model_outputs)
+    for (const auto* v : g.outputs) a.model_outputs->push_back(v->name);
+  if (a.expose_dense_outputs)
+    for (const auto& n : g.nodes())
+      if (n->op == "Dense" && !g.is_graph_output(n->outputs[0])) g.outputs.push_back(n->outputs[0]);
   double t_passes = seconds_since(t1);
 
   auto hash = kiln::util::sha256_file(a.model);
@@ -82,6 +108,7 @@ int compile(const CompileArgs& a) {
   cg.source_path = fs::path(a.model).filename().string();
   cg.source_sha256 = hash.value();
   cg.jobs = a.jobs;
+  cg.quantization = quantization;
   auto t2 = Clock::now();
   std::error_code ec;
   fs::create_directories(a.output_dir, ec);
@@ -91,6 +118,7 @@ int compile(const CompileArgs& a) {
     if (auto s = kiln::tools::pack_vocab(a.output_dir, a.vocab, !a.cased); !s)
       return fail(s.message());
   double t_codegen = seconds_since(t2);
+  if (a.quiet) return 0;
 
   std::map<std::string, int> ops;
   for (auto& n : g.nodes()) ops[n->op]++;
@@ -109,6 +137,9 @@ int compile(const CompileArgs& a) {
   }
   std::printf("\n  time: import %.2f s, passes %.2f s, codegen+build %.2f s, total %.2f s\n",
               t_import, t_passes, t_codegen, seconds_since(t0));
+  if (!quantization.mode.empty())
+    std::printf("  quantization: int8 (%zu Dense layers, %zu embedding tables; %zu excluded)\n",
+                quantized_layers, quantized_tables, quantization.excluded.size());
   if (!a.vocab.empty())
     std::printf("  tokenizer: %s (%s)\n", a.vocab.c_str(), a.cased ? "cased" : "lower-case");
   if (!a.bundle.empty()) {
@@ -122,12 +153,11 @@ int compile(const CompileArgs& a) {
   return 0;
 }
 
-}  // namespace
-
 int main(int argc, char** argv) {
   if (argc >= 2) {
     std::string cmd = argv[1];
     if (cmd == "run" || cmd == "bench" || cmd == "inspect") return kiln::tools::rt_main(argc, argv);
+    if (cmd == "quant-report") return kiln::tools::quant_report_main(argc - 1, argv + 1);
   }
   CLI::App app{"kiln: compile PyTorch transformers (ONNX) into fast artifacts for x86 and aarch64"};
   app.require_subcommand(1);
@@ -146,9 +176,18 @@ int main(int argc, char** argv) {
   c->add_flag("--cased", a.cased, "the vocabulary is cased (default: lower-case + strip accents)");
   c->add_option("--bundle", a.bundle,
                 "also write OUT.tar.gz: artifact + the target's runtime + infer.py for the board");
+  c->add_option("--quantize", a.quantize,
+                "int8: INT8 dynamic quantization of the weight GEMMs and embedding tables "
+                "(default none)");
+  c->add_option("--quantize-exclude", a.quantize_exclude,
+                "keep layers whose node or weight name matches this glob (* and ?) in FP32; "
+                "repeatable")
+      ->allow_extra_args(false);
+  app.add_subcommand("quant-report",
+                     "per-layer INT8 vs FP32 accuracy (kiln quant-report MODEL.onnx --help)");
   app.add_subcommand("run", "run an artifact on .npy inputs (same as kiln-rt run)");
   app.add_subcommand("bench", "time an artifact (same as kiln-rt bench)");
   app.add_subcommand("inspect", "describe an artifact (same as kiln-rt inspect)");
   CLI11_PARSE(app, argc, argv);
-  return compile(a);
+  return kiln::tools::compile(a);
 }

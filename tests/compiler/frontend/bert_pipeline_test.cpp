@@ -126,14 +126,16 @@ class BertAttention : public ::testing::TestWithParam<std::tuple<std::string, in
 
 TEST_P(BertAttention, EveryLayerFuses) {
   const auto& [tag, opset] = GetParam();
-  auto r = frontend::import_onnx(model("attn/" + tag + "_op" + std::to_string(opset) + ".onnx"), {});
+  auto r =
+      frontend::import_onnx(model("attn/" + tag + "_op" + std::to_string(opset) + ".onnx"), {});
   ASSERT_TRUE(r.is_ok()) << r.status().message();
   ir::Graph& g = *r.value();
   Status s = passes::run_pipeline(g);
   ASSERT_TRUE(s.is_ok()) << s.message() << "\n" << ir::print_graph(g);
   const std::string dump = ir::print_graph(g);
   EXPECT_EQ(test::count_ops(g, "Attention"), kLayers) << dump;
-  for (const char* op : {"Softmax", "Transpose"}) EXPECT_EQ(test::count_ops(g, op), 0) << op << dump;
+  for (const char* op : {"Softmax", "Transpose"})
+    EXPECT_EQ(test::count_ops(g, op), 0) << op << dump;
   for (const auto& n : g.nodes())
     if (n->op == "Attention") {
       EXPECT_EQ(n->attr_int("qkv_packed", 0), 1) << n->describe();
@@ -143,9 +145,9 @@ TEST_P(BertAttention, EveryLayerFuses) {
 }
 
 INSTANTIATE_TEST_SUITE_P(HeadsMasksOpsets, BertAttention,
-                         ::testing::Combine(::testing::Values("h64_finfo", "h64_10000",
-                                                              "h60_finfo", "h60_10000",
-                                                              "h36_finfo", "h36_10000"),
+                         ::testing::Combine(::testing::Values("h64_finfo", "h64_10000", "h60_finfo",
+                                                              "h60_10000", "h36_finfo",
+                                                              "h36_10000"),
                                             ::testing::Values(13, 14, 17)));
 
 TEST(BertPipeline, ExternalDataModelCompiles) {

@@ -16,7 +16,13 @@
 
 namespace kiln::kernels::gemm::s8_6x16c4_neondot {
 
+// With dotprod already on for the whole file (-mcpu=cortex-a76), a narrower target attribute would
+// stop GCC inlining the file-wide helpers into these functions ("target specific option mismatch").
+#if defined(__ARM_FEATURE_DOTPROD)
+#define KILN_GEMM_TARGET
+#else
 #define KILN_GEMM_TARGET __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
 #define KILN_GEMM_OP KILN_GEMM_TARGET __attribute__((always_inline)) static inline
 
 namespace f32 = f32_6x16_neon;

@@ -1,0 +1,120 @@
+// quantize_int8: which nodes get marked (Dense weights, embedding Gathers), exclude patterns
+// (glob over node and weight names), and the warnings for unused patterns and for models with
+// nothing to quantize.
+#include "compiler/quantize/quantize.h"
+
+#include <gtest/gtest.h>
+
+#include "graph_test_util.h"
+
+namespace kiln {
+namespace {
+
+using ir::Dim;
+using test::op;
+
+bool mentions(const std::vector<std::string>& warnings, const std::string& text) {
+  for (const auto& w : warnings)
+    if (w.find(text) != std::string::npos) return true;
+  return false;
+}
+
+// ids -> Gather(word_embeddings [20, 8]) -> Dense(layer.0 W) -> Dense(pooler W) -> Gather(pos
+// table [4, 8], axis 1: not an embedding lookup) -> Softmax.
+struct Model {
+  ir::Graph g;
+  ir::Node *embed, *layer, *pooler, *other_gather;
+  Model() {
+    g.symbols = {{"batch", 0}, {"seq", 8}};
+    ir::Value* ids =
+        test::add_input(g, "input_ids", ir::DType::kInt64, {Dim::symbol(0), Dim::symbol(1)});
+    ir::Value* table = g.add_constant("embeddings.word_embeddings.weight",
+                                      test::f32({20, 8}, std::vector<float>(160, 0.5f)));
+    ir::Value* w1 = g.add_constant("encoder.layer.0.dense.weight",
+                                   test::f32({8, 8}, std::vector<float>(64, 1)));
+    ir::Value* w2 =
+        g.add_constant("pooler.dense.weight", test::f32({8, 8}, std::vector<float>(64, 1)));
+    ir::Value* t = g.add_constant("small", test::f32({4, 8}, std::vector<float>(32, 1)));
+    ir::Value* e = op(g, "Gather", {table, ids}, {}, "/embeddings/word_embeddings/Gather");
+    ir::Value* h = op(g, "Dense", {e, w1}, {{"gelu", int64_t{0}}}, "/encoder/layer.0/Dense");
+    ir::Value* p = op(g, "Dense", {h, w2}, {{"gelu", int64_t{0}}}, "/pooler/Dense");
+    ir::Value* q = op(g, "Gather", {t, ids}, {{"axis", int64_t{1}}}, "/other/Gather");
+    g.outputs = {p, q};
+    embed = e->producer, layer = h->producer, pooler = p->producer, other_gather = q->producer;
+  }
+};
+
+TEST(GlobMatch, StarQuestionAndWholeString) {
+  using quantize::glob_match;
+  EXPECT_TRUE(glob_match("*", ""));
+  EXPECT_TRUE(glob_match("*", "/a/b"));
+  EXPECT_TRUE(glob_match("/pooler/*", "/pooler/Dense"));
+  EXPECT_TRUE(glob_match("*pooler*", "/pooler/Dense"));
+  EXPECT_TRUE(glob_match("*layer.?/*", "/encoder/layer.3/Dense"));
+  EXPECT_FALSE(glob_match("*layer.?/*", "/encoder/layer.11/Dense"));
+  EXPECT_TRUE(glob_match("*layer.1?/*", "/encoder/layer.11/Dense"));
+  EXPECT_FALSE(glob_match("pooler", "/pooler/Dense"));  // whole string, not a substring
+  EXPECT_TRUE(glob_match("a**b", "ab"));
+  EXPECT_TRUE(glob_match("*a*b*c", "xxaxxbxxbc"));
+  EXPECT_FALSE(glob_match("*a*b*c", "xxaxxbxxcb"));
+  EXPECT_FALSE(glob_match("?", ""));
+}
+
+TEST(QuantizeInt8, MarksDenseAndEmbeddingGathers) {
+  Model m;
+  auto r = quantize::quantize_int8(m.g, {});
+  ASSERT_TRUE(static_cast<bool>(r)) << r.status().message();
+  EXPECT_EQ(r->quantized, (std::vector<std::string>{"/encoder/layer.0/Dense", "/pooler/Dense"}));
+  EXPECT_EQ(r->embeddings, (std::vector<std::string>{"/embeddings/word_embeddings/Gather"}));
+  EXPECT_TRUE(r->excluded.empty());
+  EXPECT_TRUE(r->warnings.empty());
+  EXPECT_TRUE(quantize::is_quantized(*m.embed));
+  EXPECT_TRUE(quantize::is_quantized(*m.layer));
+  EXPECT_TRUE(quantize::is_quantized(*m.pooler));
+  EXPECT_FALSE(quantize::is_quantized(*m.other_gather));  // axis 1: not an embedding lookup
+}
+
+TEST(QuantizeInt8, ExcludeByNodeNameOrWeightName) {
+  Model m;
+  auto r = quantize::quantize_int8(m.g, {{"/pooler/*", "*word_embeddings.weight"}});
+  ASSERT_TRUE(static_cast<bool>(r));
+  EXPECT_EQ(r->quantized, (std::vector<std::string>{"/encoder/layer.0/Dense"}));
+  EXPECT_TRUE(r->embeddings.empty());
+  EXPECT_EQ(r->excluded,
+            (std::vector<std::string>{"/embeddings/word_embeddings/Gather", "/pooler/Dense"}));
+  EXPECT_TRUE(r->warnings.empty());
+  EXPECT_FALSE(quantize::is_quantized(*m.pooler));
+  EXPECT_FALSE(quantize::is_quantized(*m.embed));
+
+  Model by_weight;
+  r = quantize::quantize_int8(by_weight.g, {{"encoder.layer.?.dense.weight"}});
+  ASSERT_TRUE(static_cast<bool>(r));
+  EXPECT_EQ(r->excluded, (std::vector<std::string>{"/encoder/layer.0/Dense"}));
+}
+
+TEST(QuantizeInt8, WarnsAboutPatternsThatMatchNothing) {
+  Model m;
+  auto r = quantize::quantize_int8(m.g, {{"*pooler*", "/decoder/*"}});
+  ASSERT_TRUE(static_cast<bool>(r));
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("'/decoder/*' matches no"), std::string::npos) << r->warnings[0];
+}
+
+TEST(QuantizeInt8, WarnsWhenNothingIsQuantizable) {
+  ir::Graph g;
+  ir::Value* x = test::add_input(g, "x", ir::DType::kFloat32, {Dim(2), Dim(3)});
+  g.outputs = {op(g, "Softmax", {x}, {{"axis", int64_t{-1}}})};
+  auto r = quantize::quantize_int8(g, {});
+  ASSERT_TRUE(static_cast<bool>(r));
+  EXPECT_TRUE(r->quantized.empty());
+  EXPECT_TRUE(mentions(r->warnings, "no quantizable layer")) << r->warnings.size();
+  EXPECT_TRUE(mentions(r->warnings, "the artifact is FP32"));
+
+  Model all;
+  r = quantize::quantize_int8(all.g, {{"*"}});
+  ASSERT_TRUE(static_cast<bool>(r));
+  EXPECT_TRUE(mentions(r->warnings, "every quantizable layer is excluded"));
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,268 @@
+"""INT8 dynamic quantization end to end (`kiln compile --quantize int8`): small BERTs against the
+FP32 artifact on the host and for the Pi 4 / Pi 5 under qemu-aarch64 (Cortex-A72 must run the
+non-dotprod INT8 kernel, Cortex-A76 the SDOT one), model.json metadata and `kiln inspect`, exclude
+patterns and their warnings, bad --quantize values, the Python API, `kiln quant-report`, and
+BERT-base (cosine on last_hidden_state, artifact size against FP32)."""
+import json
+import os
+import platform
+import re
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import kiln
+from harness import KILN, QEMU_CPUS, compile_model, max_abs_diff, run_model
+from kiln.compiler import CompileWarning
+from kiln.models.bert import CONFIGS, BertConfig, build_model, export_onnx, make_inputs
+
+MIN_COSINE = 0.999
+MODELS = {
+    "h64a4_pooler": BertConfig(vocab_size=1000, hidden_size=64, num_hidden_layers=2,
+                               num_attention_heads=4, intermediate_size=128,
+                               max_position_embeddings=64),
+    # 60 and 100 are not multiples of 16 or 4: partial column tiles and K padding in the INT8 GEMM.
+    "h60a5_nopooler": BertConfig(vocab_size=500, hidden_size=60, num_hidden_layers=2,
+                                 num_attention_heads=5, intermediate_size=100,
+                                 max_position_embeddings=48, add_pooler=False),
+}
+
+
+def cosine(a, b):
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def compile_proc(*args):
+    return subprocess.run([str(KILN), "compile", *map(str, args)], capture_output=True, text=True,
+                          timeout=900)
+
+
+class Model:
+    def __init__(self, name, tmp):
+        self.cfg = MODELS[name]
+        self.tmp = tmp
+        self.onnx = tmp / f"{name}.onnx"
+        self.names, self.outputs = export_onnx(build_model(self.cfg, seed=0, init="random"),
+                                               self.onnx, opset=14)
+        self.arts = {}
+
+    def artifact(self, target, quantized):
+        key = (target, quantized)
+        if key not in self.arts:
+            extra = ["--quantize", "int8"] if quantized else []
+            self.arts[key] = compile_model(self.onnx, self.tmp / f"art_{target}_{quantized}",
+                                           target, *extra)
+        return self.arts[key]
+
+    def inputs(self, batch, seq):
+        return {k: v for k, v in make_inputs(self.cfg, batch, seq).items() if k in self.names}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def model(request, tmp_path_factory):
+    return Model(request.param, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_host_int8_close_to_fp32(model, threads):
+    for batch, seq in [(1, 1), (2, 13), (1, model.cfg.max_position_embeddings)]:
+        inputs = model.inputs(batch, seq)
+        want = run_model(model.artifact("native", False), inputs, model.tmp / "run32",
+                         threads=threads)
+        got = run_model(model.artifact("native", True), inputs, model.tmp / "run8",
+                        threads=threads)
+        assert sorted(got) == sorted(model.outputs)
+        for name in model.outputs:
+            c = cosine(got[name], want[name])
+            print(f"host threads={threads} batch={batch} seq={seq} {name}: cosine {c:.6f}, "
+                  f"max|diff| {max_abs_diff(got[name], want[name]):.2e}")
+            assert c >= MIN_COSINE, f"{name}: cosine {c}"
+
+
+def test_artifact_metadata_params_and_inspect(model):
+    art = model.artifact("native", True)
+    meta = json.loads((art / "model.json").read_text())
+    q = meta["quantization"]
+    assert q["mode"] == "int8-dynamic"
+    assert q["weights"] == "per-channel symmetric int8"
+    assert "per-row" in q["activations"] and q["excluded"] == []
+    dense = [n for n in meta["nodes"] if n["op"] == "Dense"]
+    assert dense and all(n["attrs"].get("quantize") == "int8" for n in dense)
+    gathers = [n for n in meta["nodes"] if n["op"] == "Gather"]
+    assert any(n["attrs"].get("quantize") == "int8" for n in gathers)
+    blobs = [t for t in meta["tensors"] if t["name"].endswith((".s8packed", ".s8rows"))]
+    assert blobs and all(t["dtype"] == "uint8" and t["storage"] == "param" for t in blobs)
+    assert not [t for t in meta["tensors"] if t["name"].endswith(".packed16")]
+    out = subprocess.run([str(KILN), "inspect", str(art)], capture_output=True, text=True,
+                         check=True).stdout
+    assert "quantization int8-dynamic: weights per-channel symmetric int8" in out, out
+    assert re.search(r"kernels .*gemm s8: \w+", out), out
+    fp32 = json.loads((model.artifact("native", False) / "model.json").read_text())
+    assert "quantization" not in fp32
+
+
+@pytest.mark.parametrize("target", ["rpi4", "rpi5"])
+def test_aarch64_int8_under_qemu(model, target):
+    kernel = {"rpi4": "gemm s8: neon 6x16 (gemm_s8_6x16c4_neon)",
+              "rpi5": "gemm s8: neondot 6x16 (gemm_s8_6x16c4_neondot)"}[target]
+    art = model.artifact(target, True)
+    for batch, seq in [(1, 1), (2, 13)]:
+        inputs = model.inputs(batch, seq)
+        want = run_model(model.artifact("native", False), inputs, model.tmp / "run32")
+        log = []
+        got = run_model(art, inputs, model.tmp / "runq", QEMU_CPUS[target], threads=2, log=log)
+        lines = [ln for ln in log[0].splitlines() if ln.startswith("kernels: ")]
+        assert len(lines) == 1 and lines[0].endswith(kernel), log[0]
+        for name in model.outputs:
+            c = cosine(got[name], want[name])
+            print(f"{target} ({QEMU_CPUS[target]}) batch={batch} seq={seq} {name}: cosine {c:.6f}")
+            assert c >= MIN_COSINE, f"{name}: cosine {c}"
+
+
+def test_pi4_int8_artifact_picks_sdot_on_pi5_class_cpu(model):
+    # The SDOT kernel is built into every aarch64 model.so and chosen at run time from HWCAP.
+    inputs = model.inputs(2, 13)
+    want = run_model(model.artifact("native", False), inputs, model.tmp / "run32")
+    log = []
+    got = run_model(model.artifact("rpi4", True), inputs, model.tmp / "runq", "cortex-a76",
+                    threads=2, log=log)
+    assert "gemm s8: neondot 6x16" in log[0], log[0]
+    for name in model.outputs:
+        assert cosine(got[name], want[name]) >= MIN_COSINE, name
+
+
+def host_cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 host variants")
+@pytest.mark.parametrize("variant,tile,needs", [
+    ("avx512vnni", "14x32", {"avx512f", "avx512_vnni"}), ("avxvnni", "6x16", {"avx_vnni"}),
+    ("avx2", "6x16", {"avx2", "fma"}), ("ref", "4x16", set())])
+def test_host_int8_variants(model, variant, tile, needs):
+    missing = needs - host_cpu_flags()
+    if missing:
+        pytest.skip(f"INT8 variant {variant}: this CPU lacks {', '.join(sorted(missing))}")
+    inputs = model.inputs(2, 13)
+    want = run_model(model.artifact("native", False), inputs, model.tmp / "run32")
+    log = []
+    got = run_model(model.artifact("native", True), inputs, model.tmp / "run8", threads=2,
+                    env={"KILN_GEMM_S8_VARIANT": variant}, log=log)
+    assert f"gemm s8: {variant} {tile}" in log[0], log[0]
+    for name in model.outputs:
+        c = cosine(got[name], want[name])
+        print(f"KILN_GEMM_S8_VARIANT={variant} {name}: cosine {c:.6f}")
+        assert c >= MIN_COSINE, f"{name}: cosine {c}"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("int8_small")
+    m = Model("h64a4_pooler", tmp)
+    return m
+
+
+def test_exclude_pattern_keeps_layers_fp32(small):
+    art = small.tmp / "art_excl"
+    proc = compile_proc(small.onnx, "-o", art, "--quantize", "int8",
+                        "--quantize-exclude", "/pooler/*",
+                        "--quantize-exclude", "embeddings.word_embeddings.weight")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr, proc.stderr
+    meta = json.loads((art / "model.json").read_text())
+    excluded = meta["quantization"]["excluded"]
+    assert any(e.startswith("/pooler/") for e in excluded), excluded
+    assert any("word_embeddings" in e for e in excluded), excluded
+    for n in meta["nodes"]:
+        if n["name"] in excluded:
+            assert "quantize" not in n["attrs"], n
+    inputs = small.inputs(2, 13)
+    want = run_model(small.artifact("native", False), inputs, small.tmp / "r32")
+    got = run_model(art, inputs, small.tmp / "rx")
+    assert cosine(got["pooler_output"], want["pooler_output"]) >= MIN_COSINE
+
+
+def test_exclude_pattern_matching_nothing_warns(small):
+    proc = compile_proc(small.onnx, "-o", small.tmp / "art_nomatch", "--quantize", "int8",
+                        "--quantize-exclude", "*decoder*")
+    assert proc.returncode == 0, proc.stderr
+    assert "kiln: warning: --quantize-exclude pattern '*decoder*' matches no" in proc.stderr
+
+
+def test_unknown_quantize_value_is_an_error(small):
+    proc = compile_proc(small.onnx, "-o", small.tmp / "art_bad", "--quantize", "int4")
+    assert proc.returncode != 0
+    assert "unknown --quantize value 'int4'" in proc.stderr, proc.stderr
+
+
+def test_model_without_quantizable_layer_warns_and_stays_fp32(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])
+    graph = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "g", [x], [y])
+    path = tmp_path / "softmax.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
+    proc = compile_proc(path, "-o", tmp_path / "art", "--quantize", "int8")
+    assert proc.returncode == 0, proc.stderr
+    assert "kiln: warning: --quantize int8: the model has no quantizable layer" in proc.stderr
+    assert "quantization" not in json.loads((tmp_path / "art" / "model.json").read_text())
+
+
+def test_python_api(small, tmp_path):
+    with pytest.warns(CompileWarning, match="'nothing' matches no"):
+        art = kiln.compile(str(small.onnx), output_dir=tmp_path / "py", quantize="int8",
+                           quantize_exclude=["nothing"])
+    assert json.loads((art / "model.json").read_text())["quantization"]["mode"] == "int8-dynamic"
+    with pytest.raises(kiln.compiler.CompileError, match="'int4'"):
+        kiln.compile(str(small.onnx), output_dir=tmp_path / "py4", quantize="int4")
+
+
+def test_quant_report(small):
+    proc = subprocess.run([str(KILN), "quant-report", str(small.onnx), "--seq", "16",
+                           "--quantize-exclude", "/pooler/*"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    print(proc.stdout)
+    out = proc.stdout
+    assert "input_ids" in out and "token ids in [0, 1000)" in out
+    rows = re.findall(r"^\s+\d+\s+(\S+)\s+(yes|no)\s+\[[\d,]+\]\s+([\d.]+)\s+(\S+)$", out, re.M)
+    # 2 layers x (QKV, attention output, FFN up, FFN down) + pooler
+    assert len(rows) == 9, out
+    assert [r[1] for r in rows].count("no") == 1 and rows[-1][0].startswith("/pooler/")
+    assert all(float(r[2]) >= MIN_COSINE for r in rows), out
+    m = re.search(r"last_hidden_state\s+cosine ([\d.]+)", out)
+    assert m and float(m.group(1)) >= MIN_COSINE, out
+    assert re.search(r"pooler_output\s+cosine", out)
+
+
+@pytest.mark.skipif(os.environ.get("KILN_SKIP_BERT_BASE") == "1", reason="KILN_SKIP_BERT_BASE=1")
+def test_bert_base_int8(tmp_path):
+    cfg = CONFIGS["base"]
+    onnx_path = tmp_path / "base.onnx"
+    names, outputs = export_onnx(build_model(cfg, seed=0), onnx_path, opset=14)
+    fp32 = compile_model(onnx_path, tmp_path / "fp32", "native", "--max-seq", "128")
+    int8 = compile_model(onnx_path, tmp_path / "int8", "native", "--max-seq", "128",
+                         "--quantize", "int8")
+    inputs = make_inputs(cfg, 1, 128)
+    want = run_model(fp32, inputs, tmp_path / "r32")
+    got = run_model(int8, inputs, tmp_path / "r8")
+    c = cosine(got["last_hidden_state"], want["last_hidden_state"])
+    cp = cosine(got["pooler_output"], want["pooler_output"])
+    size = {a: sum((a / f).stat().st_size for f in ("model.params", "model.so"))
+            for a in (fp32, int8)}
+    ratio = size[int8] / size[fp32]
+    print(f"BERT-base INT8 vs FP32 (seq 128): last_hidden_state cosine {c:.6f}, "
+          f"pooler_output cosine {cp:.6f}; size (model.params + model.so) "
+          f"{size[int8] / 1e6:.1f} MB vs {size[fp32] / 1e6:.1f} MB = {100 * ratio:.1f}%")
+    assert c >= 0.9995
+    assert ratio <= 0.26

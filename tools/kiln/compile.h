@@ -1,0 +1,36 @@
+// `kiln compile` as a function, shared by the CLI's compile and quant-report commands.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kiln::tools {
+
+struct CompileArgs {
+  std::string model;
+  std::string output_dir;
+  std::string target = "native";
+  int64_t max_seq = 0;
+  bool dump_ir = false;
+  int jobs = 2;
+  std::string vocab;              // BERT vocab.txt to pack (tokenizer on the board)
+  bool cased = false;             // the vocabulary is cased: no lower-casing / accent stripping
+  std::string bundle;             // out.tar.gz: artifact + runtime + infer.py for the board
+  std::string quantize = "none";  // none | int8 (compiler/quantize)
+  std::vector<std::string> quantize_exclude;  // glob patterns over node / weight names
+  // Internal (quant-report): every Dense output becomes an extra graph output, after the
+  // original outputs, named after its value.
+  bool expose_dense_outputs = false;
+  std::vector<std::string>* model_outputs = nullptr;  // if set: receives the original output names
+  bool quiet = false;  // no summary on stdout (warnings still go to stderr)
+};
+
+// Compiles a.model into a.output_dir; prints errors ("kiln: error: ...") and warnings
+// ("kiln: warning: ...") to stderr. Returns the process exit code (0 = success).
+int compile(const CompileArgs& a);
+
+// `kiln quant-report MODEL.onnx ...`: argv after the command name.
+int quant_report_main(int argc, char** argv);
+
+}  // namespace kiln::tools
