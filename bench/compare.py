@@ -38,8 +38,12 @@ from kiln.models.bert import CONFIGS, build_model, export_onnx, make_inputs  # n
 PEERS = ROOT / "bench" / "peers"
 PYTHONS = {"torch": "/usr/bin/python3", "ort": str(ROOT / ".venv/ort/bin/python"),
            "tvm": str(ROOT / ".venv/tvm/bin/python")}
-ALIASES = {"pytorch": "torch", "onnxruntime": "ort", "onnx-runtime": "ort", "apache-tvm": "tvm"}
-SYSTEMS = ("kiln", "torch", "ort", "tvm")
+ALIASES = {"pytorch": "torch", "onnxruntime": "ort", "onnx-runtime": "ort", "apache-tvm": "tvm",
+           "pytorch-int8": "torch-int8", "onnxruntime-int8": "ort-int8"}
+# *-int8: kiln --quantize int8; ORT's own quantize_dynamic (default options); PyTorch's
+# quantize_dynamic of nn.Linear (onednn engine: Debian's torch has no FBGEMM).
+SYSTEMS = ("kiln", "torch", "ort", "tvm", "kiln-int8", "torch-int8", "ort-int8")
+INT8 = ("kiln-int8", "torch-int8", "ort-int8")
 # max |output - PyTorch| accepted as "ok" (FP32, different summation orders)
 TOLERANCE = 1e-3
 
@@ -66,7 +70,7 @@ def prepare(config, out):
     return prefix
 
 
-def compile_kiln(onnx, art, max_seq):
+def compile_kiln(onnx, art, max_seq, *extra):
     """Compiles unless the artifact is newer than both the ONNX file and the kiln binary."""
     stamp = art / "model.so"
     if stamp.exists() and stamp.stat().st_mtime > max(Path(onnx).stat().st_mtime,
@@ -74,7 +78,7 @@ def compile_kiln(onnx, art, max_seq):
         print(f"kiln: reusing {art}")
         return
     t0 = time.perf_counter()
-    compile_model(onnx, art, "native", "--max-seq", str(max_seq))
+    compile_model(onnx, art, "native", "--max-seq", str(max_seq), *extra)
     print(f"kiln compile: {time.perf_counter() - t0:.1f} s; artifact " + ", ".join(
         f"{f} {(art / f).stat().st_size / 1e6:.1f} MB" for f in ("model.so", "model.params")))
 
@@ -115,19 +119,40 @@ def wait_quiet(max_wait, threshold=0.15):
     return busy
 
 
+def quantize_ort(prefix):
+    """PREFIX_int8.onnx by onnxruntime.quantization.quantize_dynamic with its default options."""
+    out = Path(f"{prefix}_int8.onnx")
+    if not out.exists():
+        code = ("import sys; from onnxruntime.quantization import quantize_dynamic; "
+                "quantize_dynamic(sys.argv[1], sys.argv[2])")
+        proc = subprocess.run([PYTHONS["ort"], "-c", code, f"{prefix}.onnx", str(out)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise Failed("quantize_dynamic failed: " + (proc.stderr.strip().splitlines()
+                                                        or ["?"])[-1])
+    return out
+
+
 def worker(system, a, prefix, npz, threads, runs, warmup, art, seq, save=None):
     """Runs one system in its own process; returns its JSON result or raises Failed(reason)."""
-    if system == "kiln":
+    if system in ("kiln", "kiln-int8"):
+        if system == "kiln-int8":
+            art = Path(f"{art}_int8")
         cmd = [str(KILN), "bench", str(art), "--batch", str(a.batch), "--seq", str(seq),
                "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup), "--json"]
     else:
-        python = PYTHONS[system]
+        base = system.replace("-int8", "")
+        python = PYTHONS[base]
         if not Path(python).exists():
             raise Failed(f"{python} missing (run bench/setup_peers.sh"
                          f"{' --tvm' if system == 'tvm' else ''})")
-        model = str(prefix) + ("" if system == "torch" else ".onnx")
-        cmd = [python, str(PEERS / f"{system}_worker.py"), model, str(npz), str(threads),
+        model = str(prefix) + ("" if base == "torch" else ".onnx")
+        if system == "ort-int8":
+            model = str(quantize_ort(prefix))
+        cmd = [python, str(PEERS / f"{base}_worker.py"), model, str(npz), str(threads),
                str(runs), str(warmup)] + (["--save", str(save)] if save else [])
+        if system == "torch-int8":
+            cmd.append("--int8")
         if system == "tvm":
             cmd += ["--cache", str(a.out / "tvm_cache")]
             if a.tvm_tune:
@@ -177,8 +202,9 @@ def check_outputs(a, systems, prefix, art, cfg, seqs):
                 continue
             t0 = time.perf_counter()
             try:
-                if s == "kiln":
-                    got = run_model(art, feed, a.out / "run")["last_hidden_state"]
+                if s in ("kiln", "kiln-int8"):
+                    got = run_model(art if s == "kiln" else Path(f"{art}_int8"), feed,
+                                    a.out / "run")["last_hidden_state"]
                 else:
                     out = a.out / f"{s}_{a.config}_b{a.batch}_s{seq}.npy"
                     res = worker(s, a, prefix, npz, 1, 1, 0, art, seq, save=out)
@@ -189,6 +215,12 @@ def check_outputs(a, systems, prefix, art, cfg, seqs):
                 line.append(f"{s} FAILED ({failed[s]})")
                 continue
             d = diffs[(s, seq)] = max_abs_diff(got, want)
+            if s in INT8:  # INT8 is judged by cosine similarity to FP32, never hidden
+                g, w = got.ravel().astype(np.float64), want.ravel().astype(np.float64)
+                cos = float(g @ w / (np.linalg.norm(g) * np.linalg.norm(w)))
+                diffs[(s, seq, "cosine")] = cos
+                line.append(f"{s}: cosine {cos:.5f} max|d| {d:.2e}")
+                continue
             line.append(f"|{s} - PyTorch| = {d:.2e}"
                         + ("" if d <= TOLERANCE else " (ABOVE TOLERANCE)")
                         + (f" [{time.perf_counter() - t0:.0f} s]" if s == "tvm" else ""))
@@ -207,7 +239,8 @@ def ratio(a, b):
 def names(versions):
     return {"kiln": "kiln", "torch": f"PyTorch {versions.get('torch') or ''}".strip(),
             "ort": f"ONNX Runtime {versions.get('ort') or ''}".strip(),
-            "tvm": f"TVM {versions.get('tvm') or ''}".strip()}
+            "tvm": f"TVM {versions.get('tvm') or ''}".strip(), "kiln-int8": "kiln INT8",
+            "torch-int8": "PyTorch INT8", "ort-int8": "ORT INT8"}
 
 
 def main():
@@ -262,13 +295,15 @@ def main():
     onnx = Path(f"{prefix}.onnx")
     art = a.out / f"kiln_{a.config}_s{max(seqs)}"
     compile_failed = {}
-    if "kiln" in systems:
+    for s, extra in (("kiln", ()), ("kiln-int8", ("--quantize", "int8"))):
+        if s not in systems:
+            continue
         try:
-            compile_kiln(onnx, art, max(seqs))
+            compile_kiln(onnx, art if s == "kiln" else Path(f"{art}_int8"), max(seqs), *extra)
         except KilnError as e:
-            compile_failed["kiln"] = "kiln compile failed: " + (e.stderr.strip().splitlines()
-                                                                or ["?"])[-1]
-            print(compile_failed["kiln"])
+            compile_failed[s] = "kiln compile failed: " + (e.stderr.strip().splitlines()
+                                                           or ["?"])[-1]
+            print(compile_failed[s])
     # PyTorch is the reference: it always runs the accuracy check.
     failed, diffs, versions = check_outputs(
         a, [s for s in systems if s not in compile_failed], prefix, art, cfg, seqs)
@@ -305,14 +340,17 @@ def main():
     label = names(versions)
     flops = model_flops(cfg, a.batch, max(seqs))
     print(f"\nBERT {a.config} (L{cfg.num_hidden_layers} H{cfg.hidden_size} "
-          f"A{cfg.num_attention_heads} FFN{cfg.intermediate_size}), batch {a.batch}, FP32; "
+          f"A{cfg.num_attention_heads} FFN{cfg.intermediate_size}), batch {a.batch}, "
+          f"{'/'.join(sorted({'INT8' if x in INT8 else 'FP32' for x in systems}))}; "
           f"median over {a.rounds} rounds of per-process medians ({a.runs} runs after "
           f"{a.warmup} warm-up), ms, min over all runs in brackets; kiln/peer < 1 = kiln "
           f"faster. Load average {load0[0]:.2f} at start, {load1[0]:.2f} at end.\n")
-    peers = [s for s in systems if s != "kiln"]
+    peers = [s for s in systems if s not in ("kiln", "kiln-int8")]
     head = ["seq", "threads"] + [label[s] for s in systems]
     if "kiln" in systems:
-        head += [f"kiln/{label[s].split()[0] if s != 'ort' else 'ORT'}" for s in peers]
+        head += [f"kiln/{label[s]}" for s in peers if s not in INT8]
+    if "kiln-int8" in systems:
+        head += [f"kiln INT8/{label[s]}" for s in systems if s in ("ort-int8", "torch-int8")]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     reasons = {}
@@ -341,7 +379,10 @@ def main():
             med = dict(zip(systems, (c[1] for c in cells)))
             row = [str(seq), str(t)] + [c[0] for c in cells]
             if "kiln" in systems:
-                row += [ratio(med["kiln"], med[s]) for s in peers]
+                row += [ratio(med["kiln"], med[s]) for s in peers if s not in INT8]
+            if "kiln-int8" in systems:
+                row += [ratio(med["kiln-int8"], med[s]) for s in systems
+                        if s in ("ort-int8", "torch-int8")]
             print("| " + " | ".join(row) + " |")
     for reason, n in reasons.items():
         print(f"\n[{n}] {reason}")
@@ -384,8 +425,10 @@ def main():
                "rounds": a.rounds, "runs": a.runs, "warmup": a.warmup,
                "flops": {seq: model_flops(cfg, a.batch, seq) for seq in seqs},
                "fma_peak_gflops": peak, "versions": versions,
-               "accuracy_max_abs_diff": [{"system": s, "seq": q, "max_abs_diff": d}
-                                         for (s, q), d in diffs.items()],
+               "accuracy_max_abs_diff": [{"system": k[0], "seq": k[1], "max_abs_diff": d}
+                                         for k, d in diffs.items() if len(k) == 2],
+               "int8_cosine_vs_pytorch_fp32": [{"system": k[0], "seq": k[1], "cosine": d}
+                                               for k, d in diffs.items() if len(k) == 3],
                "failed": failed,
                "results": [{"system": s, "seq": q, "threads": t,
                             **(summary.get((s, q, t)) or {"error": failed.get(s) or results.get(

@@ -16,7 +16,8 @@ ONNX_VERSION=1.17.0
 
 # pip install of pinned versions is idempotent: it only fetches what is missing or different.
 [[ -x .venv/ort/bin/python ]] || /usr/bin/python3 -m venv --system-site-packages .venv/ort
-.venv/ort/bin/pip install -q "onnxruntime==$ORT_VERSION"
+# onnx >= 1.13 for onnxruntime.quantization (onnx.reference); Debian has 1.12
+.venv/ort/bin/pip install -q "onnxruntime==$ORT_VERSION" "onnx==$ONNX_VERSION"
 if [[ "${1:-}" == "--tvm" ]]; then
   [[ -x .venv/tvm/bin/python ]] || /usr/bin/python3 -m venv .venv/tvm
   .venv/tvm/bin/pip install -q "apache-tvm==$TVM_VERSION" "apache-tvm-ffi==$TVM_FFI_VERSION" \

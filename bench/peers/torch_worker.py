@@ -1,5 +1,6 @@
-"""Times PyTorch FP32 (Debian python3-torch + OpenBLAS) on the benchmark model.
-argv: STATE_DICT_PREFIX NPZ_INPUTS THREADS RUNS WARMUP [--save OUT.npy]"""
+"""Times PyTorch FP32 (Debian python3-torch + OpenBLAS) on the benchmark model, or with --int8
+its dynamic INT8 (torch.ao.quantization.quantize_dynamic of nn.Linear, onednn engine).
+argv: STATE_DICT_PREFIX NPZ_INPUTS THREADS RUNS WARMUP [--save OUT.npy] [--int8]"""
 import json
 import sys
 
@@ -15,6 +16,9 @@ cfg = BertConfig(**json.load(open(prefix + "_config.json")))
 model = BertModel(cfg)
 model.load_state_dict(torch.load(prefix + ".pt"))
 model.eval()
+if "--int8" in sys.argv:
+    torch.backends.quantized.engine = "onednn"
+    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 feed = np.load(npz)
 args = [torch.from_numpy(feed[n]) for n in ("input_ids", "attention_mask", "token_type_ids")]
 with torch.no_grad():
