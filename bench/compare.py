@@ -348,7 +348,8 @@ def main():
     peers = [s for s in systems if s not in ("kiln", "kiln-int8")]
     head = ["seq", "threads"] + [label[s] for s in systems]
     if "kiln" in systems:
-        head += [f"kiln/{label[s]}" for s in peers if s not in INT8]
+        head += [f"kiln/{label[s].split()[0] if s != 'ort' else 'ORT'}" for s in peers
+                 if s not in INT8]
     if "kiln-int8" in systems:
         head += [f"kiln INT8/{label[s]}" for s in systems if s in ("ort-int8", "torch-int8")]
     print("| " + " | ".join(head) + " |")
