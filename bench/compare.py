@@ -12,8 +12,9 @@ latency) and its fraction of the measured peak.
   KILN_BUILD_DIR=build-bench /usr/bin/python3 bench/compare.py --config base --json out.json
 
 Systems: kiln; torch (Debian python3-torch + OpenBLAS, /usr/bin/python3); ort (onnxruntime wheel
-in .venv/ort); tvm (apache-tvm in .venv/tvm, Relax flow; bench/setup_peers.sh --tvm). A system
-that cannot run is reported with its reason instead of numbers.
+in .venv/ort); tvm (apache-tvm in .venv/tvm, Relax flow; bench/setup_peers.sh --tvm). INT8:
+kiln-int8, torch-int8, ort-int8, tvm-int8 (see SYSTEMS). A system that cannot run is reported with
+its reason instead of numbers.
 """
 import argparse
 import dataclasses
@@ -39,11 +40,14 @@ PEERS = ROOT / "bench" / "peers"
 PYTHONS = {"torch": "/usr/bin/python3", "ort": str(ROOT / ".venv/ort/bin/python"),
            "tvm": str(ROOT / ".venv/tvm/bin/python")}
 ALIASES = {"pytorch": "torch", "onnxruntime": "ort", "onnx-runtime": "ort", "apache-tvm": "tvm",
-           "pytorch-int8": "torch-int8", "onnxruntime-int8": "ort-int8"}
+           "pytorch-int8": "torch-int8", "onnxruntime-int8": "ort-int8",
+           "apache-tvm-int8": "tvm-int8"}
 # *-int8: kiln --quantize int8; ORT's own quantize_dynamic (default options); PyTorch's
-# quantize_dynamic of nn.Linear (onednn engine: Debian's torch has no FBGEMM).
-SYSTEMS = ("kiln", "torch", "ort", "tvm", "kiln-int8", "torch-int8", "ort-int8")
-INT8 = ("kiln-int8", "torch-int8", "ort-int8")
+# quantize_dynamic of nn.Linear (onednn engine: Debian's torch has no FBGEMM); TVM: ORT's
+# quantize_dynamic model (DynamicQuantizeLinear + MatMulInteger) through the Relax ONNX frontend
+# (TVM 0.27 has no quantization pass of its own: relay.quantize went with Relay).
+SYSTEMS = ("kiln", "torch", "ort", "tvm", "kiln-int8", "torch-int8", "ort-int8", "tvm-int8")
+INT8 = ("kiln-int8", "torch-int8", "ort-int8", "tvm-int8")
 # max |output - PyTorch| accepted as "ok" (FP32, different summation orders)
 TOLERANCE = 1e-3
 
@@ -145,15 +149,15 @@ def worker(system, a, prefix, npz, threads, runs, warmup, art, seq, save=None):
         python = PYTHONS[base]
         if not Path(python).exists():
             raise Failed(f"{python} missing (run bench/setup_peers.sh"
-                         f"{' --tvm' if system == 'tvm' else ''})")
+                         f"{' --tvm' if base == 'tvm' else ''})")
         model = str(prefix) + ("" if base == "torch" else ".onnx")
-        if system == "ort-int8":
+        if system in ("ort-int8", "tvm-int8"):
             model = str(quantize_ort(prefix))
         cmd = [python, str(PEERS / f"{base}_worker.py"), model, str(npz), str(threads),
                str(runs), str(warmup)] + (["--save", str(save)] if save else [])
         if system == "torch-int8":
             cmd.append("--int8")
-        if system == "tvm":
+        if base == "tvm":
             cmd += ["--cache", str(a.out / "tvm_cache")]
             if a.tvm_tune:
                 cmd += ["--tune", str(a.tvm_tune)]
@@ -240,7 +244,7 @@ def names(versions):
     return {"kiln": "kiln", "torch": f"PyTorch {versions.get('torch') or ''}".strip(),
             "ort": f"ONNX Runtime {versions.get('ort') or ''}".strip(),
             "tvm": f"TVM {versions.get('tvm') or ''}".strip(), "kiln-int8": "kiln INT8",
-            "torch-int8": "PyTorch INT8", "ort-int8": "ORT INT8"}
+            "torch-int8": "PyTorch INT8", "ort-int8": "ORT INT8", "tvm-int8": "TVM INT8"}
 
 
 def main():
@@ -251,7 +255,8 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--systems", default="kiln,torch,ort,tvm",
-                    help="comma-separated: kiln, torch (pytorch), ort (onnxruntime), tvm")
+                    help="comma-separated: kiln, torch (pytorch), ort (onnxruntime), tvm, "
+                         "kiln-int8, torch-int8, ort-int8, tvm-int8")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=10, help="timed runs per process")
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs per process first")
@@ -351,7 +356,7 @@ def main():
         head += [f"kiln/{label[s].split()[0] if s != 'ort' else 'ORT'}" for s in peers
                  if s not in INT8]
     if "kiln-int8" in systems:
-        head += [f"kiln INT8/{label[s]}" for s in systems if s in ("ort-int8", "torch-int8")]
+        head += [f"kiln INT8/{label[s]}" for s in systems if s in INT8 and s != "kiln-int8"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     reasons = {}
@@ -383,7 +388,7 @@ def main():
                 row += [ratio(med["kiln"], med[s]) for s in peers if s not in INT8]
             if "kiln-int8" in systems:
                 row += [ratio(med["kiln-int8"], med[s]) for s in systems
-                        if s in ("ort-int8", "torch-int8")]
+                        if s in INT8 and s != "kiln-int8"]
             print("| " + " | ".join(row) + " |")
     for reason, n in reasons.items():
         print(f"\n[{n}] {reason}")

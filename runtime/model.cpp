@@ -215,6 +215,7 @@ Status Model::load_library() {
   if (!t || desc_.target_name != t)
     return error(KILN_ERROR_CORRUPT, path + ": built for target '" + std::string(t ? t : "") +
                                          "' but model.json says '" + desc_.target_name + "'");
+  KILN_RT_TRY(check_graph_checksum(path));
   // Optional: a model.so from before kiln_model_kernel_variant simply does not export it.
   auto variant =
       reinterpret_cast<kiln_model_kernel_variant_fn>(dlsym(library_, "kiln_model_kernel_variant"));
@@ -226,6 +227,35 @@ Status Model::load_library() {
                                            "' of node '" + n.name + "' (" + n.op + ")");
     node_fns_.push_back(fn);
   }
+  return ok_status();
+}
+
+// model.so bakes in model.json's shapes and tensor slots: both must come from one compile, and
+// model.json must not have been edited since (artifact/graph_checksum.h). A library without
+// kiln_model_graph_crc32 (hand-written test fixtures) is not checked.
+Status Model::check_graph_checksum(const std::string& path) const {
+  using Fn = uint32_t (*)();
+  auto fn = reinterpret_cast<Fn>(dlsym(library_, "kiln_model_graph_crc32"));
+  if (!fn) return ok_status();
+  const uint32_t so = fn();
+  const std::string json = dir_ + "/model.json";
+  if (!desc_.has_graph_crc32)
+    return error(KILN_ERROR_CORRUPT, json + ": no graph_crc32, but " + path +
+                                         " was compiled for graph checksum " + std::to_string(so) +
+                                         " (model.json was edited?)");
+  if (desc_.computed_graph_crc32 != desc_.graph_crc32)
+    return error(KILN_ERROR_CORRUPT,
+                 json +
+                     ": the graph sections (symbols, params, arena, tensors, inputs, outputs, "
+                     "nodes) have checksum " +
+                     std::to_string(desc_.computed_graph_crc32) + " but graph_crc32 says " +
+                     std::to_string(desc_.graph_crc32) +
+                     ": the file was edited after compilation; recompile the model");
+  if (so != desc_.graph_crc32)
+    return error(KILN_ERROR_CORRUPT, path + " was compiled for graph checksum " +
+                                         std::to_string(so) + " but " + json + " has " +
+                                         std::to_string(desc_.graph_crc32) +
+                                         ": model.json and model.so come from different compiles");
   return ok_status();
 }
 
@@ -608,8 +638,12 @@ void Model::build_describe() {
     json ins = json::array(), outs = json::array();
     for (int t : n.inputs) ins.push_back(t >= 0 ? json(desc_.tensors[t].name) : json(nullptr));
     for (int t : n.outputs) outs.push_back(desc_.tensors[t].name);
-    nodes.push_back(
-        {{"name", n.name}, {"op", n.op}, {"kernel", n.kernel}, {"inputs", ins}, {"outputs", outs}});
+    nodes.push_back({{"name", n.name},
+                     {"op", n.op},
+                     {"kernel", n.kernel},
+                     {"inputs", ins},
+                     {"outputs", outs},
+                     {"attrs", n.attrs.empty() ? json::object() : json::parse(n.attrs)}});
   }
   j["ops"] = ops;
   j["nodes"] = nodes;

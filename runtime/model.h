@@ -88,6 +88,7 @@ class Model {
   Status check_target() const;
   Status check_params();
   Status load_library();
+  Status check_graph_checksum(const std::string& path) const;
   Status load_tokenizer();
   Status bind_symbols(int64_t* sym) const;
   Status plan(const int64_t* sym);

@@ -63,6 +63,10 @@ struct ModelDesc {
   int64_t params_count = 0;
   bool has_table_crc = false;
   uint32_t table_crc32 = 0;
+  // graph_crc32 as stored in model.json (if present) and as recomputed from the file's sections
+  // (artifact/graph_checksum.h); model.cpp compares both with model.so's.
+  bool has_graph_crc32 = false;
+  uint32_t graph_crc32 = 0, computed_graph_crc32 = 0;
   std::vector<SymbolDesc> symbols;
   std::vector<std::string> symbol_names;
   uint64_t arena_bytes = 0;

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "artifact/graph_checksum.h"
 #include "kiln/backend.h"
 #include "runtime/dtype.h"
 #include "runtime/model_desc.h"
@@ -428,6 +429,12 @@ Status parse_model_json(const std::string& path, ModelDesc* out) {
     parse_nodes(root, &m);
     parse_tokenizer(root, &m);
     check_plan(&m);
+    if (root.contains("graph_crc32")) {
+      m.has_graph_crc32 = true;
+      m.graph_crc32 =
+          static_cast<uint32_t>(get_int(root, "graph_crc32", "model.json", 0, UINT32_MAX));
+    }
+    m.computed_graph_crc32 = artifact::graph_checksum(root);
   } catch (const JsonError& e) {
     return error(e.code, path + ": " + e.message);
   } catch (const std::exception& e) {

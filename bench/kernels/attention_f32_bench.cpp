@@ -1,60 +1,105 @@
 // Fused attention_f32 vs the unfused chain the exporter's graph runs (Transpose q/k/v, MatMul,
-// Div, mask Add, Softmax, MatMul, Transpose back, with the reference kernels), one BERT-base
-// layer (12 heads of 64, B = 1, [1, 1, 1, S] padding mask), one thread. Google Benchmark's CPU
-// time is the figure to read on a shared machine.
+// Div, mask Add, Softmax, MatMul, Transpose back, with the reference kernels), one encoder layer
+// (B = 1, [1, 1, 1, S] padding mask over the last quarter, packed QKV), one thread: BERT-base
+// (12 heads of 64) at S = 128 and 384, and the small config (4 heads of 64) at S = 128.
+// Reports GFLOP/s ("GFLOPS", 4 * heads * S^2 * hd per run) and the fraction of the core's FMA
+// peak ("peak") for the vector width this binary was built for, measured in this binary by
+// bench/fma_peak.h before the benchmarks run. Built twice: -march=native and -march=x86-64-v3
+// (kiln_attention_f32_bench_avx2), because x86 CI machines may lack AVX-512. Google Benchmark's
+// CPU time is the figure to read on a shared machine.
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "fma_peak.h"
 #include "kiln/kernels/kernels.h"
 
 namespace {
 
 namespace kk = kiln::kernels;
 
-constexpr int64_t kHeads = 12, kHd = 64, kHidden = kHeads * kHd;
+constexpr int64_t kHd = 64;
+
+// FLOP/s of one core for this binary's vector width (0 if unknown).
+double peak() {
+  static const double p = [] {
+#if defined(__AVX512F__)
+    const char* isa = "avx512";
+    const double r = kiln::bench::fma_peak_avx512();
+#elif defined(__AVX2__)
+    const char* isa = "avx2";
+    const double r = kiln::bench::fma_peak_avx2();
+#elif defined(__aarch64__)
+    const char* isa = "neon";
+    const double r = kiln::bench::fma_peak_neon();
+#else
+    const char* isa = "none";
+    const double r = 0;
+#endif
+    std::printf("kernel ISA %s (MatmulVec %d floats), measured FMA peak, 1 core: %.1f GFLOP/s\n",
+                isa, kk::kMatmulVecFloats, r * 1e-9);
+    return r;
+  }();
+  return p;
+}
 
 struct Data {
-  int64_t s;
+  int64_t s, heads, hidden;
   std::vector<float> qkv, mask, out;
-  explicit Data(int64_t seq) : s(seq), qkv(seq * 3 * kHidden), mask(seq, 0.0f), out(seq * kHidden) {
+  Data(int64_t seq, int64_t num_heads)
+      : s(seq),
+        heads(num_heads),
+        hidden(num_heads * kHd),
+        qkv(seq * 3 * hidden),
+        mask(seq, 0.0f),
+        out(seq * hidden) {
     std::mt19937 rng(1);
     std::normal_distribution<float> d(0.0f, 1.0f);
     for (float& x : qkv) x = d(rng);
     for (int64_t j = seq * 3 / 4; j < seq; ++j) mask[j] = -3.4028234663852886e+38f;
   }
+  double flops() const { return 4.0 * heads * s * s * kHd; }
 };
 
-void BM_attention_fused(benchmark::State& state) {
-  Data d(state.range(0));
-  const int64_t md[] = {1, 1, 1, d.s};
-  const float* q = d.qkv.data();
-  for (auto _ : state) {
-    kk::attention_f32(nullptr, q, q + kHidden, q + 2 * kHidden, 3 * kHidden, 3 * kHidden,
-                      3 * kHidden, d.mask.data(), md, d.out.data(), kHidden, 1, d.s, kHeads, kHd,
-                      0.125f);
-    benchmark::DoNotOptimize(d.out.data());
-  }
-  state.counters["GFLOPS"] = benchmark::Counter(4.0 * kHeads * d.s * d.s * kHd,
-                                                benchmark::Counter::kIsIterationInvariantRate);
+void set_counters(benchmark::State& state, double flops) {
+  state.counters["GFLOPS"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  if (peak() > 0)
+    state.counters["peak"] =
+        benchmark::Counter(flops / peak(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// The unfused graph on separate q, k, v [1, S, 768] (what the projections produce unpacked).
-void BM_attention_unfused(benchmark::State& state) {
-  Data d(state.range(0));
-  const int64_t s = d.s;
-  std::vector<float> q(s * kHidden), k(s * kHidden), v(s * kHidden);
-  for (int64_t i = 0; i < s * kHidden; ++i) {
-    const int64_t r = i / kHidden, c = i % kHidden;
-    q[i] = d.qkv[r * 3 * kHidden + c];
-    k[i] = d.qkv[r * 3 * kHidden + kHidden + c];
-    v[i] = d.qkv[r * 3 * kHidden + 2 * kHidden + c];
+// Args: seq, heads.
+void BM_attention_fused(benchmark::State& state) {
+  Data d(state.range(0), state.range(1));
+  const int64_t md[] = {1, 1, 1, d.s}, h = d.hidden;
+  const float* q = d.qkv.data();
+  for (auto _ : state) {
+    kk::attention_f32(nullptr, q, q + h, q + 2 * h, 3 * h, 3 * h, 3 * h, d.mask.data(), md,
+                      d.out.data(), h, 1, d.s, d.heads, kHd, 0.125f);
+    benchmark::DoNotOptimize(d.out.data());
   }
-  std::vector<float> qh(s * kHidden), kt(s * kHidden), vh(s * kHidden), ctx(s * kHidden);
-  std::vector<float> sc(kHeads * s * s), sc2(kHeads * s * s);
-  const int64_t split[] = {1, s, kHeads, kHd}, heads[] = {1, kHeads, s, kHd};
-  const int64_t ktd[] = {1, kHeads, kHd, s}, scd[] = {1, kHeads, s, s}, md[] = {1, 1, 1, s};
+  set_counters(state, d.flops());
+}
+
+// The unfused graph on separate q, k, v [1, S, H] (what the projections produce unpacked).
+void BM_attention_unfused(benchmark::State& state) {
+  Data d(state.range(0), state.range(1));
+  const int64_t s = d.s, nh = d.heads, h = d.hidden;
+  std::vector<float> q(s * h), k(s * h), v(s * h);
+  for (int64_t i = 0; i < s * h; ++i) {
+    const int64_t r = i / h, c = i % h;
+    q[i] = d.qkv[r * 3 * h + c];
+    k[i] = d.qkv[r * 3 * h + h + c];
+    v[i] = d.qkv[r * 3 * h + 2 * h + c];
+  }
+  std::vector<float> qh(s * h), kt(s * h), vh(s * h), ctx(s * h);
+  std::vector<float> sc(nh * s * s), sc2(nh * s * s);
+  const int64_t split[] = {1, s, nh, kHd}, heads[] = {1, nh, s, kHd};
+  const int64_t ktd[] = {1, nh, kHd, s}, scd[] = {1, nh, s, s}, md[] = {1, 1, 1, s};
   const int64_t one[] = {1}, perm_q[] = {0, 2, 1, 3}, perm_k[] = {0, 2, 3, 1};
   const float eight = 8.0f;
   for (auto _ : state) {
@@ -64,18 +109,28 @@ void BM_attention_unfused(benchmark::State& state) {
     kk::matmul_f32(qh.data(), heads, 4, kt.data(), ktd, 4, sc.data(), nullptr);
     kk::binary<kk::op::Div>(sc.data(), scd, 4, &eight, one, 0, sc2.data(), scd, 4, nullptr);
     kk::binary<kk::op::Add>(sc2.data(), scd, 4, d.mask.data(), md, 4, sc.data(), scd, 4, nullptr);
-    kk::softmax_f32(sc.data(), sc2.data(), kHeads * s, s, 1, nullptr);
+    kk::softmax_f32(sc.data(), sc2.data(), nh * s, s, 1, nullptr);
     kk::matmul_f32(sc2.data(), scd, 4, vh.data(), heads, 4, ctx.data(), nullptr);
     kk::transpose(ctx.data(), heads, 4, perm_q, d.out.data(), nullptr);
     benchmark::DoNotOptimize(d.out.data());
   }
-  state.counters["GFLOPS"] =
-      benchmark::Counter(4.0 * kHeads * s * s * kHd, benchmark::Counter::kIsIterationInvariantRate);
+  set_counters(state, d.flops());
 }
 
-BENCHMARK(BM_attention_fused)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_attention_unfused)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
+// BERT-base (hidden 768) at S = 128 and 384, the small config (hidden 256) at S = 128.
+void shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"seq", "heads"})->Args({128, 12})->Args({384, 12})->Args({128, 4});
+}
+
+BENCHMARK(BM_attention_fused)->Apply(shapes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_attention_unfused)->Apply(shapes)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  peak();  // measure (and print) the peak before any benchmark runs
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

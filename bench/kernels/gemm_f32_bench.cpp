@@ -2,6 +2,10 @@
 // GFLOP/s ("GFLOPS") and the fraction of the core's FMA peak ("peak"), where the peak for each
 // vector width is measured in this binary by a pure-FMA loop (bench/fma_peak.h) before the
 // benchmarks run: the kernel's own ISA for SIMD variants, the widest available for "ref".
+// "B_GBps" is the packed weight's bytes per second: at M = 16 each weight float feeds only 32 FLOP
+// (8 FLOP per byte), so compare it with the read bandwidth printed at start-up (a 9 MiB buffer,
+// L3-resident like B here; a 256 MiB one, from DRAM like a whole model's weights) to see how close
+// those shapes are to being memory bound.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -54,6 +58,26 @@ double peak_for(const std::string& variant) {
 #endif
 }
 
+// Read bandwidth (bytes/s) over a `bytes` buffer: best of 5 passes by thread CPU time, after one
+// pass that faults the pages in. An integer sum, which the compiler vectorises at any -march; 16
+// independent lanes so that the adds' latency does not bound it (one chain measured 52 GB/s from
+// L3 where AVX-512 loads read 120).
+double read_bandwidth(size_t bytes) {
+  constexpr size_t kLanes = 16;
+  std::vector<uint64_t> buf(bytes / 8 / kLanes * kLanes, 1);
+  volatile uint64_t sink = 0;
+  double best = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    const double t0 = kiln::bench::thread_seconds();
+    uint64_t s[kLanes] = {};
+    for (size_t i = 0; i < buf.size(); i += kLanes)
+      for (size_t j = 0; j < kLanes; ++j) s[j] += buf[i + j];
+    for (size_t j = 0; j < kLanes; ++j) sink = sink + s[j];
+    if (rep > 0) best = std::max(best, bytes / (kiln::bench::thread_seconds() - t0));
+  }
+  return best;
+}
+
 struct Shape {
   int64_t M, K, N;
   bool gelu;
@@ -85,6 +109,8 @@ void bm_gemm(benchmark::State& state, const gemm::Variant* v, Shape s) {
   if (peak > 0)
     state.counters["peak"] =
         benchmark::Counter(flops / peak, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["B_GBps"] = benchmark::Counter(gemm::packed_b_floats(s.K, s.N) * 4e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
   std::free(packed);
 }
 
@@ -95,6 +121,8 @@ int main(int argc, char** argv) {
   int n = 0;
   const gemm::Variant* vs = gemm::gemm_f32_variants(&n);
   peak_for("");  // measure (and print) the peaks before any benchmark runs
+  std::printf("measured read bandwidth, 1 core: 9 MiB %.1f GB/s, 256 MiB %.1f GB/s\n",
+              read_bandwidth(9 << 20) * 1e-9, read_bandwidth(256 << 20) * 1e-9);
   std::printf("default variant: %s\n", gemm::gemm_f32_variant_name());
   const Shape shapes[] = {
       {128, 768, 768, false},  {128, 768, 3072, false}, {128, 3072, 768, false},

@@ -7,6 +7,8 @@
 //               the u8 x s8 sequence most AVX2 int8 GEMMs use (it saturates, see the docs; the
 //               avx2 kernel uses vpmaddwd on int16, whose own loop is printed too);
 //   ref:        the best of the above.
+// "quantize_rows/<impl>/M_K" times the activation quantization alone (part of every GEMM call
+// above), per implementation, with its input bandwidth (floats read).
 // Before the benchmarks it also prints the activation-scheme measurement behind s8_quantize.h's
 // choice (per row vs per tensor, asymmetric vs symmetric, 8 vs 7 bits): relative error of the
 // quantized GEMM against the exact one on BERT-like inputs.
@@ -318,6 +320,59 @@ void bm_gemm_s8(benchmark::State& state, const gemm::S8Variant* v, Shape s) {
   std::free(blob);
 }
 
+// The activation quantization alone (step (1) of every gemm_s8_packed call), on LayerNorm-like
+// rows; "GBps" counts the floats read.
+void bm_quantize_rows(benchmark::State& state, gemm::QuantizeRowsFn fn, gemm::ActFormat f,
+                      int64_t M, int64_t K) {
+  std::mt19937 g(5);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> A(M * K);
+  for (auto& x : A) x = nd(g);
+  const int64_t ld = gemm::s8_act_row_bytes(f, K);
+  std::vector<uint8_t> out(M * ld);
+  std::vector<float> scale(M);
+  std::vector<int32_t> zp(M);
+  for (auto _ : state) {
+    fn(A.data(), K, M, K, out.data(), ld, scale.data(), zp.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GBps"] =
+      benchmark::Counter(4.0 * M * K * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void register_quantize_benchmarks() {
+  struct Q {
+    const char* name;
+    gemm::QuantizeRowsFn fn;
+    gemm::ActFormat format;
+    bool supported;
+  };
+  const Q qs[] = {
+    {"ref_u8", gemm::quantize_rows_ref<gemm::ActFormat::kU8>, gemm::ActFormat::kU8, true},
+#if defined(__x86_64__)
+    {"avx2_u8", gemm::quantize_rows_avx2<gemm::ActFormat::kU8>, gemm::ActFormat::kU8,
+     gemm::cpu::avx2_fma()},
+    {"avx512_u8", gemm::quantize_rows_avx512<gemm::ActFormat::kU8>, gemm::ActFormat::kU8,
+     gemm::cpu::avx512f()},
+    {"avx2_s16", gemm::quantize_rows_avx2<gemm::ActFormat::kS16>, gemm::ActFormat::kS16,
+     gemm::cpu::avx2_fma()},
+#endif
+#if defined(__aarch64__)
+    {"neon_s8", gemm::quantize_rows_neon, gemm::ActFormat::kS8, true},
+#endif
+  };
+  for (const Q& q : qs) {
+    if (!q.supported) continue;
+    for (int64_t M : {16, 32, 128})
+      for (int64_t K : {768, 3072}) {
+        const std::string name = std::string("quantize_rows/") + q.name + "/M" + std::to_string(M) +
+                                 "_K" + std::to_string(K);
+        benchmark::RegisterBenchmark(name.c_str(), bm_quantize_rows, q.fn, q.format, M, K)
+            ->Unit(benchmark::kMicrosecond);
+      }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -330,7 +385,8 @@ int main(int argc, char** argv) {
       {128, 768, 2304, false}, {512, 768, 768, false},  {512, 768, 3072, false},
       {512, 3072, 768, false}, {512, 768, 2304, false}, {16, 768, 768, false},
       {16, 768, 3072, false},  {16, 3072, 768, false},  {16, 768, 2304, false},
-      {128, 768, 3072, true},
+      {32, 768, 768, false},   {32, 768, 3072, false},  {32, 3072, 768, false},
+      {32, 768, 2304, false},  {128, 768, 3072, true},
   };
   int n = 0;
   const gemm::S8Variant* vs = gemm::gemm_s8_variants(&n);
@@ -344,6 +400,7 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark(name.c_str(), bm_gemm_s8, v, s)->Unit(benchmark::kMicrosecond);
     }
   }
+  register_quantize_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "artifact/graph_checksum.h"
 #include "compiler/codegen/emit_cpp.h"
 #include "compiler/codegen/lowering.h"
 #include "compiler/codegen/memory_plan.h"
@@ -179,6 +180,8 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
                      {"attrs", attrs}});
   }
   j["nodes"] = nodes;
+  const uint32_t graph_crc32 = artifact::graph_checksum(nlohmann::json::parse(j.dump()));
+  j["graph_crc32"] = graph_crc32;
   KILN_RETURN_IF_ERROR(write_text(opts.output_dir + "/model.json", j.dump(1) + "\n"));
 
   // model.cpp (+ parts) and model.so
@@ -186,6 +189,10 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
       static_cast<int>((L.nodes.size() + kNodesPerSourcePart - 1) / kNodesPerSourcePart);
   auto sources = emit_sources(g, L, opts.target.name, std::max(parts, 1));
   if (!sources) return sources.status();
+  (*sources)[0] +=
+      "extern \"C\" __attribute__((visibility(\"default\"))) uint32_t "
+      "kiln_model_graph_crc32() { return " +
+      std::to_string(graph_crc32) + "u; }\n";
   std::vector<std::string> paths;
   for (size_t p = 0; p < sources->size(); ++p) {
     paths.push_back(opts.output_dir +

@@ -209,6 +209,7 @@ class NodeEmitter {
     if (op == "MatMul") return emit_matmul();
     if (op == "Gemm") return emit_gemm();
     if (op == "Dense") return emit_dense();
+    if (op == "EmbeddingLayerNorm") return emit_embedding_layer_norm();
     if (op == "Transpose") return emit_transpose();
     if (op == "Softmax") return emit_softmax();
     if (op == "Attention") return emit_attention();
@@ -375,20 +376,94 @@ class NodeEmitter {
     }
     KILN_TRY(po, out_ptr());
     const bool gelu = n_->attr_int("gelu", 0) != 0;
+    // Inputs 4/5 (passes/fuse_dense_layer_norm.cpp): LayerNorm of each finished row.
+    std::string ln = "false, nullptr, nullptr, 0.0f";
+    if (in(4)) {
+      KILN_TRY(ps, in_ptr(4));
+      std::string pb = "nullptr";
+      if (in(5)) {
+        KILN_TRY(p, in_ptr(5));
+        pb = p;
+      }
+      ln = "true, " + ps + ", " + pb + ", " + float_literal(n_->attr_float("ln_epsilon", 1e-5f));
+    }
+    const std::string epilogue = "kk::gemm::Epilogue{" + pbias + ", " + pres + ", " + N + ", " +
+                                 (gelu ? "true" : "false") + ", " + ln + "}";
     if (quantize::is_quantized(*n_)) {
       // W is gemm/s8_pack.h's blob (uint8 param, lowering). Workspace null: s8_driver.h's
       // thread_local buffer, which grows to the largest M * K once and is reused afterwards.
       KILN_TRY(blob, raw_ptr(1));
       b_ << "  kk::gemm::gemm_s8_packed(be, " << product_expr(xs, 0, xs.size() - 1) << ", " << N
          << ", " << K << ", " << px << ", " << K << ", kk::gemm::packed_s8_view(" << blob << ", "
-         << K << ", " << N << "), " << po << ", " << N << ", kk::gemm::Epilogue{" << pbias << ", "
-         << pres << ", " << N << ", " << (gelu ? "true" : "false") << "}, nullptr);\n";
+         << K << ", " << N << "), " << po << ", " << N << ", " << epilogue << ", nullptr);\n";
       return Status::ok();
     }
     b_ << "  kk::gemm::gemm_f32_packed(be, " << product_expr(xs, 0, xs.size() - 1) << ", " << N
-       << ", " << K << ", " << px << ", " << K << ", " << pw << ", " << po << ", " << N
-       << ", kk::gemm::Epilogue{" << pbias << ", " << pres << ", " << N << ", "
-       << (gelu ? "true" : "false") << "});\n";
+       << ", " << K << ", " << px << ", " << K << ", " << pw << ", " << po << ", " << N << ", "
+       << epilogue << ");\n";
+    return Status::ok();
+  }
+
+  // EmbeddingLayerNorm(scale, bias?, table_0, ids_0, table_1, ids_1?, ...)
+  // (kernels/kiln/kernels/embed_layer_norm.h): one EmbeddingTerm per table; int8 tables
+  // (compiler/quantize) are gather_s8.h blobs made by lowering.
+  Status emit_embedding_layer_norm() {
+    const Shape& os = shape(out_value());
+    if (os.size() < 2 || !os.back().is_constant())
+      return Status::error(where() + ": output must be [..., S, H] with a constant H");
+    const std::vector<int64_t> first = n_->attr_ints("row_first"), step = n_->attr_ints("row_step");
+    const size_t terms = first.size();
+    if (n_->inputs.size() != 2 + 2 * terms || step.size() != terms)
+      return Status::error(where() + ": inputs do not match row_first / row_step");
+    const Shape lead(os.begin(), os.end() - 1);
+    const std::string seq = dim_expr(lead.back());
+    KILN_TRY(pscale, in_ptr(0));
+    std::string pbias = "nullptr";
+    if (in(1)) {
+      KILN_TRY(p, in_ptr(1));
+      pbias = p;
+    }
+    b_ << "  const kk::EmbeddingTerm terms[] = {\n";
+    for (size_t t = 0; t < terms; ++t) {
+      const ir::Value* table = in(2 + 2 * t);
+      const ir::Value* ids = in(3 + 2 * t);
+      KILN_RETURN_IF_ERROR(require_float(table));
+      std::string pf = "nullptr", ps8 = "nullptr";
+      if (quantize::is_quantized_input(*n_, 2 + 2 * t)) {
+        KILN_TRY(p, raw_ptr(2 + 2 * t));
+        ps8 = p;
+      } else {
+        KILN_TRY(p, in_ptr(2 + 2 * t));
+        pf = p;
+      }
+      std::string pids = "nullptr", period = seq;
+      bool int32 = false;
+      // Affine rows have no ids tensor: the message names the attributes that give them.
+      std::string ids_name =
+          "row_first[" + std::to_string(t) + "] + row_step[" + std::to_string(t) + "] * position";
+      if (ids) {
+        if (ids->dtype != DType::kInt64 && ids->dtype != DType::kInt32)
+          return Status::error(where() + ": ids '" + ids->name + "' must be int64 or int32");
+        KILN_TRY(p, in_ptr(3 + 2 * t));
+        pids = p;
+        int32 = ids->dtype == DType::kInt32;
+        ids_name = ids->name;
+        if (shape(ids) == lead)
+          period = "0";
+        else if (shape(ids).empty() || shape(ids).back() != lead.back())
+          return Status::error(where() + ": ids '" + ids->name + "' do not broadcast to the rows");
+      }
+      b_ << "      {" << pf << ", " << ps8 << ", " << dim_expr(shape(table)[0]) << ", " << pids
+         << ", " << (int32 ? "true" : "false") << ", " << period << ", " << int_literal(first[t])
+         << ", " << int_literal(step[t]) << ", " << c_string(ids_name) << "},\n";
+    }
+    b_ << "  };\n";
+    KILN_TRY(po, out_ptr());
+    returns_ = true;
+    b_ << "  return kk::embedding_layer_norm_f32(terms, " << terms << ", "
+       << product_expr(lead, 0, lead.size()) << ", " << int_literal(os.back().coef) << ", "
+       << pscale << ", " << pbias << ", " << float_literal(n_->attr_float("epsilon", 1e-5f)) << ", "
+       << po << ", " << c_string(ln_.name) << ", c->error, c->error_size, be);\n";
     return Status::ok();
   }
 
@@ -730,9 +805,14 @@ Result<std::vector<std::string>> emit_sources(const ir::Graph& g, const Lowering
   const size_t per_part = (L.nodes.size() + parts - 1) / parts;
   // INT8 kernels are included only by quantized models (FP32 model.so stays lean).
   bool s8 = false;
-  for (const LoweredNode& n : L.nodes) s8 |= n.node && quantize::is_quantized(*n.node);
-  const std::string prelude =
-      std::string(kPrelude) + (s8 ? "#include <string>\n\n#include \"kiln/kernels/gather_s8.h\"\n"
+  bool embed = false;  // embed_layer_norm.h only where it is used, as the INT8 headers
+  for (const LoweredNode& n : L.nodes) {
+    s8 |= n.node && quantize::is_quantized(*n.node);
+    embed |= n.op == "EmbeddingLayerNorm";
+  }
+  const std::string prelude = std::string(kPrelude) +
+                              (embed ? "#include \"kiln/kernels/embed_layer_norm.h\"\n" : "") +
+                              (s8 ? "#include <string>\n\n#include \"kiln/kernels/gather_s8.h\"\n"
                                     "#include \"kiln/kernels/gemm/s8_dispatch.h\"\n\n"
                                   : "");
   for (int p = 0; p < parts; ++p) {

@@ -201,8 +201,7 @@ Result<Lowering> lower(const ir::Graph& g) {
         continue;
       }
       int t = -1;
-      const bool s8 = quantize::is_quantized(n) &&
-                      ((n.op == "Dense" && i == 1) || (n.op == "Gather" && i == 0));
+      const bool s8 = quantize::is_quantized_input(n, i);
       if (s8) {
         if (!v->constant || v->constant->dims.size() != 2 || v->dtype != ir::DType::kFloat32)
           return Status::error(n.describe() + ": quantized input '" + v->name +

@@ -52,6 +52,7 @@ class NodeInference {
   Status matmul();
   Status gemm();
   Status dense();
+  Status embedding_layer_norm();
   Status attention();
   Status reshape();
   Status flatten();
@@ -392,6 +393,36 @@ Status NodeInference::dense() {
     return err("bias must have shape [" + str(w[1]) + "]");
   if (in(3) && (!in(3)->shape || *in(3)->shape != s))
     return err("residual must have the output's shape " + str(s));
+  // Inputs 4/5: LayerNorm scale / bias over the rows (passes/fuse_dense_layer_norm.cpp).
+  for (size_t i = 4; i < 6; ++i)
+    if (in(i) && (!in(i)->shape || *in(i)->shape != Shape{w[1]}))
+      return err("LayerNorm scale/bias must have shape [" + str(w[1]) + "]");
+  if (in(5) && !in(4)) return err("LayerNorm bias without scale");
+  set(0, DType::kFloat32, s);
+  return Status::ok();
+}
+
+// kiln's EmbeddingLayerNorm(scale [H], bias [H]?, table_0 [V0, H], ids_0, table_1, ids_1?, ...)
+// -> ids_0's shape + [H] (passes/fuse_embed_layer_norm.cpp).
+Status NodeInference::embedding_layer_norm() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  if (n_.inputs.size() < 4 || n_.inputs.size() % 2) return err("needs (table, ids) pairs");
+  if (!in(3) || !in(3)->shape) return err("ids_0 is missing");
+  const size_t terms = n_.inputs.size() / 2 - 1;
+  if (n_.attr_ints("row_first").size() != terms || n_.attr_ints("row_step").size() != terms)
+    return err("row_first / row_step need one entry per table");
+  const Shape& s0 = shape(0);
+  if (s0.size() != 1) return err("scale must be a vector");
+  for (size_t t = 0; t < terms; ++t) {
+    const Value* table = in(2 + 2 * t);
+    if (!table || !table->shape || table->shape->size() != 2 || (*table->shape)[1] != s0[0])
+      return err("table " + std::to_string(t) + " must be [V, " + str(s0) + "]");
+    const Value* ids = in(3 + 2 * t);
+    if (ids && ids->dtype != DType::kInt64 && ids->dtype != DType::kInt32)
+      return err("ids must be int64 or int32");
+  }
+  Shape s = shape(3);
+  s.push_back(s0[0]);
   set(0, DType::kFloat32, s);
   return Status::ok();
 }
@@ -856,6 +887,7 @@ Status NodeInference::run() {
   if (op == "MatMul") return matmul();
   if (op == "Gemm") return gemm();
   if (op == "Dense") return dense();
+  if (op == "EmbeddingLayerNorm") return embedding_layer_norm();
   if (op == "Attention") return attention();
   if (op == "Reshape") return reshape();
   if (op == "Flatten") return flatten();

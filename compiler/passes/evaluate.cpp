@@ -134,6 +134,7 @@ class Evaluator {
   Tensor matmul();
   Tensor gemm();
   Tensor dense();
+  Tensor embedding_layer_norm();
   Tensor attention();
   Tensor softmax();
   Tensor reduce_mean();
@@ -454,20 +455,72 @@ Tensor Evaluator::gemm() {
   return r;
 }
 
-// y = gelu?(x W + bias) + residual, x [..., K], W [K, N].
+// y = gelu?(x W + bias) + residual, x [..., K], W [K, N]; with inputs 4/5 (ln scale, bias) the
+// rows of y are then layer-normalized (passes/fuse_dense_layer_norm.cpp).
 Tensor Evaluator::dense() {
   const Tensor &x = *in(0), &w = *in(1);
   Tensor r = out(0);
   const int64_t k = w.dims[0], n = w.dims[1], m = k ? x.numel() / k : r.numel() / n;
   const bool gelu = n_.attr_int("gelu", 0) != 0;
-  for (int64_t i = 0; i < m; ++i)
+  const bool ln = in(4) != nullptr;
+  const double eps = n_.attr_float("ln_epsilon", 1e-5f);
+  std::vector<double> row(n);
+  for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) {
       double v = in(2) ? in(2)->float_at(j) : 0.0;
       for (int64_t p = 0; p < k; ++p) v += x.float_at(i * k + p) * w.float_at(p * n + j);
       if (gelu) v = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
       if (in(3)) v += in(3)->float_at(i * n + j);
+      row[j] = ln ? static_cast<float>(v) : v;  // the unfused graph rounds y to float
+    }
+    double mean = 0, var = 0;
+    if (ln) {
+      for (double v : row) mean += v;
+      mean /= static_cast<double>(n);
+      for (double v : row) var += (v - mean) * (v - mean);
+      var = 1.0 / std::sqrt(var / static_cast<double>(n) + eps);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      double v = row[j];
+      if (ln) {
+        v = (v - mean) * var * in(4)->float_at(j);
+        if (in(5)) v += in(5)->float_at(j);
+      }
       set_f(r, i * n + j, v);
     }
+  }
+  return r;
+}
+
+// EmbeddingLayerNorm: per output row, the float sum of each table's row (ids, or row_first +
+// row_step * position along the last axis), then LayerNorm (passes/fuse_embed_layer_norm.cpp).
+Tensor Evaluator::embedding_layer_norm() {
+  Tensor r = out(0);
+  const int64_t h = in(0)->numel(), rows = r.numel() / std::max<int64_t>(h, 1);
+  const int64_t seq = r.dims.size() >= 2 ? r.dims[r.dims.size() - 2] : 1;
+  const auto first = n_.attr_ints("row_first"), step = n_.attr_ints("row_step");
+  const double eps = n_.attr_float("epsilon", 1e-5f);
+  std::vector<double> row(h);
+  for (int64_t i = 0; i < rows; ++i) {
+    for (size_t t = 0; t < first.size(); ++t) {
+      const Tensor& table = *in(2 + 2 * t);
+      const Tensor* ids = in(3 + 2 * t);
+      int64_t v = first[t] + step[t] * (i % seq);
+      if (ids) v = ids->int_at(ids->numel() == rows ? i : i % seq);
+      for (int64_t j = 0; j < h; ++j) {
+        const double e = table.float_at(v * h + j);
+        row[j] = t == 0 ? e : static_cast<float>(row[j] + e);  // float sums, as the Adds
+      }
+    }
+    double mean = 0, var = 0;
+    for (double v : row) mean += v;
+    mean /= static_cast<double>(h);
+    for (double v : row) var += (v - mean) * (v - mean);
+    const double rstd = 1.0 / std::sqrt(var / static_cast<double>(h) + eps);
+    for (int64_t j = 0; j < h; ++j)
+      set_f(r, i * h + j,
+            (row[j] - mean) * rstd * in(0)->float_at(j) + (in(1) ? in(1)->float_at(j) : 0.0));
+  }
   return r;
 }
 
@@ -640,6 +693,8 @@ Result<std::vector<Tensor>> Evaluator::run() {
     r = dense();
   else if (op == "Attention")
     r = attention();
+  else if (op == "EmbeddingLayerNorm")
+    r = embedding_layer_norm();
   else if (op == "Softmax")
     r = softmax();
   else if (op == "ReduceMean")

@@ -39,4 +39,13 @@ Status fuse_qkv(ir::Graph& g);
 // y = gelu?(x W + bias) + residual (the weight GEMMs, run by the packed micro-kernels).
 Status fuse_dense(ir::Graph& g);
 
+// Dense(x, W, bias?, residual?) -> LayerNormalization over the last axis (BERT's post-LN
+// sublayer output) -> Dense(x, W, bias?, residual?, ln_scale, ln_bias?) {ln_epsilon}.
+Status fuse_dense_layer_norm(ir::Graph& g);
+
+// The exporter's embedding Gathers (word, token type, position) summed by Adds, then
+// LayerNormalization -> EmbeddingLayerNorm(scale, bias?, table_0, ids_0, table_1, ids_1?, ...)
+// {epsilon, row_first, row_step}: gather, sum and normalise each row in one pass.
+Status fuse_embed_layer_norm(ir::Graph& g);
+
 }  // namespace kiln::passes

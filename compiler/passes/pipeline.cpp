@@ -17,7 +17,7 @@ const std::set<std::string>& runtime_ops() {
       "Sigmoid", "Not", "Equal", "Less", "Greater", "Where", "MatMul", "Gemm", "Reshape",
       "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Softmax", "ReduceMean", "Cast", "Slice",
       "Concat", "Expand", "Range", "ConstantOfShape", "LayerNormalization", "Gelu",
-      "SymbolicTensor", "Dense", "Attention"};
+      "SymbolicTensor", "Dense", "Attention", "EmbeddingLayerNorm"};
   // clang-format on
   return ops;
 }
@@ -83,6 +83,9 @@ Status run_pipeline(ir::Graph& g, const PipelineOptions& opts) {
       {"fuse_attention", fuse_attention},
       {"fuse_qkv", fuse_qkv},
       {"fuse_dense", fuse_dense},
+      // After fuse_dense: the LayerNorm goes into the Dense that absorbed the residual Add.
+      {"fuse_dense_layer_norm", fuse_dense_layer_norm},
+      {"fuse_embed_layer_norm", fuse_embed_layer_norm},
       {"eliminate_dead_code", eliminate_dead_code},
       {"simplify", simplify},
       {"fold_constants", fold_constants},

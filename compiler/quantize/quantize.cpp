@@ -57,6 +57,31 @@ Result<QuantizeReport> quantize_int8(ir::Graph& g, const QuantizeOptions& opts) 
   size_t candidates = 0;
   for (const auto& node : g.nodes()) {
     ir::Node& n = *node;
+    if (n.op == "EmbeddingLayerNorm") {  // each table on its own, as the Gathers it replaced
+      std::vector<int64_t> marks;
+      bool any = false;
+      for (size_t i = 2; i < n.inputs.size(); i += 2) {
+        const ir::Value* table = n.input(i);
+        const bool fit = table && table->constant && table->dtype == ir::DType::kFloat32 &&
+                         table->constant->dims.size() == 2 && table->constant->numel() > 16;
+        marks.push_back(0);
+        if (!fit) continue;
+        ++candidates;
+        const std::string what = n.name + " (" + table->name + ")";
+        if (excluded(n, table)) {
+          r.excluded.push_back(what);
+          continue;
+        }
+        marks.back() = 1;
+        any = true;
+        r.embeddings.push_back(what);
+      }
+      if (any) {
+        n.attrs["quantize"] = std::string(kInt8);
+        n.attrs["quantize_tables"] = marks;
+      }
+      continue;
+    }
     const bool dense = is_quantizable_dense(n), embedding = is_embedding_gather(n);
     if (!dense && !embedding) continue;
     ++candidates;

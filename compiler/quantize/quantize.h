@@ -5,7 +5,9 @@
 //   - every Dense (weight-side MatMul/Gemm): W becomes per-output-channel symmetric int8
 //     (gemm/s8_pack.h), activations are quantized per row at run time by the INT8 GEMM;
 //   - every Gather on a constant float32 [V, H] table along axis 0 (embeddings): the table is
-//     stored int8 with one symmetric scale per row and dequantized on gather (gather_s8.h).
+//     stored int8 with one symmetric scale per row and dequantized on gather (gather_s8.h);
+//     the same for each such table of an EmbeddingLayerNorm (attribute `quantize_tables`, one
+//     0/1 per table; `quantize` = "int8" when any is 1; excluded by node or table name).
 // Attention, Softmax, LayerNormalization and every other op stay FP32.
 //
 // Exclusions: a node is left in FP32 when its node name or its weight/table name matches one of
@@ -26,8 +28,10 @@ struct QuantizeOptions {
 
 struct QuantizeReport {
   std::vector<std::string> quantized;   // Dense node names marked int8, graph order
-  std::vector<std::string> embeddings;  // Gather node names whose table is stored int8
-  std::vector<std::string> excluded;    // node names left in FP32 by an exclude pattern
+  std::vector<std::string> embeddings;  // embedding tables stored int8: Gather node names,
+                                        // "<EmbeddingLayerNorm node> (<table>)" for fused ones
+  std::vector<std::string> excluded;    // node names left in FP32 by an exclude pattern (for a
+                                        // fused embedding table: "<node> (<table>)")
   std::vector<std::string> warnings;    // for the user (unused patterns, nothing to quantize)
 };
 
@@ -41,6 +45,17 @@ bool glob_match(const std::string& pattern, const std::string& text);
 // mark without linking the pass).
 inline bool is_quantized(const ir::Node& n) {
   return n.attr_string("quantize", "") == kInt8;
+}
+
+// Whether input `i` of a marked node is stored int8: a Dense's W, an embedding Gather's table,
+// or an EmbeddingLayerNorm table (input 2 + 2t) whose entry t in `quantize_tables` is 1.
+inline bool is_quantized_input(const ir::Node& n, size_t i) {
+  if (!is_quantized(n)) return false;
+  if (n.op == "Dense") return i == 1;
+  if (n.op == "Gather") return i == 0;
+  if (n.op != "EmbeddingLayerNorm" || i < 2 || i % 2) return false;
+  const std::vector<int64_t> tables = n.attr_ints("quantize_tables");
+  return (i - 2) / 2 < tables.size() && tables[(i - 2) / 2] != 0;
 }
 
 // Marks the graph's Dense and embedding Gather nodes (see above). The graph must be a pass

@@ -157,6 +157,34 @@ def test_model_json_tensor_index_out_of_range(env):
     expect_error(lambda: run_model(art, inputs(), env["tmp"]), "model.json")
 
 
+def test_model_json_edited_after_compilation(env):
+    # Well-formed and self-consistent, but model.so has the old shape baked in.
+    art = fresh_copy(env, "json_edit")
+    j = art / "model.json"
+    meta = json.loads(j.read_text())
+    arena = next(t for t in meta["tensors"] if t["storage"] == "arena")
+    arena["offset"] += 64
+    j.write_text(json.dumps(meta))
+    expect_error(lambda: run_model(art, inputs(), env["tmp"]), "model.json",
+                 "edited after compilation")
+
+
+def test_model_json_without_graph_checksum(env):
+    art = fresh_copy(env, "json_nocrc")
+    j = art / "model.json"
+    meta = json.loads(j.read_text())
+    del meta["graph_crc32"]
+    j.write_text(json.dumps(meta))
+    expect_error(lambda: run_model(art, inputs(), env["tmp"]), "no graph_crc32", "model.so")
+
+
+def test_model_json_from_another_compile(env):
+    other = compile_model(env["onnx"], env["tmp"] / "other_compile", "native", "--max-seq", "16")
+    art = fresh_copy(env, "json_swap")
+    shutil.copy(other / "model.json", art / "model.json")
+    expect_error(lambda: run_model(art, inputs(), env["tmp"]), "different compiles")
+
+
 def test_other_format_version(env):
     art = fresh_copy(env, "ver")
     j = art / "model.json"

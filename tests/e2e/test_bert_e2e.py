@@ -2,9 +2,12 @@
 compiled by kiln for the host and for the Pi 4 / Pi 5 targets (run under qemu-aarch64).
 Awkward on purpose: hidden sizes that are not multiples of 16, odd head counts, no pooler,
 token types from the model's buffer, padded masks, opsets 13, 14 and 17."""
+import json
+import subprocess
+
 import pytest
 
-from harness import QEMU_CPUS, compile_model, max_abs_diff, run_model
+from harness import KILN, QEMU_CPUS, compile_model, max_abs_diff, run_model
 from kiln.models.bert import BertConfig, build_model, export_onnx, make_inputs, run_torch
 
 TOL = 1e-4
@@ -77,3 +80,21 @@ def test_aarch64_under_qemu_matches_pytorch(model, target):
 
 def test_pi4_artifact_runs_on_pi5_class_cpu(model):
     model.check("rpi4", 2, 5, qemu_cpu="cortex-a76")
+
+
+def test_layer_norms_are_fused(model):
+    """Every LayerNorm is fused: the embedding one into EmbeddingLayerNorm (token types from the
+    input or the model's buffer), the post-LN sublayer ones into their Dense (ln_epsilon)."""
+    art = model.artifact("native")
+    nodes = json.loads((art / "model.json").read_text())["nodes"]
+    ops = [n["op"] for n in nodes]
+    assert "LayerNormalization" not in ops and "Add" not in ops, ops
+    assert ops.count("EmbeddingLayerNorm") == 1, ops
+    assert not [n for n in nodes if n["op"] == "Gather" and "embeddings" in n["name"]], ops
+    with_ln = [n for n in nodes if n["op"] == "Dense" and "ln_epsilon" in n["attrs"]]
+    assert len(with_ln) == 2 * model.cfg.num_hidden_layers, ops
+    embed = nodes[ops.index("EmbeddingLayerNorm")]
+    assert embed["attrs"]["row_step"] == [0, 0, 1], embed  # positions: the buffer slice
+    out = subprocess.run([str(KILN), "inspect", str(art)], capture_output=True, text=True,
+                         check=True).stdout
+    assert "EmbeddingLayerNorm" in out and '"ln_epsilon"' in out and '"row_first"' in out, out

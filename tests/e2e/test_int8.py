@@ -92,8 +92,11 @@ def test_artifact_metadata_params_and_inspect(model):
     assert "per-row" in q["activations"] and q["excluded"] == []
     dense = [n for n in meta["nodes"] if n["op"] == "Dense"]
     assert dense and all(n["attrs"].get("quantize") == "int8" for n in dense)
-    gathers = [n for n in meta["nodes"] if n["op"] == "Gather"]
-    assert any(n["attrs"].get("quantize") == "int8" for n in gathers)
+    # The embedding tables: inside the fused EmbeddingLayerNorm (word, token type, position).
+    embed = [n for n in meta["nodes"] if n["op"] == "EmbeddingLayerNorm"]
+    assert len(embed) == 1 and embed[0]["attrs"].get("quantize") == "int8", embed
+    assert embed[0]["attrs"]["quantize_tables"] == [1, 1, 1], embed
+    assert not [n for n in meta["nodes"] if n["op"] == "LayerNormalization"]
     blobs = [t for t in meta["tensors"] if t["name"].endswith((".s8packed", ".s8rows"))]
     assert blobs and all(t["dtype"] == "uint8" and t["storage"] == "param" for t in blobs)
     assert not [t for t in meta["tensors"] if t["name"].endswith(".packed16")]

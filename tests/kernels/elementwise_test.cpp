@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
 
 #include "kiln/kernels/elementwise.h"
 #include "test_util.h"
@@ -89,7 +93,8 @@ TEST(Elementwise, UnaryOps) {
     unary<decltype(op)>(x.data(), y.data(), int64_t(x.size()), tb.get());
     for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(y[i], ref(double(x[i])), tol) << x[i];
   };
-  // Erf and Gelu use a rational approximation (relative error < 1e-6, see gemm/gelu.h).
+  // Erf and Gelu use a rational approximation (relative error < 1e-6, see gemm/gelu.h); dense
+  // sweeps below.
   check(
       op::Erf{}, [](double v) { return std::erf(v); }, 2e-6f);
   check(
@@ -112,6 +117,77 @@ TEST(Elementwise, UnaryOps) {
   std::vector<uint8_t> b{0, 1, 1, 0}, nb(4);
   unary<op::Not>(b.data(), nb.data(), 4, nullptr);
   EXPECT_EQ(nb, (std::vector<uint8_t>{1, 0, 0, 1}));
+}
+
+// Every 997th float of both signs from 0 to +inf (4.3M values), then +-inf and NaN, run
+// through unary<Op> (vector body and scalar tail) and checked against a double reference within
+// rel * |ref| + abs_x * |x| + 1e-38 (the last term covers denormal results). Returns the worst
+// relative error seen for |ref| >= 1e-30.
+template <class Op>
+double sweep(const std::function<double(double)>& ref, double rel, double abs_x) {
+  std::vector<float> x;
+  for (uint32_t bits = 0; bits < 0x7f800000u; bits += 997) {
+    float v;
+    std::memcpy(&v, &bits, 4);
+    x.push_back(v);
+    x.push_back(-v);
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float v : {inf, -inf, std::numeric_limits<float>::quiet_NaN()}) x.push_back(v);
+  std::vector<float> y(x.size());
+  TestBackend tb;
+  unary<Op>(x.data(), y.data(), int64_t(x.size()), tb.get());
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = ref(double(x[i]));
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(y[i])) << x[i];
+      continue;
+    }
+    if (double(y[i]) == want) continue;  // also +-inf
+    const double err = std::fabs(double(y[i]) - want);
+    if (std::fabs(want) >= 1e-30) worst = std::max(worst, err / std::fabs(want));
+    if (!(err <= rel * std::fabs(want) + abs_x * std::fabs(double(x[i])) + 1e-38)) {
+      ADD_FAILURE() << "x " << x[i] << " got " << y[i] << " want " << want;
+      return worst;
+    }
+  }
+  return worst;
+}
+
+TEST(Elementwise, ErfDenseSweep) {
+  const double worst = sweep<op::Erf>([](double v) { return std::erf(v); }, 1e-6, 0);
+  std::printf("erf: worst relative error %.3g\n", worst);
+}
+
+TEST(Elementwise, TanhDenseSweep) {
+  const double worst = sweep<op::Tanh>([](double v) { return std::tanh(v); }, 1e-6, 0);
+  std::printf("tanh: worst relative error %.3g\n", worst);
+}
+
+// gelu(x) = h + h erf(x / sqrt 2) with h = x / 2 in float, as PyTorch evaluates it: for x << 0
+// the sum cancels, so the error is bounded by erf's (a few 1e-7 relative) times |h| there, not
+// relative to the (tiny) result.
+TEST(Elementwise, GeluDenseSweep) {
+  sweep<op::Gelu>([](double v) { return 0.5 * v * std::erfc(-v / std::sqrt(2.0)); }, 1e-6, 3e-7);
+  sweep<op::GeluTanh>(
+      [](double v) {
+        return 0.5 * v * (1 + std::tanh(0.79788456080286536 * (v + 0.044715 * v * v * v)));
+      },
+      1e-6, 3e-7);
+}
+
+// The vector body and the scalar tail agree element for element at every offset and length.
+TEST(Elementwise, VectorOpsMatchScalarAtEveryLength) {
+  auto x = random_floats(300, 9, -6.f, 6.f);
+  std::vector<float> y(x.size());
+  for (int64_t n = 0; n <= 100; ++n)
+    for (int64_t off : {0, 1, 3}) {
+      unary<op::Tanh>(x.data() + off, y.data(), n, nullptr);
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y[i], tanh_f32(x[off + i]), 1e-7) << n;
+      unary<op::Erf>(x.data() + off, y.data(), n, nullptr);
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y[i], gemm::erf_f32(x[off + i]), 1e-7) << n;
+    }
 }
 
 TEST(Elementwise, Cast) {

@@ -32,7 +32,8 @@ class LoadErrorTest : public ::testing::Test {
 
   // Loads dir_; returns the status and stores the message.
   // run_after: also run a model that loads. Off for edits that keep model.json well-formed but
-  // contradict the shapes model.so has baked in: the runtime cannot detect those.
+  // contradict the shapes model.so has baked in: this hand-written fixture exports no graph
+  // checksum, so they load here; compiled artifacts refuse them (tests/e2e/test_bad_input.py).
   kiln_status load(bool verify = true, bool run_after = true) {
     kiln_model* m = nullptr;
     kiln_load_options o{1, verify ? 1 : 0};

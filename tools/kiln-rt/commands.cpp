@@ -592,9 +592,13 @@ int cmd_inspect(int argc, char** argv) {
   for (const auto& op : d["ops"].items())
     std::printf("  %-24s %d\n", op.key().c_str(), op.value().get<int>());
   std::printf("nodes\n");
-  for (const auto& n : d["nodes"])
-    std::printf("  %-40s %-20s %s\n", n["name"].get<std::string>().c_str(),
-                n["op"].get<std::string>().c_str(), n["kernel"].get<std::string>().c_str());
+  for (const auto& n : d["nodes"]) {
+    // Attributes as compact JSON (fusions show here: gelu, ln_epsilon, row_first, quantize...).
+    const std::string attrs = n.contains("attrs") && !n["attrs"].empty() ? n["attrs"].dump() : "";
+    std::printf("  %-40s %-20s %s%s%s\n", n["name"].get<std::string>().c_str(),
+                n["op"].get<std::string>().c_str(), n["kernel"].get<std::string>().c_str(),
+                attrs.empty() ? "" : " ", attrs.c_str());
+  }
   const json& ar = d["arena"];
   std::printf("memory plan: arena %s per %s (at the other symbols' maxima), alignment %d\n",
               human_bytes(ar["bytes"].get<uint64_t>()).c_str(),

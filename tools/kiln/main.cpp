@@ -17,6 +17,7 @@
 #include "compiler/target/target.h"
 #include "compiler/util/sha256.h"
 #include "tools/kiln-rt/commands.h"
+#include "tools/kiln/bench_compare.h"
 #include "tools/kiln/bundle.h"
 #include "tools/kiln/compile.h"
 #include "tools/kiln/pack_vocab.h"
@@ -156,6 +157,8 @@ int kiln::tools::compile(const CompileArgs& a) {
 int main(int argc, char** argv) {
   if (argc >= 2) {
     std::string cmd = argv[1];
+    if (cmd == "bench" && kiln::tools::wants_compare(argc, argv))
+      return kiln::tools::bench_compare_main(argc, argv);
     if (cmd == "run" || cmd == "bench" || cmd == "inspect") return kiln::tools::rt_main(argc, argv);
     if (cmd == "quant-report") return kiln::tools::quant_report_main(argc - 1, argv + 1);
   }
@@ -186,7 +189,10 @@ int main(int argc, char** argv) {
   app.add_subcommand("quant-report",
                      "per-layer INT8 vs FP32 accuracy (kiln quant-report MODEL.onnx --help)");
   app.add_subcommand("run", "run an artifact on .npy inputs (same as kiln-rt run)");
-  app.add_subcommand("bench", "time an artifact (same as kiln-rt bench)");
+  app.add_subcommand("bench",
+                     "time an artifact (same as kiln-rt bench); bench --compare "
+                     "torch,onnxruntime,tvm[,ort-int8,torch-int8] [--config base --seq 16,128 "
+                     "--threads 1,2 --rounds 3]: kiln vs peers side by side (bench/compare.py)");
   app.add_subcommand("inspect", "describe an artifact (same as kiln-rt inspect)");
   CLI11_PARSE(app, argc, argv);
   return kiln::tools::compile(a);

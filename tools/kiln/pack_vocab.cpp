@@ -25,7 +25,8 @@ Status read_file(const std::string& path, std::string* out) {
   return Status::ok();
 }
 
-// Rows of the embedding table that input_ids indexes (a Gather of a [V, H] param), or -1.
+// Rows of the embedding table that input_ids indexes (a Gather of a [V, H] param, or the table
+// just before the ids in an EmbeddingLayerNorm's inputs), or -1.
 int64_t word_embedding_rows(const json& model) {
   int64_t ids = -1;
   for (const json& in : model.at("inputs"))
@@ -33,10 +34,14 @@ int64_t word_embedding_rows(const json& model) {
   if (ids < 0) return -1;
   const json& tensors = model.at("tensors");
   for (const json& n : model.at("nodes")) {
-    if (n.at("op") != "Gather") continue;
     const json& ins = n.at("inputs");
-    if (ins.size() != 2 || ins[1] != ids || !ins[0].is_number_integer()) continue;
-    const json& table = tensors.at(ins[0].get<size_t>());
+    size_t at = 0;
+    if (n.at("op") == "Gather" && ins.size() == 2 && ins[1] == ids) at = 1;
+    if (n.at("op") == "EmbeddingLayerNorm")
+      for (size_t i = 1; i < ins.size() && !at; ++i)
+        if (ins[i] == ids) at = i;
+    if (!at || !ins[at - 1].is_number_integer()) continue;
+    const json& table = tensors.at(ins[at - 1].get<size_t>());
     if (table.at("storage") == "param" && table.at("shape").size() == 2 &&
         table.at("shape")[0].is_number_integer())
       return table.at("shape")[0].get<int64_t>();

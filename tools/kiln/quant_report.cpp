@@ -62,8 +62,15 @@ std::vector<int64_t> concrete(const json& shape, int64_t batch, int64_t seq) {
 // Rows of the embedding table that graph input `tensor` indexes (0 if none).
 int64_t vocab_of(const json& desc, int64_t tensor) {
   for (const auto& n : desc["nodes"]) {
-    if (n["op"] != "Gather" || n["inputs"].size() != 2 || n["inputs"][1] != tensor) continue;
-    const json& t = desc["tensors"][n["inputs"][0].get<size_t>()];
+    // A Gather(table, ids), or an EmbeddingLayerNorm whose inputs hold (table, ids) pairs.
+    const json& ins = n["inputs"];
+    size_t at = 0;
+    if (n["op"] == "Gather" && ins.size() == 2 && ins[1] == tensor) at = 1;
+    if (n["op"] == "EmbeddingLayerNorm")
+      for (size_t i = 1; i < ins.size() && !at; ++i)
+        if (ins[i] == tensor) at = i;
+    if (!at) continue;
+    const json& t = desc["tensors"][ins[at - 1].get<size_t>()];
     if (t["storage"] == "param" && t["shape"].size() == 2 && t["shape"][0].is_number())
       return t["shape"][0].get<int64_t>();
   }

@@ -5,15 +5,25 @@
 // works too) and writing [B, S, H]: the exporter's head transposes are just strides here.
 //
 // No [B, nh, S, S] score tensor: a task (batch, head, block of query rows) packs K^T once into
-// 16-key panels on its stack (S_pad * hd floats), then walks its rows 6 at a time: a 6 x S score
-// strip in registers-then-stack, softmax in place (vector exp), and the 6 x hd output
-// accumulated from V rows read in place. Stack per task: (S_pad * (hd + 6)) floats, 140 KB for
-// S = 512, hd = 64 (the compiler refuses shapes that need more than kAttentionMaxStackBytes).
+// kAttentionKeys-key panels on its stack, then walks its rows 6 at a time: a 6 x S score strip
+// (register tile per panel, written out already scaled and masked, -inf past S), softmax in place
+// (max pass, then one vector exp + sum pass), and the 6 x hd output accumulated from V rows read
+// in place, scaled by 1 / sum once. Register tiles are sized per ISA so that the FMA latency is
+// covered (Zen 5: 4 cycles x 2 zmm pipes needs >= 8 independent accumulators):
+//   AVX-512: scores 6 x 32 keys (12 zmm), PV 6 x 64 columns (24 zmm, the whole head for hd 64);
+//   AVX2:    scores 6 x 16 keys (12 ymm), PV 6 x 16 columns (12 ymm; 16 registers in all);
+//   NEON:    scores 6 x 16 keys (24 q),   PV 6 x 16 columns (24 q; 32 registers).
+// (GCC spills one or two of the NEON tiles' accumulators per step: untuned, only run under qemu.)
+// Measured, BERT-base S = 128 and 384, one thread (docs/architecture.md has the table): 67-72%
+// of the AVX-512 FMA peak (was 40-43%), 74-76% of the AVX2 peak (was 15-16%).
+// Stack per task: S_pad * (hd + 6) floats (see attention_stack_bytes), 140 KB for S = 512,
+// hd = 64; the compiler refuses shapes that need more than kAttentionMaxStackBytes.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "kiln/kernels/common.h"
 #include "kiln/kernels/matmul.h"
@@ -21,12 +31,25 @@
 
 namespace kiln::kernels {
 
-constexpr int kAttentionRows = 6;              // query rows per register tile
-constexpr int64_t kAttentionKeys = kMatmulNr;  // keys per packed K^T panel (16)
+constexpr int kAttentionRows = 6;  // query rows per register tile
+// Vectors (MatmulVec, the native width) per tile row: score tile and PV tile.
+#if defined(__AVX512F__)
+constexpr int kAttentionScoreVecs = 2, kAttentionPvVecs = 4;
+#elif defined(__aarch64__)
+constexpr int kAttentionScoreVecs = 4, kAttentionPvVecs = 4;
+#else  // AVX2, and SSE (host builds without -march): 16 registers
+constexpr int kAttentionScoreVecs = 2, kAttentionPvVecs = 2;
+#endif
+constexpr int64_t kAttentionKeys = kAttentionScoreVecs * kMatmulVecFloats;  // keys per K^T panel
+// The widest panel of any ISA. The stack bound uses it because the compiler that checks it is
+// built without the target's -march (its own kAttentionKeys may be narrower than model.so's).
+constexpr int64_t kAttentionKeysMax = 32;
+static_assert(kAttentionKeysMax % kAttentionKeys == 0, "the stack bound assumes this padding");
 constexpr int64_t kAttentionMaxStackBytes = 4 << 20;
 
+// Upper bound of one task's stack scratch (K^T panels + score strip + alignment) on any ISA.
 inline int64_t attention_stack_bytes(int64_t seq, int64_t head_size) {
-  const int64_t s_pad = (seq + kAttentionKeys - 1) / kAttentionKeys * kAttentionKeys;
+  const int64_t s_pad = (seq + kAttentionKeysMax - 1) / kAttentionKeysMax * kAttentionKeysMax;
   return s_pad * (head_size + kAttentionRows) * 4 + 64;
 }
 
@@ -69,6 +92,16 @@ inline MatmulVec bits_to_float(MatmulVecI x) {
   std::memcpy(&f, &x, sizeof(f));
   return f;
 }
+inline int32_t float_to_bits(float x) {
+  int32_t i;
+  std::memcpy(&i, &x, 4);
+  return i;
+}
+inline MatmulVecI float_to_bits(MatmulVec x) {
+  MatmulVecI i;
+  std::memcpy(&i, &x, sizeof(i));
+  return i;
+}
 }  // namespace detail
 
 // F = float or MatmulVec; the same operations in the same order for both.
@@ -94,6 +127,31 @@ inline F exp_f32(F x) {
   return x > hi ? zero + INFINITY : y;
 }
 
+// exp(x) for x <= 0 or NaN (softmax's x - max): exp_f32's reduction and polynomial, but n is
+// rounded by adding 1.5 * 2^23 (n lands in the low mantissa bits; no compare, blend or
+// float <-> int conversions) and there is no upper clamp: an AVX-512 exp loop is 24 instructions
+// instead of 31 (GCC 12). That matters because the exp pass runs between the two FMA-bound
+// products of attention_rows.
+// Same error bound as exp_f32 on [-87.3, 0]; 0 below ln(FLT_MIN) and for -inf.
+template <class F>
+inline F exp_nonpos_f32(F x) {
+  using namespace exp_coef;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23, bits 0x4b400000
+  const F fx = x * kLog2e + kRound;
+  const F nf = fx - kRound;
+  F r = x - nf * kLn2Hi;
+  r = r - nf * kLn2Lo;
+  F p = r * kP0 + kP1;
+  p = p * r + kP2;
+  p = p * r + kP3;
+  p = p * r + kP4;
+  p = p * r + kP5;
+  const F y = p * (r * r) + r + 1.0f;
+  // bits(fx) = 0x4b400000 + n for |n| < 2^22, so 2^n = (bits(fx) - 0x4b400000 + 127) << 23.
+  const F two_n = detail::bits_to_float((detail::float_to_bits(fx) - (0x4b400000 - 127)) << 23);
+  return x < kLo ? F{} + 0.0f : y * two_n;
+}
+
 namespace detail {
 
 struct AttentionArgs {
@@ -107,111 +165,206 @@ struct AttentionArgs {
   float scale;
 };
 
-// kt[p][d][c] = K[key 16p + c][d] for this (b, h), zero past seq.
+// Horizontal op(x[0], x[1], ...) by halving: log2(width) vector ops instead of a serial chain.
+// Halves by __builtin_shufflevector: a memcpy from &x would keep the accumulator in memory.
+template <class V, class Op, size_t... I>
+inline auto fold_halves(V x, Op op, std::index_sequence<I...>) {
+  typedef float Half __attribute__((vector_size(sizeof(V) / 2)));
+  constexpr size_t n = sizeof...(I);
+  const Half lo = __builtin_shufflevector(x, x, I...);
+  const Half hi = __builtin_shufflevector(x, x, (I + n)...);
+  return op(lo, hi);
+}
+template <class V, class Op>
+inline float reduce_lanes(V x, Op op) {
+  if constexpr (sizeof(V) == 4 * sizeof(float))
+    return op(op(x[0], x[1]), op(x[2], x[3]));
+  else
+    return reduce_lanes(fold_halves(x, op, std::make_index_sequence<sizeof(V) / 8>()), op);
+}
+inline float hmax(MatmulVec x) {
+  return reduce_lanes(x, [](auto a, auto b) { return a > b ? a : b; });
+}
+inline float hsum(MatmulVec x) {
+  return reduce_lanes(x, [](auto a, auto b) { return a + b; });
+}
+
+// x itself, but the compiler cannot fuse the product that made it into a later add (under
+// -ffp-contract=fast): scores are rounded after the scale and again after the mask add, in
+// PyTorch's order for its separate Mul/Div and Add.
+inline MatmulVec rounded(MatmulVec x) {
+#if defined(__x86_64__)
+  __asm__("" : "+v"(x));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(x));
+#endif
+  return x;
+}
+
+// kt[p][d][c] = K[key kAttentionKeys * p + c][d] for this (b, h), zero past seq. 4 x 4 blocks
+// are transposed in registers (4 loads, 8 shuffles, 4 stores per 16 floats): the scalar scatter
+// was ~6% of the kernel's time at S = 128.
 inline void attention_pack_kt(const AttentionArgs& a, const float* k, float* kt) {
-  const int64_t hd = a.head_size;
-  for (int64_t j = 0; j < a.s_pad; ++j) {
-    float* dst = kt + (j / kAttentionKeys) * hd * kAttentionKeys + j % kAttentionKeys;
-    if (j < a.seq) {
-      const float* src = k + j * a.ldk;
-      for (int64_t d = 0; d < hd; ++d) dst[d * kAttentionKeys] = src[d];
-    } else {
-      for (int64_t d = 0; d < hd; ++d) dst[d * kAttentionKeys] = 0.0f;
+  typedef float V4 __attribute__((vector_size(16)));
+  typedef int32_t I4 __attribute__((vector_size(16)));
+  const int64_t hd = a.head_size, seq4 = a.seq / 4 * 4, hd4 = hd / 4 * 4;
+  auto dst = [&](int64_t j) {
+    return kt + (j / kAttentionKeys) * hd * kAttentionKeys + j % kAttentionKeys;
+  };
+  for (int64_t j = 0; j < seq4; j += 4) {  // kAttentionKeys % 4 == 0: a group stays in one panel
+    const float* src = k + j * a.ldk;
+    float* out = dst(j);
+    for (int64_t d = 0; d < hd4; d += 4) {
+      V4 r0, r1, r2, r3;
+      std::memcpy(&r0, src + d, 16);
+      std::memcpy(&r1, src + a.ldk + d, 16);
+      std::memcpy(&r2, src + 2 * a.ldk + d, 16);
+      std::memcpy(&r3, src + 3 * a.ldk + d, 16);
+      const V4 t0 = __builtin_shuffle(r0, r1, I4{0, 4, 1, 5});
+      const V4 t1 = __builtin_shuffle(r0, r1, I4{2, 6, 3, 7});
+      const V4 t2 = __builtin_shuffle(r2, r3, I4{0, 4, 1, 5});
+      const V4 t3 = __builtin_shuffle(r2, r3, I4{2, 6, 3, 7});
+      const V4 c[4] = {
+          __builtin_shuffle(t0, t2, I4{0, 1, 4, 5}), __builtin_shuffle(t0, t2, I4{2, 3, 6, 7}),
+          __builtin_shuffle(t1, t3, I4{0, 1, 4, 5}), __builtin_shuffle(t1, t3, I4{2, 3, 6, 7})};
+      for (int x = 0; x < 4; ++x) std::memcpy(out + (d + x) * kAttentionKeys, &c[x], 16);
     }
+    for (int64_t d = hd4; d < hd; ++d)
+      for (int c = 0; c < 4; ++c) out[d * kAttentionKeys + c] = src[c * a.ldk + d];
+  }
+  for (int64_t j = seq4; j < a.s_pad; ++j) {
+    float* out = dst(j);
+    for (int64_t d = 0; d < hd; ++d) out[d * kAttentionKeys] = j < a.seq ? k[j * a.ldk + d] : 0.0f;
   }
 }
 
-// sc[r][0..s_pad) = q_r . k_j for the 6 rows qr[r] (unscaled, unmasked).
-inline void attention_scores(const AttentionArgs& a, const float* const* qr, const float* kt,
-                             float* sc) {
+// sc[r][j] = (q_r . k_j) * scale + mask_r[j] for j < seq and -inf for seq <= j < s_pad, for the
+// 6 rows qr[r] with mask rows mr[r] (null: no mask). The scale and mask are applied as the tile
+// is written out, so softmax reads each row only twice (max, then exp + sum).
+inline void attention_scores(const AttentionArgs& a, const float* const* qr, const float* const* mr,
+                             const float* kt, float* sc) {
+  constexpr int kVecs = kAttentionScoreVecs, kVf = kMatmulVecFloats;
   const int64_t hd = a.head_size;
   for (int64_t p = 0; p < a.s_pad / kAttentionKeys; ++p) {
     const float* b = kt + p * hd * kAttentionKeys;
-    MatmulVec acc[kAttentionRows][kMatmulVecs];
+    MatmulVec acc[kAttentionRows][kVecs];
 #pragma GCC unroll 8
     for (int r = 0; r < kAttentionRows; ++r)
 #pragma GCC unroll 4
-      for (int v = 0; v < kMatmulVecs; ++v) acc[r][v] = MatmulVec{};
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = MatmulVec{};
     for (int64_t d = 0; d < hd; ++d) {
-      MatmulVec bv[kMatmulVecs];
-      std::memcpy(&bv, b + d * kAttentionKeys, sizeof(bv));
+      MatmulVec bv[kVecs];
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v)
+        std::memcpy(&bv[v], b + d * kAttentionKeys + v * kVf, sizeof(bv[v]));
 #pragma GCC unroll 8
       for (int r = 0; r < kAttentionRows; ++r) {
         const float x = qr[r][d];
 #pragma GCC unroll 4
-        for (int v = 0; v < kMatmulVecs; ++v) acc[r][v] += x * bv[v];
+        for (int v = 0; v < kVecs; ++v) acc[r][v] += x * bv[v];
       }
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < kAttentionRows; ++r)
-      std::memcpy(sc + r * a.s_pad + p * kAttentionKeys, &acc[r], sizeof(acc[r]));
+    for (int r = 0; r < kAttentionRows; ++r) {
+      const float* m = mr[r];
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) {
+        const int64_t j = p * kAttentionKeys + v * kVf;
+        MatmulVec s = rounded(acc[r][v] * a.scale);
+        if (j + kVf <= a.seq) {
+          if (m && a.msk) {
+            MatmulVec mv;
+            std::memcpy(&mv, m + j, sizeof(mv));
+            s += mv;
+          } else if (m) {
+            s += m[0];
+          }
+        } else {  // the last panel: keys past seq get -inf, exp(-inf) = 0
+          for (int l = 0; l < kVf; ++l)
+            s[l] = j + l < a.seq ? s[l] + (m ? m[(j + l) * a.msk] : 0.0f) : -INFINITY;
+        }
+        std::memcpy(sc + r * a.s_pad + j, &s, sizeof(s));
+      }
+    }
   }
 }
 
-// row[j] = exp(row[j] * scale + m[j] - max) for j < seq, 0 after; returns 1 / sum.
-// A row whose every value is -inf gives NaN, as PyTorch's softmax does.
-inline float attention_softmax_row(const AttentionArgs& a, float* row, const float* m) {
-  const int64_t n = a.seq;
-  const float scale = a.scale;
-  if (!m) {
-    for (int64_t j = 0; j < n; ++j) row[j] *= scale;
-  } else if (a.msk == 1) {
-    for (int64_t j = 0; j < n; ++j) row[j] = row[j] * scale + m[j];
-  } else {
-    for (int64_t j = 0; j < n; ++j) row[j] = row[j] * scale + m[j * a.msk];
+// Softmax of the 6 strip rows in place: row[j] = exp(row[j] - max) over the whole padded row
+// (s_pad is a multiple of the vector width), inv[r] = 1 / sum. The rows go through each loop
+// together: six independent max / exp / sum chains overlap where one row's would stall (the
+// row-at-a-time version took ~25% of the kernel at S = 128). A row whose every value is -inf
+// gives NaN, as PyTorch's softmax does.
+inline void attention_softmax(float* sc, int64_t s_pad, float* inv) {
+  constexpr int kVf = kMatmulVecFloats;
+  MatmulVec vmax[kAttentionRows];
+#pragma GCC unroll 8
+  for (int r = 0; r < kAttentionRows; ++r) vmax[r] = MatmulVec{} - INFINITY;
+  for (int64_t j = 0; j < s_pad; j += kVf) {
+#pragma GCC unroll 8
+    for (int r = 0; r < kAttentionRows; ++r) {
+      MatmulVec x;
+      std::memcpy(&x, sc + r * s_pad + j, sizeof(x));
+      vmax[r] = x > vmax[r] ? x : vmax[r];
+    }
   }
-  float mx = -INFINITY;
-  for (int64_t j = 0; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
-  if (mx == -INFINITY) mx = 0;  // all -inf: 0 / 0 below, NaN as in PyTorch
-  MatmulVec vsum{};
-  int64_t j = 0;
-  for (; j + kMatmulVecFloats <= n; j += kMatmulVecFloats) {
-    MatmulVec x;
-    std::memcpy(&x, row + j, sizeof(x));
-    x = exp_f32(x - mx);
-    vsum += x;
-    std::memcpy(row + j, &x, sizeof(x));
+  MatmulVec mx[kAttentionRows], vsum[kAttentionRows];
+#pragma GCC unroll 8
+  for (int r = 0; r < kAttentionRows; ++r) {
+    const float m = hmax(vmax[r]);
+    mx[r] = MatmulVec{} + (m == -INFINITY ? 0.0f : m);  // all -inf: 0 / 0 below, NaN
+    vsum[r] = MatmulVec{};
   }
-  float sum = 0;
-  for (int i = 0; i < kMatmulVecFloats; ++i) sum += vsum[i];
-  for (; j < n; ++j) {
-    row[j] = exp_f32(row[j] - mx);
-    sum += row[j];
+  for (int64_t j = 0; j < s_pad; j += kVf) {
+#pragma GCC unroll 8
+    for (int r = 0; r < kAttentionRows; ++r) {
+      MatmulVec x;
+      std::memcpy(&x, sc + r * s_pad + j, sizeof(x));
+      x = exp_nonpos_f32(x - mx[r]);
+      vsum[r] += x;
+      std::memcpy(sc + r * s_pad + j, &x, sizeof(x));
+    }
   }
-  for (; j < a.s_pad; ++j) row[j] = 0.0f;
-  return 1.0f / sum;
+#pragma GCC unroll 8
+  for (int r = 0; r < kAttentionRows; ++r) inv[r] = 1.0f / hsum(vsum[r]);
 }
 
-// out_r[c0 .. c0 + 16) = inv[r] * sum_j sc[r][j] v_j[c0 ..] for r < rows (full 16-column chunk).
-inline void attention_pv_chunk(const AttentionArgs& a, const float* v, const float* sc,
-                               const float* inv, float* const* orow, int rows, int64_t c0) {
-  MatmulVec acc[kAttentionRows][kMatmulVecs];
+// out_r[c0 .. c0 + kVecs * width) = inv[r] * sum_j sc[r][j] v_j[c0 ..] for r < rows.
+template <int kVecs>
+inline void attention_pv(const AttentionArgs& a, const float* v, const float* sc, const float* inv,
+                         float* const* orow, int rows, int64_t c0) {
+  MatmulVec acc[kAttentionRows][kVecs];
 #pragma GCC unroll 8
   for (int r = 0; r < kAttentionRows; ++r)
 #pragma GCC unroll 4
-    for (int w = 0; w < kMatmulVecs; ++w) acc[r][w] = MatmulVec{};
+    for (int w = 0; w < kVecs; ++w) acc[r][w] = MatmulVec{};
   for (int64_t j = 0; j < a.seq; ++j) {
-    MatmulVec bv[kMatmulVecs];
-    std::memcpy(&bv, v + j * a.ldv + c0, sizeof(bv));
+    MatmulVec bv[kVecs];  // one memcpy per vector: a whole-array copy keeps bv in memory
+#pragma GCC unroll 4
+    for (int w = 0; w < kVecs; ++w)
+      std::memcpy(&bv[w], v + j * a.ldv + c0 + w * kMatmulVecFloats, sizeof(bv[w]));
 #pragma GCC unroll 8
     for (int r = 0; r < kAttentionRows; ++r) {
       const float p = sc[r * a.s_pad + j];
 #pragma GCC unroll 4
-      for (int w = 0; w < kMatmulVecs; ++w) acc[r][w] += p * bv[w];
+      for (int w = 0; w < kVecs; ++w) acc[r][w] += p * bv[w];
     }
   }
-  for (int r = 0; r < rows; ++r) {
+#pragma GCC unroll 8
+  for (int r = 0; r < kAttentionRows; ++r) {  // constant indices only, so acc stays in registers
+    if (r >= rows) break;
 #pragma GCC unroll 4
-    for (int w = 0; w < kMatmulVecs; ++w) acc[r][w] *= inv[r];
-    std::memcpy(orow[r] + c0, &acc[r], sizeof(acc[r]));
+    for (int w = 0; w < kVecs; ++w) {
+      const MatmulVec o = acc[r][w] * inv[r];
+      std::memcpy(orow[r] + c0 + w * kMatmulVecFloats, &o, sizeof(o));
+    }
   }
 }
 
-// The same for the last head_size % 16 columns, in scalars.
+// The same for the last head_size % width columns, in scalars.
 inline void attention_pv_tail(const AttentionArgs& a, const float* v, const float* sc,
                               const float* inv, float* const* orow, int rows, int64_t c0) {
   const int64_t cols = a.head_size - c0;
-  float acc[kAttentionRows][kAttentionKeys] = {};
+  float acc[kAttentionRows][kMatmulVecFloats] = {};
   for (int64_t j = 0; j < a.seq; ++j) {
     const float* vr = v + j * a.ldv + c0;
     for (int r = 0; r < rows; ++r) {
@@ -226,27 +379,37 @@ inline void attention_pv_tail(const AttentionArgs& a, const float* v, const floa
 // Query rows [i0, i1) of batch b, head h. kt: s_pad * hd floats, sc: 6 * s_pad floats.
 inline void attention_rows(const AttentionArgs& a, int64_t b, int64_t h, int64_t i0, int64_t i1,
                            float* kt, float* sc) {
+  constexpr int64_t kVf = kMatmulVecFloats;
   const int64_t hd = a.head_size, s = a.seq;
   const float* q = a.q + b * s * a.ldq + h * hd;
   const float* v = a.v + b * s * a.ldv + h * hd;
+  const float* mask = a.mask ? a.mask + b * a.msb + h * a.msh : nullptr;
   attention_pack_kt(a, a.k + b * s * a.ldk + h * hd, kt);
   for (int64_t i = i0; i < i1; i += kAttentionRows) {
     const int rows = static_cast<int>(i1 - i < kAttentionRows ? i1 - i : kAttentionRows);
     const float* qr[kAttentionRows];
+    const float* mr[kAttentionRows];
     float* orow[kAttentionRows];
     for (int r = 0; r < kAttentionRows; ++r) {  // missing rows repeat the last one (not stored)
       const int64_t row = i + (r < rows ? r : rows - 1);
       qr[r] = q + row * a.ldq;
+      mr[r] = mask ? mask + row * a.msq : nullptr;
       orow[r] = a.out + (b * s + row) * a.ldo + h * hd;
     }
-    attention_scores(a, qr, kt, sc);
-    float inv[kAttentionRows] = {};
-    for (int r = 0; r < rows; ++r) {
-      const float* m = a.mask ? a.mask + b * a.msb + h * a.msh + (i + r) * a.msq : nullptr;
-      inv[r] = attention_softmax_row(a, sc + r * a.s_pad, m);
-    }
+    attention_scores(a, qr, mr, kt, sc);
+    float inv[kAttentionRows];
+    attention_softmax(sc, a.s_pad, inv);
     int64_t c0 = 0;
-    for (; c0 + kMatmulNr <= hd; c0 += kMatmulNr) attention_pv_chunk(a, v, sc, inv, orow, rows, c0);
+    for (; c0 + kAttentionPvVecs * kVf <= hd; c0 += kAttentionPvVecs * kVf)
+      attention_pv<kAttentionPvVecs>(a, v, sc, inv, orow, rows, c0);
+    if (kAttentionPvVecs > 2 && c0 + 2 * kVf <= hd) {
+      attention_pv<2>(a, v, sc, inv, orow, rows, c0);
+      c0 += 2 * kVf;
+    }
+    if (c0 + kVf <= hd) {
+      attention_pv<1>(a, v, sc, inv, orow, rows, c0);
+      c0 += kVf;
+    }
     if (c0 < hd) attention_pv_tail(a, v, sc, inv, orow, rows, c0);
   }
 }

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "kiln/backend.h"
 
@@ -111,6 +112,33 @@ constexpr int64_t kGrainElements = 16384;
 inline int64_t grain_rows(int64_t row_elements) {
   return row_elements >= kGrainElements ? 1
                                         : kGrainElements / (row_elements > 0 ? row_elements : 1);
+}
+
+// The widest float vector the target has natively (GCC vector extensions; wider generic vectors
+// are split badly by GCC): 16 lanes with AVX-512, 8 with AVX/AVX2, 4 on SSE and NEON. The row
+// kernels (normalization.h, elementwise.h, gather_s8.h) are written once over it.
+#if defined(__AVX512F__)
+constexpr int kVecFloats = 16;
+#elif defined(__AVX__)
+constexpr int kVecFloats = 8;
+#else
+constexpr int kVecFloats = 4;
+#endif
+typedef float VecF __attribute__((vector_size(kVecFloats * sizeof(float))));
+
+// Unaligned load / store (memcpy compiles to one vector move).
+inline VecF load_vec(const float* p) {
+  VecF v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void store_vec(float* p, VecF v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+inline float reduce_add(VecF v) {
+  float s = v[0];
+  for (int i = 1; i < kVecFloats; ++i) s += v[i];
+  return s;
 }
 
 }  // namespace kiln::kernels

@@ -60,6 +60,17 @@ TEST(GemmDispatch, EntryPointUsesSelectedVariant) {
   for (float c : C) ASSERT_EQ(c, 2.f * K);
 }
 
+TEST(GemmDriver, CopiesAOnlyWhenItsRowsShareAnL1Set) {
+  EXPECT_EQ(detail::a_copy_ld(16, 768, 768), 0);  // rows 3 KiB apart spread over the sets
+  EXPECT_EQ(detail::a_copy_ld(16, 1024, 0), 0);   // nothing to copy
+  EXPECT_EQ(detail::a_copy_ld(1, 1024, 300), 0);  // one row has no set to share
+  for (int64_t lda : {1024, 2048, 3072}) {
+    const int64_t ld = detail::a_copy_ld(16, lda, 300);
+    EXPECT_GE(ld, 300) << lda;
+    EXPECT_EQ(ld % 32, 16) << lda << ": want an odd number of 64-byte lines";
+  }
+}
+
 class GemmVariantTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
@@ -115,6 +126,19 @@ TEST_P(GemmVariantTest, ResidualInPlace) {
   // Even with a K-blocked schedule (blocking is switched off for the in-place case).
   GemmTester().m(20).n(40).k(50).bias().gelu().residual_in_place().test(v_->kernels(),
                                                                         Schedule{4, 1, 8, 7, 0});
+}
+
+// A whose rows are a multiple of the L1 way apart (lda * 4 = 4, 8, 12 KiB) is read from a copy
+// with an odd line stride when a row tile is tall enough to overflow a set (driver.h, a_copy_ld;
+// avx512 and the NEON variants here): whole K, K blocks, several items and threads.
+TEST_P(GemmVariantTest, AliasingLdaIsCopied) {
+  const KernelTable& kt = v_->kernels();
+  for (int64_t lda : {1024, 2048, 3072})
+    for (int64_t m : {1, 7, 16, 37})
+      GemmTester().m(m).n(100).k(lda == 1024 ? 1024 : 301).lda(lda).bias().residual().test(*v_);
+  GemmTester().m(37).n(49).k(150).lda(2048).bias().gelu().residual().threads(2).test(
+      kt, Schedule{kt.max_rows, kt.max_panels, 8, 40, 16});
+  GemmTester().m(20).n(40).k(50).lda(1024).ldc(41).bias().residual_in_place().threads(2).test(*v_);
 }
 
 TEST_P(GemmVariantTest, TransposedB) {

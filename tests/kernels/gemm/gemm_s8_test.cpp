@@ -150,6 +150,10 @@ std::vector<QuantizerCase> quantizers() {
       {"ref s16", ActFormat::kS16, quantize_rows_ref<ActFormat::kS16>, true},
   };
 #if defined(__x86_64__)
+  v.push_back({"avx512 s8", ActFormat::kS8, quantize_rows_avx512<ActFormat::kS8>, cpu::avx512f()});
+  v.push_back({"avx512 u8", ActFormat::kU8, quantize_rows_avx512<ActFormat::kU8>, cpu::avx512f()});
+  v.push_back(
+      {"avx512 s16", ActFormat::kS16, quantize_rows_avx512<ActFormat::kS16>, cpu::avx512f()});
   v.push_back({"avx2 u8", ActFormat::kU8, quantize_rows_avx2<ActFormat::kU8>, cpu::avx2_fma()});
   v.push_back({"avx2 s16", ActFormat::kS16, quantize_rows_avx2<ActFormat::kS16>, cpu::avx2_fma()});
 #endif
@@ -195,7 +199,7 @@ void check_quantizers(const std::vector<float>& A, int64_t rows, int64_t K) {
 TEST(S8Quantize, AllImplementationsMatchTheDefinition) {
   std::mt19937 g(3);
   std::normal_distribution<float> nd(0.f, 1.f);
-  for (int64_t K : {1, 3, 15, 16, 17, 31, 32, 33, 100, 768}) {
+  for (int64_t K : {1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 79, 100, 128, 143, 768, 3072}) {
     const int64_t rows = 7;
     std::vector<float> A(rows * K);
     for (auto& x : A) x = nd(g) * 3.f;

@@ -6,9 +6,10 @@
 //   for each K block [k0, k1):  for each column tile (16 or 32 columns = 1 or 2 panels):
 //     for each row tile: micro-kernel
 // so a column tile's B rows (K block x 64 or 128 bytes) are reused from L1/L2 by every row tile,
-// the item's rows of A stay in L2, and the first row tile of each column tile prefetches the next
+// the item's rows of A stay in L2, and the last row tile of each column tile prefetches the next
 // column tile's B into L2 (B comes from L3: 2.4-9.4 MB for BERT-base).
-// A is not packed: the micro-kernels broadcast straight from A's rows. Measured on the build host
+// A is not packed: the micro-kernels broadcast straight from A's rows (from a row-padded copy
+// only when lda would put a tile's rows into one L1 set, see a_copy_ld). Measured on the build host
 // (AVX-512, M=168 K=768, % of peak): packing A into k-major row panels gave 45% vs ~100% at N=32,
 // 82% vs 87% at N=768 (docs/architecture.md, "GEMM kernels").
 // Threads: the column-group count is rounded so that the item count is a multiple of the thread
@@ -24,9 +25,11 @@
 #include <numeric>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "kiln/backend.h"
 #include "kiln/kernels/gemm/types.h"
+#include "kiln/kernels/normalization.h"
 #include "kiln/kernels/parallel.h"
 
 namespace kiln::kernels::gemm {
@@ -127,16 +130,58 @@ void run_narrow_tile(void (*fn)(const Args&), Args a, int rows, int64_t cols) {
   for (int r = 0; r < rows; ++r) std::memcpy(c_out + r * ldc, cbuf + r * kMaxTileCols, cols * 4);
 }
 
+// L1d geometry for a_copy_ld: x86 (Intel since Sandy Bridge, AMD Zen) has 64 sets of 64-byte
+// lines (a 4 KiB way) and 8-12 ways; Cortex-A72 / A76 have 256 sets (a 16 KiB way), 2 / 4 ways.
+// kMaxARowsPerSet: on Zen 5 (12 ways) the 8-row tiles of M = 16 at K = 3072 run as fast in one set
+// as spread out, so copying them only costs time (2-3 %); 14 rows lose 7-10 %.
+#if defined(__aarch64__)
+constexpr int64_t kL1Sets = 256;
+constexpr int kMaxARowsPerSet = 1;
+#else
+constexpr int64_t kL1Sets = 64;
+constexpr int kMaxARowsPerSet = 8;
+#endif
+
+// Leading dimension of the copy of A that a work item reads instead of A, or 0 to read A in
+// place. The micro-kernel walks a tile's `rows` rows of A in lockstep, one broadcast per row and k;
+// when lda * 4 bytes is a multiple of the L1 way (K = 1024, 2048, 3072 on x86), all the rows fall
+// into one L1 set, overflow its ways, and every broadcast misses L1 (AVX-512, M = 512 K = 3072 N =
+// 768: 83 % of peak, 90 % with lda padded by 16). The copy's rows are an odd number of lines apart,
+// so up to kL1Sets consecutive rows land in distinct sets. The copy costs one pass over the item's
+// A per K block, against 2 * (item columns) FLOP per element.
+inline int64_t a_copy_ld(int rows, int64_t lda, int64_t kc) {
+  int worst = 0;
+  for (int r = 0; r < rows; ++r) {
+    int same = 0;
+    for (int q = 0; q < rows; ++q) same += (q * lda / 16) % kL1Sets == (r * lda / 16) % kL1Sets;
+    worst = std::max(worst, same);
+  }
+  if (worst <= kMaxARowsPerSet || kc <= 0) return 0;
+  const int64_t lines = (kc + 15) / 16;
+  return (lines | 1) * 16;
+}
+
 // One work item: row tiles [t0, t1) x column tiles [j0, j1), all of K.
 inline void run_item(const Plan& p, const KernelTable& kt, int64_t t0, int64_t t1, int64_t j0,
                      int64_t j1, const float* A, int64_t lda, const float* packed_b, float* C,
                      int64_t ldc, const Epilogue& ep) {
   const int64_t tile_cols = kNr * p.panels;
   const int64_t panel_stride = p.K * kNr;
+  const int64_t item_r0 = row_of_tile(p, t0), item_rows = row_of_tile(p, t1) - item_r0;
+  // Grows to the largest item this thread has run, then stays (no allocation per call).
+  thread_local std::vector<float> a_copy;
   for (int64_t kb = 0; kb < p.k_blocks; ++kb) {
     const int64_t k0 = split_point(p.K, p.k_blocks, kb);
     const int64_t kc = split_point(p.K, p.k_blocks, kb + 1) - k0;
     const bool last = kb + 1 == p.k_blocks;
+    // Row tiles are balanced, so the first is the tallest.
+    const int64_t copy_ld = a_copy_ld(static_cast<int>(row_of_tile(p, 1)), lda, kc);
+    if (copy_ld > 0) {
+      if (a_copy.size() < static_cast<size_t>(item_rows * copy_ld))
+        a_copy.resize(item_rows * copy_ld);
+      for (int64_t r = 0; r < item_rows; ++r)
+        std::memcpy(a_copy.data() + r * copy_ld, A + (item_r0 + r) * lda + k0, kc * 4);
+    }
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t n0 = j * tile_cols;
       const int64_t cols = std::min(tile_cols, p.N - n0);
@@ -147,12 +192,14 @@ inline void run_item(const Plan& p, const KernelTable& kt, int64_t t0, int64_t t
         const int rows = static_cast<int>(row_of_tile(p, t + 1) - r0);
         TileArgs a;
         a.k = kc;
-        a.a = A + r0 * lda + k0;
-        a.lda = lda;
+        a.a = copy_ld > 0 ? a_copy.data() + (r0 - item_r0) * copy_ld : A + r0 * lda + k0;
+        a.lda = copy_ld > 0 ? copy_ld : lda;
         a.b = packed_b + (n0 / kNr) * panel_stride + k0 * kNr;
         a.b_panel_stride = panel_stride;
-        // The first row tile prefetches the next column tile's rows [k0, k1).
-        a.prefetch = t == t0 && j + 1 < j1 ? a.b + p.panels * panel_stride : nullptr;
+        // The last row tile prefetches the next column tile's rows [k0, k1): by then this tile's
+        // B is no longer needed in L2 (the first row tile doing it measured 2-6 % slower: at
+        // K = 3072 two 384 KiB B tiles and the item's A do not fit a 1 MiB L2 together).
+        a.prefetch = t + 1 == t1 && j + 1 < j1 ? a.b + p.panels * panel_stride : nullptr;
         a.c = C + r0 * ldc + n0;
         a.ldc = ldc;
         a.accumulate = kb > 0;
@@ -174,10 +221,30 @@ inline void run_item(const Plan& p, const KernelTable& kt, int64_t t0, int64_t t
 
 }  // namespace detail
 
+namespace detail {
+
+// Epilogue::layer_norm on rows [r0, r1) of C (N columns), in place.
+inline void layer_norm_rows(const Epilogue& ep, float* C, int64_t ldc, int64_t N, int64_t r0,
+                            int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r)
+    layernorm_row_f32(C + r * ldc, ep.ln_scale, ep.ln_bias, C + r * ldc, N, ep.ln_epsilon);
+}
+
+// The LayerNorm epilogue after a plan that split N across items: a second pass over rows.
+inline void layer_norm_pass(const Epilogue& ep, const kiln_backend* be, bool parallel, float* C,
+                            int64_t ldc, int64_t M, int64_t N) {
+  parallel_for(parallel ? be : nullptr, M, grain_rows(N),
+               [&](int64_t r0, int64_t r1) { layer_norm_rows(ep, C, ldc, N, r0, r1); });
+}
+
+}  // namespace detail
+
 // C[M, N] = epilogue(A[M, K] * B), B packed by pack_b_f32(B, K, N, ...). A row-major with leading
 // dimension lda >= K, C with ldc >= N. ep.residual may be C itself (same pointer and ld: the
 // in-place residual add; K is then not blocked, since partial sums would overwrite the residual);
 // any other overlap of C with A or the residual is undefined. `be` may be null (one thread).
+// ep.layer_norm: a work item that owns whole rows (one column group) normalises them as soon as
+// it has computed them, while they are still in L2; a plan that splits N runs a second pass.
 inline void gemm_f32_packed_with(const KernelTable& kt, const Schedule& s, const kiln_backend* be,
                                  int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                                  const float* packed_b, float* C, int64_t ldc, const Epilogue& ep) {
@@ -191,16 +258,21 @@ inline void gemm_f32_packed_with(const KernelTable& kt, const Schedule& s, const
   if (ep.residual == C && ep.ldr == ldc) sched.kc = 0;
   const detail::Plan p = detail::make_plan(sched, kt, threads, M, N, K);
   const int64_t items = p.m_groups * p.n_groups;
+  const bool ln_in_item = ep.layer_norm && p.n_groups == 1;
   parallel_for(parallel ? be : nullptr, items, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t g = i / p.n_groups, h = i % p.n_groups;
-      detail::run_item(p, kt, detail::split_point(p.m_tiles, p.m_groups, g),
-                       detail::split_point(p.m_tiles, p.m_groups, g + 1),
-                       detail::split_point(p.n_tiles, p.n_groups, h),
+      const int64_t t0 = detail::split_point(p.m_tiles, p.m_groups, g);
+      const int64_t t1 = detail::split_point(p.m_tiles, p.m_groups, g + 1);
+      detail::run_item(p, kt, t0, t1, detail::split_point(p.n_tiles, p.n_groups, h),
                        detail::split_point(p.n_tiles, p.n_groups, h + 1), A, lda, packed_b, C, ldc,
                        ep);
+      if (ln_in_item)
+        detail::layer_norm_rows(ep, C, ldc, N, detail::row_of_tile(p, t0),
+                                detail::row_of_tile(p, t1));
     }
   });
+  if (ep.layer_norm && !ln_in_item) detail::layer_norm_pass(ep, be, parallel, C, ldc, M, N);
 }
 
 }  // namespace kiln::kernels::gemm

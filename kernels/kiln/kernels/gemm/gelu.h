@@ -1,5 +1,6 @@
-// Exact (erf) GELU for the GEMM epilogue, scalar version; gelu_avx2.h, gelu_avx512.h and
-// gelu_neon.h evaluate the same formula with the same constants lane-wise.
+// Exact (erf) GELU for the GEMM epilogue and the elementwise Erf / Gelu ops: scalar or GCC-vector
+// version; f32_simd_template.inc evaluates the same formula with the same constants lane-wise in
+// intrinsics.
 //
 // erf(x) = x * P(x^2) / Q(x^2) on x clamped to [-4, 4] (Eigen's float erf rational
 // approximation; for |x| >= 4 erf(x) rounds to +-1 in float). Measured against double erf on a
@@ -21,18 +22,22 @@ constexpr float kB0 = -1.42647390514189e-02f, kB2 = -7.37332916720468e-03f,
 constexpr float kSqrtHalf = 0.70710678118654752440f;
 }  // namespace erf_coef
 
-inline float erf_f32(float x) {
+// F = float or a GCC float vector (common.h VecF): the same operations in the same order, so the
+// row kernels in elementwise.h give the scalar results lane-wise.
+template <class F>
+inline F erf_f32(F x) {
   using namespace erf_coef;
-  x = x < -kClamp ? -kClamp : (x > kClamp ? kClamp : x);
-  const float x2 = x * x;
-  float p = kA13;
+  const F lo = F{} - kClamp, hi = F{} + kClamp;
+  x = x < lo ? lo : (x > hi ? hi : x);
+  const F x2 = x * x;
+  F p = F{} + kA13;
   p = p * x2 + kA11;
   p = p * x2 + kA9;
   p = p * x2 + kA7;
   p = p * x2 + kA5;
   p = p * x2 + kA3;
   p = p * x2 + kA1;
-  float q = kB8;
+  F q = F{} + kB8;
   q = q * x2 + kB6;
   q = q * x2 + kB4;
   q = q * x2 + kB2;
@@ -40,8 +45,9 @@ inline float erf_f32(float x) {
   return x * (p / q);  // not (x * p) / q: x * p would underflow for tiny x
 }
 
-inline float gelu_f32(float x) {
-  const float h = 0.5f * x;
+template <class F>
+inline F gelu_f32(F x) {
+  const F h = 0.5f * x;
   return h + h * erf_f32(x * erf_coef::kSqrtHalf);
 }
 

@@ -39,7 +39,7 @@ inline const S8Variant* gemm_s8_variants(int* count) {
 #if defined(__x86_64__) && !defined(KILN_GEMM_NO_AVX512)
     {"avx512vnni", "gemm_s8_14x32c4_avx512vnni", "14x32", "avx512_vnni", cpu::avx512vnni,
      s8_kernel_table<s8_14x32c4_avx512vnni::Kernel, ActFormat::kU8,
-                     quantize_rows_avx2<ActFormat::kU8>>,
+                     quantize_rows_avx512<ActFormat::kU8>>,
      Schedule{14, 2, 336, 0, 0}},
 #endif
 #if defined(__x86_64__)

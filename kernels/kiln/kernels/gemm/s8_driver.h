@@ -126,15 +126,21 @@ inline void gemm_s8_quantized_with(const S8KernelTable& kt, const Schedule& s,
   Schedule sched = s;
   sched.kc = 0;
   const detail::Plan p = detail::make_plan(sched, kt, parallel ? be->num_threads : 1, M, N, K);
+  // LayerNorm epilogue as in the FP32 driver: per item when items own whole rows.
+  const bool ln_in_item = ep.layer_norm && p.n_groups == 1;
   parallel_for(parallel ? be : nullptr, p.m_groups * p.n_groups, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t g = i / p.n_groups, h = i % p.n_groups;
-      detail::run_s8_item(p, kt, detail::split_point(p.m_tiles, p.m_groups, g),
-                          detail::split_point(p.m_tiles, p.m_groups, g + 1),
-                          detail::split_point(p.n_tiles, p.n_groups, h),
+      const int64_t t0 = detail::split_point(p.m_tiles, p.m_groups, g);
+      const int64_t t1 = detail::split_point(p.m_tiles, p.m_groups, g + 1);
+      detail::run_s8_item(p, kt, t0, t1, detail::split_point(p.n_tiles, p.n_groups, h),
                           detail::split_point(p.n_tiles, p.n_groups, h + 1), qa, B, C, ldc, ep);
+      if (ln_in_item)
+        detail::layer_norm_rows(ep, C, ldc, N, detail::row_of_tile(p, t0),
+                                detail::row_of_tile(p, t1));
     }
   });
+  if (ep.layer_norm && !ln_in_item) detail::layer_norm_pass(ep, be, parallel, C, ldc, M, N);
 }
 
 // C[M, N] = epilogue(dequant(quantize(A) * B)). A row-major, lda >= K floats; C ldc >= N;

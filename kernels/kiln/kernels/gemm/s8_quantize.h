@@ -8,8 +8,8 @@
 // rne = round half to even (ONNX DynamicQuantizeLinear's rounding; its int8 form, with x * inv in
 // place of x / scale). Stored in the variant's ActFormat (s8_types.h), zero from K to the row end.
 // Why per row and asymmetric: docs/architecture.md, "INT8 GEMM kernels" (measured).
-// quantize_rows_ref is the plain C++ definition; the AVX2 and NEON versions give identical bytes
-// (the same float operations; cvtps2dq and fcvtns round half to even).
+// quantize_rows_ref is the plain C++ definition; the AVX-512, AVX2 and NEON versions give identical
+// bytes (the same float operations; vcvtps2dq and fcvtns round half to even).
 #pragma once
 
 #include <cfloat>
@@ -89,7 +89,99 @@ void quantize_rows_ref(const float* A, int64_t lda, int64_t rows, int64_t K, voi
 }
 
 #if defined(__x86_64__)
-// AVX2 (also used by the AVX-512 VNNI variant: the pass is memory-bound and 1/N of the GEMM).
+// GCC 12's AVX-512 intrinsics fill their unused mask operand with _mm512_undefined_*() (x = x),
+// which -Wmaybe-uninitialized reports when AVX-512 is enabled by a target attribute only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace detail {
+// 16 floats -> 16 values as stored (rne(x * inv) + z, offset included in z, clamped to the
+// format's int8 range), and their store as bytes or int16 (vpmovdb / vpmovdw truncate).
+__attribute__((target("avx512f"), always_inline)) inline __m512i q16(__m512 v, __m512 inv,
+                                                                     __m512i z, __m512i qmin,
+                                                                     __m512i qmax) {
+  const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv)), z);
+  return _mm512_min_epi32(_mm512_max_epi32(q, qmin), qmax);
+}
+template <int kBytes>
+__attribute__((target("avx512f"), always_inline)) inline void store16(uint8_t* d, __m512i q) {
+  if constexpr (kBytes == 2)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm512_cvtepi32_epi16(q));
+  else
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm512_cvtepi32_epi8(q));
+}
+}  // namespace detail
+
+// AVX-512 (the avx512vnni variant's): 64 floats per step, the K tail in masked 16-float steps (no
+// scalar loop). Values are clamped in int32 and narrowed with vpmovdb / vpmovdw (truncating), so
+// one body serves every ActFormat. Measured against quantize_rows_avx2 in kiln_gemm_s8_bench
+// ("quantize_rows/..."): docs/architecture.md, "INT8 GEMM kernels".
+template <ActFormat F>
+__attribute__((target("avx512f"))) void quantize_rows_avx512(const float* A, int64_t lda,
+                                                             int64_t rows, int64_t K, void* out,
+                                                             int64_t out_ld, float* scale,
+                                                             int32_t* zp) {
+  constexpr int kBytes = F == ActFormat::kS16 ? 2 : 1;
+  const int64_t tail = K % 16;
+  const __mmask16 tail_mask = static_cast<__mmask16>((1u << tail) - 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = A + r * lda;
+    // Four independent min/max chains (latency, as in the AVX2 version); masked-off lanes load 0,
+    // which min(0, .) / max(0, .) ignore.
+    __m512 vlo[4], vhi[4];
+    for (int i = 0; i < 4; ++i) vlo[i] = vhi[i] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 64 <= K; k += 64)
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        const __m512 v = _mm512_loadu_ps(x + k + 16 * i);
+        vlo[i] = _mm512_min_ps(vlo[i], v);
+        vhi[i] = _mm512_max_ps(vhi[i], v);
+      }
+    for (; k + 16 <= K; k += 16) {
+      const __m512 v = _mm512_loadu_ps(x + k);
+      vlo[0] = _mm512_min_ps(vlo[0], v);
+      vhi[0] = _mm512_max_ps(vhi[0], v);
+    }
+    if (tail) {
+      const __m512 v = _mm512_maskz_loadu_ps(tail_mask, x + k);
+      vlo[1] = _mm512_min_ps(vlo[1], v);
+      vhi[1] = _mm512_max_ps(vhi[1], v);
+    }
+    const float lo = _mm512_reduce_min_ps(
+        _mm512_min_ps(_mm512_min_ps(vlo[0], vlo[1]), _mm512_min_ps(vlo[2], vlo[3])));
+    const float hi = _mm512_reduce_max_ps(
+        _mm512_max_ps(_mm512_max_ps(vhi[0], vhi[1]), _mm512_max_ps(vhi[2], vhi[3])));
+    const RowQuantParams p = row_quant_params(lo, hi);
+    scale[r] = p.scale;
+    zp[r] = p.z + act_format_offset(F);
+    uint8_t* row = static_cast<uint8_t*>(out) + r * out_ld;
+    const __m512 inv = _mm512_set1_ps(p.inv);
+    const __m512i z = _mm512_set1_epi32(p.z + act_format_offset(F));
+    const __m512i qmin = _mm512_set1_epi32(-128 + act_format_offset(F));
+    const __m512i qmax = _mm512_set1_epi32(127 + act_format_offset(F));
+    for (k = 0; k + 64 <= K; k += 64)
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i)
+        detail::store16<kBytes>(row + (k + 16 * i) * kBytes,
+                                detail::q16(_mm512_loadu_ps(x + k + 16 * i), inv, z, qmin, qmax));
+    for (; k + 16 <= K; k += 16)
+      detail::store16<kBytes>(row + k * kBytes,
+                              detail::q16(_mm512_loadu_ps(x + k), inv, z, qmin, qmax));
+    if (tail) {
+      const __m512i q = detail::q16(_mm512_maskz_loadu_ps(tail_mask, x + k), inv, z, qmin, qmax);
+      if constexpr (kBytes == 2)
+        _mm512_mask_cvtepi32_storeu_epi16(row + k * kBytes, tail_mask, q);
+      else
+        _mm512_mask_cvtepi32_storeu_epi8(row + k * kBytes, tail_mask, q);
+    }
+    const int64_t used = K * kBytes;
+    if (out_ld > used) std::memset(row + used, 0, out_ld - used);
+  }
+}
+
+#pragma GCC diagnostic pop
+
+// AVX2 (the avxvnni and avx2 variants').
 // 32 floats per step: four cvtps2dq, saturating packs (which also clamp to int8 / uint8), and a
 // permute to undo the packs' lane interleave.
 template <ActFormat F>

@@ -18,11 +18,19 @@ constexpr int kMaxTileCols = 2 * kNr;
 //   c = A*B;  c += bias[n];  c = gelu(c) (exact erf);  c += residual[m, n].
 // BERT's FFN-up is gelu(x W1 + b1) (bias + gelu) and the sublayer outputs are (x W + b) + res
 // (bias + residual), so this order covers both.
+// Then, with layer_norm set, each finished row of C (all N columns) is replaced by
+// LayerNorm(row) * ln_scale + ln_bias (BERT's post-LN sublayer output, passes/
+// fuse_dense_layer_norm.cpp). That needs whole rows, so the driver runs it outside the
+// micro-kernels: per work item when an item owns whole rows, else as a second pass (driver.h).
 struct Epilogue {
   const float* bias = nullptr;      // [N] or null
   const float* residual = nullptr;  // [M, ldr] or null; may be C itself (see driver.h)
   int64_t ldr = 0;
   bool gelu = false;
+  bool layer_norm = false;
+  const float* ln_scale = nullptr;  // [N] or null (1)
+  const float* ln_bias = nullptr;   // [N] or null (0)
+  float ln_epsilon = 0.0f;
 };
 
 // One micro-kernel call: C[rows, 16*panels] (+)= A[rows, k] * B[k, 16*panels], then the epilogue
