@@ -200,7 +200,11 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, kiln_task_fn fn, void* c
   auto all_done = [&] { return pending_.load() == 0; };
   adaptive_wait(caller_spin_, spin_, all_done, [&] {
     std::unique_lock<std::mutex> lock(done_mutex_);
-    caller_sleeping_.store(true);
+    // A read-modify-write, not a store: qemu-user on x86 does not keep an aarch64 store-release
+    // ordered before the following load-acquire (the store can sit in the host's store buffer
+    // while pending_ is read), so a plain seq_cst store lost this wake-up under qemu and the
+    // caller slept forever. Every side of both handshakes is an RMW now.
+    caller_sleeping_.exchange(true);
     done_cv_.wait(lock, all_done);
     caller_sleeping_.store(false, std::memory_order_relaxed);
   });

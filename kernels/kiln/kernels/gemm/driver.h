@@ -182,6 +182,12 @@ inline void run_item(const Plan& p, const KernelTable& kt, int64_t t0, int64_t t
       for (int64_t r = 0; r < item_rows; ++r)
         std::memcpy(a_copy.data() + r * copy_ld, A + (item_r0 + r) * lda + k0, kc * 4);
     }
+    // One row tile prefetches the next column tile's rows [k0, k1) into L2. Tall items: the last
+    // one, when this tile's B is no longer needed (from the first measured 2-6 % slower: at
+    // K = 3072 two 384 KiB B tiles and the item's A do not fit a 1 MiB L2 together). Items of
+    // <= 3 row tiles (M <= 42: streaming B from DRAM is the limit): the first, for the longest
+    // lead (BERT-base seq 16, 1 thread: 16.8 vs 19.2 ms from the last).
+    const int64_t prefetch_tile = t1 - t0 <= 3 ? t0 : t1 - 1;
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t n0 = j * tile_cols;
       const int64_t cols = std::min(tile_cols, p.N - n0);
@@ -196,10 +202,7 @@ inline void run_item(const Plan& p, const KernelTable& kt, int64_t t0, int64_t t
         a.lda = copy_ld > 0 ? copy_ld : lda;
         a.b = packed_b + (n0 / kNr) * panel_stride + k0 * kNr;
         a.b_panel_stride = panel_stride;
-        // The last row tile prefetches the next column tile's rows [k0, k1): by then this tile's
-        // B is no longer needed in L2 (the first row tile doing it measured 2-6 % slower: at
-        // K = 3072 two 384 KiB B tiles and the item's A do not fit a 1 MiB L2 together).
-        a.prefetch = t + 1 == t1 && j + 1 < j1 ? a.b + p.panels * panel_stride : nullptr;
+        a.prefetch = t == prefetch_tile && j + 1 < j1 ? a.b + p.panels * panel_stride : nullptr;
         a.c = C + r0 * ldc + n0;
         a.ldc = ldc;
         a.accumulate = kb > 0;
