@@ -37,12 +37,9 @@ inline void cpu_relax() {
 // Set on pool threads and while the caller runs a chunk: a nested parallel_for runs inline.
 thread_local bool t_in_parallel = false;
 
-// Spins until done() or `spin` has passed; returns done().
+// Spins until done() or `deadline`; returns done().
 template <typename Pred>
-bool spin_until(std::chrono::microseconds spin, Pred done) {
-  if (done()) return true;
-  if (spin.count() == 0) return false;
-  const auto deadline = std::chrono::steady_clock::now() + spin;
+bool spin_until(std::chrono::steady_clock::time_point deadline, Pred done) {
   for (unsigned i = 1;; ++i) {
     cpu_relax();
     if (done()) return true;
@@ -58,9 +55,13 @@ bool spin_until(std::chrono::microseconds spin, Pred done) {
 template <typename Pred, typename Block>
 void adaptive_wait(std::chrono::microseconds& budget, std::chrono::microseconds max, Pred done,
                    Block block) {
-  const auto start = std::chrono::steady_clock::now();
   const auto grow = [&] { budget = std::min(max, std::max(kMinSpin, budget * 2)); };
-  if (spin_until(budget, done)) {
+  if (done()) {  // the common case: no clock read
+    if (budget < max) grow();
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  if (budget.count() > 0 && spin_until(start + budget, done)) {
     if (budget < max) grow();
     return;
   }

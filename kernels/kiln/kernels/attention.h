@@ -82,25 +82,13 @@ inline float to_float(int32_t x) {
 inline MatmulVec to_float(MatmulVecI x) {
   return __builtin_convertvector(x, MatmulVec);
 }
-inline float bits_to_float(int32_t x) {
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
-inline MatmulVec bits_to_float(MatmulVecI x) {
-  MatmulVec f;
-  std::memcpy(&f, &x, sizeof(f));
-  return f;
-}
-inline int32_t float_to_bits(float x) {
-  int32_t i;
-  std::memcpy(&i, &x, 4);
-  return i;
-}
-inline MatmulVecI float_to_bits(MatmulVec x) {
-  MatmulVecI i;
-  std::memcpy(&i, &x, sizeof(i));
-  return i;
+// The bits of x as a To of the same size: float <-> int32_t, MatmulVec <-> MatmulVecI.
+template <class To, class From>
+inline To bit_cast(From x) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast between different sizes");
+  To t;
+  std::memcpy(&t, &x, sizeof(t));
+  return t;
 }
 }  // namespace detail
 
@@ -122,7 +110,7 @@ inline F exp_f32(F x) {
   p = p * r + kP4;
   p = p * r + kP5;
   F y = p * (r * r) + r + 1.0f;
-  y = y * detail::bits_to_float((n + 127) << 23);
+  y = y * detail::bit_cast<F>((n + 127) << 23);
   y = x < lo ? zero : y;
   return x > hi ? zero + INFINITY : y;
 }
@@ -148,7 +136,8 @@ inline F exp_nonpos_f32(F x) {
   p = p * r + kP5;
   const F y = p * (r * r) + r + 1.0f;
   // bits(fx) = 0x4b400000 + n for |n| < 2^22, so 2^n = (bits(fx) - 0x4b400000 + 127) << 23.
-  const F two_n = detail::bits_to_float((detail::float_to_bits(fx) - (0x4b400000 - 127)) << 23);
+  using I = decltype(detail::to_int(fx));
+  const F two_n = detail::bit_cast<F>((detail::bit_cast<I>(fx) - (0x4b400000 - 127)) << 23);
   return x < kLo ? F{} + 0.0f : y * two_n;
 }
 

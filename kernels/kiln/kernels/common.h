@@ -116,7 +116,8 @@ inline int64_t grain_rows(int64_t row_elements) {
 
 // The widest float vector the target has natively (GCC vector extensions; wider generic vectors
 // are split badly by GCC): 16 lanes with AVX-512, 8 with AVX/AVX2, 4 on SSE and NEON. The row
-// kernels (normalization.h, elementwise.h, gather_s8.h) are written once over it.
+// kernels (normalization.h, elementwise.h, gather_s8.h) are written once over it, and it is
+// matmul.h's / attention.h's MatmulVec.
 #if defined(__AVX512F__)
 constexpr int kVecFloats = 16;
 #elif defined(__AVX__)

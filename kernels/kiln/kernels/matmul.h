@@ -20,16 +20,10 @@ constexpr int kMatmulMr = 6;
 constexpr int64_t kMatmulNr = 16;
 // K is walked in chunks so that a kc x 16 panel of B (16 KB) stays in L1 for all row tiles.
 constexpr int64_t kMatmulKc = 256;
-// The widest vector the target has natively; wider generic vectors are split badly by GCC.
-#if defined(__AVX512F__)
-constexpr int kMatmulVecFloats = 16;
-#elif defined(__AVX__)
-constexpr int kMatmulVecFloats = 8;
-#else
-constexpr int kMatmulVecFloats = 4;  // SSE, NEON
-#endif
+// The target's native float vector (common.h: 16 lanes with AVX-512, 8 with AVX2, 4 on NEON).
+constexpr int kMatmulVecFloats = kVecFloats;
 constexpr int kMatmulVecs = kMatmulNr / kMatmulVecFloats;
-typedef float MatmulVec __attribute__((vector_size(kMatmulVecFloats * sizeof(float))));
+using MatmulVec = VecF;
 
 // C[0..MR, 0..16) += alpha * A(MR x K) * B(K x 16). Unaligned loads/stores through memcpy.
 // Full unrolling keeps acc[][] in registers (-O2 does not unroll these loops on its own).
