@@ -36,9 +36,13 @@ typedef struct kiln_backend {
   void (*parallel_for)(void* pool, int64_t n, int64_t grain, kiln_task_fn fn, void* ctx);
 } kiln_backend;
 
-/* One node call. `tensors` holds the node's input pointers followed by its output pointers, in
- * model.json order (a missing optional input is NULL). `sym` holds the current values of the
- * artifact's symbols (model.json "symbols" order), e.g. sym[0] = batch, sym[1] = seq. */
+/* One node call. `tensors` holds one pointer per entry of the node's model.json "inputs", then
+ * one per entry of its "outputs". "inputs" lists only what the node reads at run time: an
+ * omitted optional input, a shape operand and a small constant baked into model.so have no slot
+ * (the generated code passes nullptr to the kernel itself), so model.so from kiln's compiler
+ * never receives a NULL entry. (The runtime passes NULL for an "inputs" entry of -1, which kiln's
+ * compiler never writes.) `sym` holds the current values of the artifact's symbols (model.json
+ * "symbols" order), e.g. sym[0] = batch, sym[1] = seq. */
 typedef struct kiln_call {
   const kiln_backend* backend;
   void* const* tensors;
