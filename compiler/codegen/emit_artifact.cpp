@@ -95,11 +95,9 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
   if (mkdir(opts.output_dir.c_str(), 0755) != 0 && errno != EEXIST)
     return Status::error("cannot create '" + opts.output_dir + "': " + std::strerror(errno));
 
-  auto lowered = lower(g);
-  if (!lowered) return lowered.status();
-  Lowering& L = *lowered;
-  auto plan = plan_memory(g.symbols, L);
-  if (!plan) return plan.status();
+  KILN_ASSIGN_OR_RETURN(auto lowered, lower(g));
+  Lowering& L = lowered;
+  KILN_ASSIGN_OR_RETURN(auto plan, plan_memory(g.symbols, L));
   const auto names = g.symbol_names();
 
   // model.params: every param tensor in table order.
@@ -110,8 +108,7 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
     if (!code) return Status::error("constant '" + t.name + "': " + code.status().message());
     entries.push_back({t.name, *code, t.data->dims, t.data->bytes.data(), t.data->bytes.size()});
   }
-  auto params = write_params(opts.output_dir + "/model.params", entries);
-  if (!params) return params.status();
+  KILN_ASSIGN_OR_RETURN(auto params, write_params(opts.output_dir + "/model.params", entries));
 
   // model.json
   json j;
@@ -134,15 +131,15 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
                          {"excluded", opts.quantization.excluded}};
   j["library"] = "model.so";
   j["params"] = {{"file", "model.params"},
-                 {"bytes", params->file_bytes},
-                 {"count", params->count},
-                 {"table_crc32", params->table_crc32}};
+                 {"bytes", params.file_bytes},
+                 {"count", params.count},
+                 {"table_crc32", params.table_crc32}};
   json syms = json::array();
   for (const auto& s : g.symbols) syms.push_back({{"name", s.name}, {"max", s.max}});
   j["symbols"] = syms;
   j["arena"] = {
-      {"bytes", plan->bytes},
-      {"scale", plan->scale_symbol >= 0 ? json(g.symbols[plan->scale_symbol].name) : json()},
+      {"bytes", plan.bytes},
+      {"scale", plan.scale_symbol >= 0 ? json(g.symbols[plan.scale_symbol].name) : json()},
       {"alignment", kArenaAlignment}};
   json tensors = json::array();
   for (const auto& t : L.tensors) {
@@ -187,17 +184,16 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
   // model.cpp (+ parts) and model.so
   const int parts =
       static_cast<int>((L.nodes.size() + kNodesPerSourcePart - 1) / kNodesPerSourcePart);
-  auto sources = emit_sources(g, L, opts.target.name, std::max(parts, 1));
-  if (!sources) return sources.status();
-  (*sources)[0] +=
+  KILN_ASSIGN_OR_RETURN(auto sources, emit_sources(g, L, opts.target.name, std::max(parts, 1)));
+  sources[0] +=
       "extern \"C\" __attribute__((visibility(\"default\"))) uint32_t "
       "kiln_model_graph_crc32() { return " +
       std::to_string(graph_crc32) + "u; }\n";
   std::vector<std::string> paths;
-  for (size_t p = 0; p < sources->size(); ++p) {
+  for (size_t p = 0; p < sources.size(); ++p) {
     paths.push_back(opts.output_dir +
                     (p == 0 ? "/model.cpp" : "/model_" + std::to_string(p) + ".cpp"));
-    KILN_RETURN_IF_ERROR(write_text(paths.back(), (*sources)[p]));
+    KILN_RETURN_IF_ERROR(write_text(paths.back(), sources[p]));
   }
   Status built = build_shared_library(opts.target, paths, opts.output_dir + "/model.so", opts.jobs);
   if (!opts.keep_source)

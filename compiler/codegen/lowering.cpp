@@ -26,18 +26,13 @@ const char* storage_name(Storage s) {
   return "?";
 }
 
-bool is_view_op(const std::string& op) {
-  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze";
+bool is_view_op(ir::Op op) {
+  return ir::op_kind(op) == ir::OpKind::kView;
 }
 
+// Shape operands are compile-time values; shape sources compute their output from them alone.
 bool reads_input_at_runtime(const ir::Node& n, size_t i) {
-  const std::string& op = n.op;
-  if (op == "Reshape" || op == "Expand" || op == "Slice" || op == "Squeeze" || op == "Unsqueeze" ||
-      op == "Tile")
-    return i == 0;
-  if (op == "ConstantOfShape" || op == "Range" || op == "SymbolicTensor") return false;
-  if (op == "ReduceMean") return i == 0;  // opset-18 axes input is a constant
-  return true;
+  return !ir::is_shape_operand(n.op, i) && ir::op_kind(n.op) != ir::OpKind::kShapeSource;
 }
 
 std::optional<std::vector<ir::Dim>> shape_operand(const ir::Value* v) {
@@ -190,13 +185,14 @@ Result<Lowering> lower(const ir::Graph& g) {
     LoweredNode ln;
     ln.node = &n;
     ln.name = n.name;
-    ln.op = n.op;
+    ln.op = ir::op_name(n.op);
     ln.copy = view;
     ln.inputs.resize(n.inputs.size());
     for (size_t i = 0; i < n.inputs.size(); ++i) {
       const ir::Value* v = n.inputs[i];
       if (!v || !reads_input_at_runtime(n, i)) continue;
-      if (is_inline_constant(v) && !view && !(n.op == "Dense" && i == 1)) {
+      if (is_inline_constant(v) && !view &&
+          !(n.op == ir::Op::kDense && i == ir::DenseIn::kWeight)) {
         ln.inputs[i].kind = InputRef::kInline;
         continue;
       }
@@ -211,7 +207,7 @@ Result<Lowering> lower(const ir::Graph& g) {
           t = it->second;
         } else {
           std::shared_ptr<const ir::Tensor> blob;
-          if (n.op == "Dense") {
+          if (n.op == ir::Op::kDense) {
             auto packed = packed_weight_s8(*v->constant);
             if (!packed) return Status::error(n.describe() + ": " + packed.status().message());
             blob = *packed;
@@ -220,13 +216,13 @@ Result<Lowering> lower(const ir::Graph& g) {
           }
           t = add_tensor(v, Storage::kParam, param_count++);
           L.tensors[t].name =
-              unique_tensor_name(v->name + (n.op == "Dense" ? ".s8packed" : ".s8rows"));
+              unique_tensor_name(v->name + (n.op == ir::Op::kDense ? ".s8packed" : ".s8rows"));
           L.tensors[t].dtype = ir::DType::kUInt8;
           L.tensors[t].data = blob;
           L.tensors[t].shape = {ir::Dim(blob->dims[0])};
           s8_of[v] = t;
         }
-      } else if (n.op == "Dense" && i == 1) {
+      } else if (n.op == ir::Op::kDense && i == ir::DenseIn::kWeight) {
         if (!v->constant || v->constant->dims.size() != 2 || v->dtype != ir::DType::kFloat32)
           return Status::error(n.describe() + ": W '" + v->name +
                                "' must be a 2-D float32 constant");

@@ -36,7 +36,7 @@ struct InputRef {
 
 struct LoweredNode {
   const ir::Node* node = nullptr;   // null for a synthetic output copy
-  std::string name, op;             // op "Copy" for synthetic copies and views that copy
+  std::string name, op;             // op name in model.json; "Copy" for synthetic copies
   bool copy = false;                // implementation is a plain byte copy of input 0
   std::vector<InputRef> inputs;     // one per IR input (synthetic copy: one)
   std::vector<int> input_tensors;   // tensor ids passed at run time, in slot order
@@ -56,7 +56,7 @@ struct Lowering {
 constexpr int64_t kInlineConstantElements = 16;
 
 // Ops whose output shares its input's storage.
-bool is_view_op(const std::string& op);
+bool is_view_op(ir::Op op);
 // Whether input `i` of `node` is read at run time (false for shape operands).
 bool reads_input_at_runtime(const ir::Node& node, size_t i);
 // Elements of a shape operand (constant or sym_value), or nullopt.

@@ -87,10 +87,9 @@ Result<MemoryPlan> plan_memory(const std::vector<ir::Symbol>& symbols, Lowering&
     requests.push_back({info.name, bytes, std::max(first[t], 0), std::max(last[t], first[t])});
     tensor_of_request.push_back(static_cast<int>(t));
   }
-  auto plan = plan_buffers(requests, symbols);
-  if (!plan) return plan.status();
+  KILN_ASSIGN_OR_RETURN(auto plan, plan_buffers(requests, symbols));
   for (size_t r = 0; r < requests.size(); ++r)
-    L.tensors[tensor_of_request[r]].offset = plan->offsets[r];
+    L.tensors[tensor_of_request[r]].offset = plan.offsets[r];
   return plan;
 }
 

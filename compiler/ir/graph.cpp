@@ -1,6 +1,8 @@
 // IR data model: dims, tensors, nodes and graph bookkeeping.
 #include "compiler/ir/graph.h"
 
+#include <stdexcept>
+
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -187,7 +189,7 @@ const Tensor* Node::attr_tensor(const std::string& k) const {
 }
 
 std::string Node::describe() const {
-  return "node '" + name + "' (" + op + ")";
+  return "node '" + name + "' (" + op_name(op) + ")";
 }
 
 Value* Graph::add_value(const std::string& name, DType dtype) {
@@ -212,17 +214,24 @@ Value* Graph::add_constant(const std::string& name, Tensor t) {
   return v;
 }
 
-Node* Graph::add_node(const std::string& op, const std::string& name, std::vector<Value*> inputs,
+Node* Graph::add_node(Op op, const std::string& name, std::vector<Value*> inputs,
                       std::vector<Value*> outputs) {
   auto n = std::make_unique<Node>();
   n->op = op;
-  n->name = name.empty() ? unique_name(op) : name;
+  n->name = name.empty() ? unique_name(op_name(op)) : name;
   n->inputs = std::move(inputs);
   n->outputs = std::move(outputs);
   for (Value* o : n->outputs)
     if (o) o->producer = n.get();
   nodes_.push_back(std::move(n));
   return nodes_.back().get();
+}
+
+Node* Graph::add_node(const std::string& op, const std::string& name, std::vector<Value*> inputs,
+                      std::vector<Value*> outputs) {
+  std::optional<Op> o = op_from_name(op);
+  if (!o) throw std::invalid_argument("add_node: '" + op + "' is not an op of compiler/ir/ops.h");
+  return add_node(*o, name, std::move(inputs), std::move(outputs));
 }
 
 void Graph::replace_all_uses(Value* from, Value* to) {

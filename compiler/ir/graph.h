@@ -6,7 +6,8 @@
 // carry their elements as symbolic Dims too (`Value::sym_value`), so a Reshape fed by such a chain
 // resolves to a known output shape at compile time.
 //
-// Ops use ONNX names and attribute names; kiln's own fused ops are listed in ops.h.
+// Ops and their semantics are described once, in ops.h (ONNX names and attributes, plus kiln's
+// own fused ops).
 #pragma once
 
 #include <array>
@@ -18,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "compiler/ir/ops.h"
 #include "compiler/ir/status.h"
 
 namespace kiln::ir {
@@ -97,8 +99,7 @@ struct Value {
 
 struct Node {
   std::string name;  // ONNX node name (or a generated one); used in every error message
-  std::string op;    // ONNX op type, or a kiln op from ops.h
-  std::string domain;
+  Op op = Op::kIdentity;
   std::vector<Value*> inputs;  // nullptr = omitted optional input
   std::vector<Value*> outputs;
   std::map<std::string, Attribute> attrs;
@@ -131,6 +132,10 @@ class Graph {
   Value* add_value(const std::string& name, DType dtype);
   Value* add_constant(const std::string& name, Tensor t);
   // Appends a node; sets producer of its outputs.
+  Node* add_node(Op op, const std::string& name, std::vector<Value*> inputs,
+                 std::vector<Value*> outputs);
+  // The same by op name, for tests and tools that build graphs by hand; throws
+  // std::invalid_argument on a name that is not in the registry.
   Node* add_node(const std::string& op, const std::string& name, std::vector<Value*> inputs,
                  std::vector<Value*> outputs);
 

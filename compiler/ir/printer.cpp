@@ -78,7 +78,7 @@ std::string print_graph(const Graph& g) {
   for (const auto& n : g.nodes()) {
     s << "  ";
     for (size_t i = 0; i < n->outputs.size(); ++i) s << (i ? ", " : "") << operand(n->outputs[i]);
-    s << " = " << n->op << "(";
+    s << " = " << op_name(n->op) << "(";
     for (size_t i = 0; i < n->inputs.size(); ++i) s << (i ? ", " : "") << operand(n->inputs[i]);
     s << ")";
     if (!n->attrs.empty()) {

@@ -18,6 +18,8 @@ class NodeInference {
  public:
   NodeInference(Graph& g, Node& n) : g_(g), n_(n), names_(g.symbol_names()) {}
   Status run();
+  using Hook = Status (NodeInference::*)();
+  static Hook hook(Op op);  // nullptr: the op has no shape inference
 
  private:
   Status err(const std::string& msg) const { return Status::error(n_.describe() + ": " + msg); }
@@ -45,8 +47,12 @@ class NodeInference {
       const Shape& out_shape,
       const std::function<std::optional<Dim>(const std::vector<Dim>&)>& fn) const;
 
-  Status elementwise();
+  Status check_dtype(const Value* v) const;
+  Status binary();
   Status unary();
+  Status pass_through();
+  Status constant();
+  Status symbolic_tensor();
   Status where();
   Status gather();
   Status matmul();
@@ -100,10 +106,9 @@ Result<SymValue> NodeInference::operand(size_t i, const char* what) const {
 }
 
 Result<std::vector<int64_t>> NodeInference::const_operand(size_t i, const char* what) const {
-  auto r = operand(i, what);
-  if (!r) return r.status();
+  KILN_ASSIGN_OR_RETURN(auto r, operand(i, what));
   std::vector<int64_t> out_v;
-  for (const Dim& d : *r) {
+  for (const Dim& d : r) {
     if (!d.is_constant())
       return err(std::string(what) + " '" + in(i)->name + "' is symbolic (" + str(d) +
                  "), a constant is required");
@@ -223,56 +228,90 @@ std::optional<Dim> sym_add(const Dim& a, const Dim& b, int sign) {
   return r;
 }
 
-Status NodeInference::elementwise() {
+// The dtype an elementwise op's registry entry accepts.
+Status NodeInference::check_dtype(const Value* v) const {
+  const OpInfo& info = op_info(n_.op);
+  const bool is_float =
+      v->dtype == DType::kFloat32 || v->dtype == DType::kFloat64 || v->dtype == DType::kFloat16;
+  const bool is_bool = v->dtype == DType::kBool;
+  const uint8_t cls = is_float ? kFloatTypes : is_bool ? kBoolType : kIntTypes;
+  if (info.dtypes & cls) return Status::ok();
+  return err("input '" + v->name + "' has dtype " + dtype_name(v->dtype) + ", which " + info.name +
+             " does not accept");
+}
+
+// Element-wise sym_value of a binary / compare op: symbolic where the algebra allows, else the
+// registry's integer reference on constants.
+std::optional<Dim> sym_binary(Op op, const Dim& x, const Dim& y) {
+  switch (op) {
+    case Op::kAdd:
+      return sym_add(x, y, 1);
+    case Op::kSub:
+      return sym_add(x, y, -1);
+    case Op::kMul:
+      return x * y;
+    case Op::kDiv:
+      if (!x.is_constant() || !y.is_constant()) return x.divide(y);
+      break;
+    case Op::kEqual:
+      return sym_equal(x, y);
+    default:
+      break;
+  }
+  if (!x.is_constant() || !y.is_constant()) return std::nullopt;
+  const Scalar& f = op_info(op).scalar;
+  if (f.i2) {
+    auto r = f.i2(x.coef, y.coef);
+    return r ? std::optional<Dim>(Dim(*r)) : std::nullopt;
+  }
+  if (f.f2)
+    return Dim(
+        static_cast<int64_t>(f.f2(static_cast<double>(x.coef), static_cast<double>(y.coef))));
+  return std::nullopt;
+}
+
+Status NodeInference::binary() {
   KILN_RETURN_IF_ERROR(need_inputs(2));
-  if (in(0)->dtype != in(1)->dtype)
+  KILN_RETURN_IF_ERROR(check_dtype(in(0)));
+  // Pow's exponent may have another dtype; everything else needs equal dtypes.
+  if (n_.op != Op::kPow && in(0)->dtype != in(1)->dtype)
     return err("inputs '" + in(0)->name + "' (" + dtype_name(in(0)->dtype) + ") and '" +
                in(1)->name + "' (" + dtype_name(in(1)->dtype) + ") have different dtypes");
-  auto s = broadcast(shape(0), shape(1));
-  if (!s) return s.status();
-  const std::string& op = n_.op;
-  bool compare = op == "Equal" || op == "Less" || op == "Greater";
-  DType t = compare ? DType::kBool : in(0)->dtype;
-  bool is_int = t == DType::kInt64 || t == DType::kInt32;
+  KILN_ASSIGN_OR_RETURN(auto s, broadcast(shape(0), shape(1)));
+  const bool compare = op_kind(n_.op) == OpKind::kCompare;
+  const DType t = compare ? DType::kBool : in(0)->dtype;
   std::optional<SymValue> sv;
-  if (is_int || compare) {
-    sv = sym_elementwise(*s, [&](const std::vector<Dim>& a) -> std::optional<Dim> {
-      const Dim &x = a[0], &y = a[1];
-      bool c = x.is_constant() && y.is_constant();
-      if (op == "Add") return sym_add(x, y, 1);
-      if (op == "Sub") return sym_add(x, y, -1);
-      if (op == "Mul") return x * y;
-      if (op == "Div") {
-        if (c) return y.coef == 0 ? std::nullopt : std::optional<Dim>(Dim(x.coef / y.coef));
-        return x.divide(y);
-      }
-      if (op == "Equal") return sym_equal(x, y);
-      if (op == "Less" && c) return Dim(x.coef < y.coef ? 1 : 0);
-      if (op == "Greater" && c) return Dim(x.coef > y.coef ? 1 : 0);
-      return std::nullopt;
-    });
-  }
-  set(0, t, *s, sv);
+  if (t == DType::kInt64 || t == DType::kInt32 || compare)
+    sv = sym_elementwise(s,
+                         [&](const std::vector<Dim>& a) { return sym_binary(n_.op, a[0], a[1]); });
+  set(0, t, s, sv);
   return Status::ok();
 }
 
 Status NodeInference::unary() {
   KILN_RETURN_IF_ERROR(need_inputs(1));
-  DType t = in(0)->dtype;
-  if (n_.op == "Not" && t != DType::kBool)
-    return err("input '" + in(0)->name + "' has dtype " + dtype_name(t) + ", Not needs bool");
+  KILN_RETURN_IF_ERROR(check_dtype(in(0)));
+  const Scalar& f = op_info(n_.op).scalar;
   std::optional<SymValue> sv;
-  if (n_.op == "Neg" || n_.op == "Not")
+  if (f.i1)
     sv = sym_elementwise(shape(0), [&](const std::vector<Dim>& a) -> std::optional<Dim> {
-      if (n_.op == "Not") {
-        if (!a[0].is_constant()) return std::nullopt;
-        return Dim(a[0].coef ? 0 : 1);
+      if (n_.op == Op::kNeg) {  // -seq stays symbolic
+        Dim r = a[0];
+        r.coef = -r.coef;
+        return r;
       }
-      Dim r = a[0];
-      r.coef = -r.coef;
-      return r;
+      if (!a[0].is_constant()) return std::nullopt;
+      auto r = f.i1(a[0].coef);
+      return r ? std::optional<Dim>(Dim(*r)) : std::nullopt;
     });
-  set(0, t, shape(0), sv);
+  set(0, in(0)->dtype, shape(0), sv);
+  return Status::ok();
+}
+
+Status NodeInference::pass_through() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  set(0, in(0)->dtype, shape(0), in(0)->sym_value);
+  set(1, DType::kBool, shape(0));  // Dropout's mask
   return Status::ok();
 }
 
@@ -281,15 +320,13 @@ Status NodeInference::where() {
   if (in(0)->dtype != DType::kBool) return err("condition '" + in(0)->name + "' is not bool");
   if (in(1)->dtype != in(2)->dtype)
     return err("inputs '" + in(1)->name + "' and '" + in(2)->name + "' have different dtypes");
-  auto s = broadcast(shape(0), shape(1));
-  if (!s) return s.status();
-  s = broadcast(*s, shape(2));
-  if (!s) return s.status();
-  auto sv = sym_elementwise(*s, [](const std::vector<Dim>& a) -> std::optional<Dim> {
+  KILN_ASSIGN_OR_RETURN(auto xy, broadcast(shape(0), shape(1)));
+  KILN_ASSIGN_OR_RETURN(auto s, broadcast(xy, shape(2)));
+  auto sv = sym_elementwise(s, [](const std::vector<Dim>& a) -> std::optional<Dim> {
     if (!a[0].is_constant()) return std::nullopt;
     return a[0].coef ? a[1] : a[2];
   });
-  set(0, in(1)->dtype, *s, sv);
+  set(0, in(1)->dtype, s, sv);
   return Status::ok();
 }
 
@@ -297,9 +334,9 @@ Status NodeInference::where() {
 const Value* range_limit_through_views(const Value* v) {
   for (int depth = 0; v && v->producer && depth < 8; ++depth) {
     const Node* p = v->producer;
-    if (p->op == "Range") return p->input(1);
-    if (p->op != "Unsqueeze" && p->op != "Expand" && p->op != "Reshape" && p->op != "Cast" &&
-        p->op != "Squeeze")
+    if (p->op == Op::kRange) return p->input(1);
+    if (p->op != Op::kUnsqueeze && p->op != Op::kExpand && p->op != Op::kReshape &&
+        p->op != Op::kCast && p->op != Op::kSqueeze)
       return nullptr;
     v = p->input(0);
   }
@@ -309,13 +346,12 @@ const Value* range_limit_through_views(const Value* v) {
 Status NodeInference::gather() {
   KILN_RETURN_IF_ERROR(need_inputs(2));
   const Shape& d = shape(0);
-  auto ax = axis(n_.attr_int("axis", 0), d.size());
-  if (!ax) return ax.status();
+  KILN_ASSIGN_OR_RETURN(auto ax, axis(n_.attr_int("axis", 0), d.size()));
   if (in(1)->dtype != DType::kInt64 && in(1)->dtype != DType::kInt32)
     return err("indices '" + in(1)->name + "' have dtype " + dtype_name(in(1)->dtype));
-  Shape s(d.begin(), d.begin() + *ax);
+  Shape s(d.begin(), d.begin() + ax);
   s.insert(s.end(), shape(1).begin(), shape(1).end());
-  s.insert(s.end(), d.begin() + *ax + 1, d.end());
+  s.insert(s.end(), d.begin() + ax + 1, d.end());
   std::optional<SymValue> sv;
   if (sym(0) && d.size() == 1 && sym(1)) {
     SymValue r;
@@ -331,10 +367,10 @@ Status NodeInference::gather() {
     sv = r;
   }
   // Gather(table[P, ...], Range(0, seq)) implies seq <= P.
-  if (d[*ax].is_constant())
+  if (d[ax].is_constant())
     if (const Value* lim = range_limit_through_views(in(1)))
       if (lim->sym_value && lim->sym_value->size() == 1)
-        clamp_symbol((*lim->sym_value)[0], d[*ax].coef);
+        clamp_symbol((*lim->sym_value)[0], d[ax].coef);
   set(0, in(0)->dtype, s, sv);
   return Status::ok();
 }
@@ -350,9 +386,9 @@ Status NodeInference::matmul() {
   const Dim& k1 = a[a.size() - 1];
   const Dim& k2 = b[b.size() - 2];
   if (k1 != k2) return err("inner dimensions differ: " + str(shape(0)) + " x " + str(shape(1)));
-  auto batch = broadcast(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2));
-  if (!batch) return batch.status();
-  Shape s = *batch;
+  KILN_ASSIGN_OR_RETURN(auto batch,
+                        broadcast(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2)));
+  Shape s = batch;
   if (!a1) s.push_back(a[a.size() - 2]);
   if (!b1) s.push_back(b.back());
   set(0, in(0)->dtype, s);
@@ -370,9 +406,8 @@ Status NodeInference::gemm() {
   Shape s{m, nn};
   if (in(2)) {
     if (!in(2)->shape) return err("input C has no shape");
-    auto bc = broadcast(s, *in(2)->shape);
-    if (!bc) return bc.status();
-    if (*bc != s)
+    KILN_ASSIGN_OR_RETURN(auto bc, broadcast(s, *in(2)->shape));
+    if (bc != s)
       return err("C of shape " + str(*in(2)->shape) + " does not broadcast to " + str(s));
   }
   set(0, in(0)->dtype, s);
@@ -461,14 +496,13 @@ Status NodeInference::attention() {
 
 Status NodeInference::reshape() {
   KILN_RETURN_IF_ERROR(need_inputs(2));
-  auto target = operand(1, "shape");
-  if (!target) return target.status();
+  KILN_ASSIGN_OR_RETURN(auto target, operand(1, "shape"));
   const Shape& x = shape(0);
   bool allowzero = n_.attr_int("allowzero", 0) != 0;
   Shape s;
   int infer_at = -1;
-  for (size_t i = 0; i < target->size(); ++i) {
-    Dim d = (*target)[i];
+  for (size_t i = 0; i < target.size(); ++i) {
+    Dim d = target[i];
     if (d == Dim(0) && !allowzero) {
       if (i >= x.size())
         return err("0 in shape at position " + std::to_string(i) + " beyond input rank");
@@ -516,11 +550,10 @@ Status NodeInference::transpose() {
   Shape s;
   std::vector<bool> seen(x.size());
   for (int64_t p : perm) {
-    auto a = axis(p, x.size());
-    if (!a) return a.status();
-    if (seen[*a]) return err("perm repeats axis " + std::to_string(p));
-    seen[*a] = true;
-    s.push_back(x[*a]);
+    KILN_ASSIGN_OR_RETURN(auto a, axis(p, x.size()));
+    if (seen[a]) return err("perm repeats axis " + std::to_string(p));
+    seen[a] = true;
+    s.push_back(x[a]);
   }
   set(0, in(0)->dtype, s, x.size() <= 1 ? in(0)->sym_value : std::nullopt);
   return Status::ok();
@@ -529,18 +562,16 @@ Status NodeInference::transpose() {
 Status NodeInference::squeeze() {
   KILN_RETURN_IF_ERROR(need_inputs(1));
   const Shape& x = shape(0);
-  auto axes = axes_from_attr_or_input(1);
-  if (!axes) return axes.status();
+  KILN_ASSIGN_OR_RETURN(auto axes, axes_from_attr_or_input(1));
   std::vector<bool> drop(x.size());
-  if (axes->empty()) {
+  if (axes.empty()) {
     for (size_t i = 0; i < x.size(); ++i) drop[i] = x[i] == Dim(1);
   }
-  for (int64_t a : *axes) {
-    auto k = axis(a, x.size());
-    if (!k) return k.status();
-    if (x[*k] != Dim(1))
+  for (int64_t a : axes) {
+    KILN_ASSIGN_OR_RETURN(auto k, axis(a, x.size()));
+    if (x[k] != Dim(1))
       return err("cannot squeeze axis " + std::to_string(a) + " of shape " + str(x));
-    drop[*k] = true;
+    drop[k] = true;
   }
   Shape s;
   for (size_t i = 0; i < x.size(); ++i)
@@ -552,15 +583,13 @@ Status NodeInference::squeeze() {
 Status NodeInference::unsqueeze() {
   KILN_RETURN_IF_ERROR(need_inputs(1));
   const Shape& x = shape(0);
-  auto axes = axes_from_attr_or_input(1);
-  if (!axes) return axes.status();
-  size_t r = x.size() + axes->size();
+  KILN_ASSIGN_OR_RETURN(auto axes, axes_from_attr_or_input(1));
+  size_t r = x.size() + axes.size();
   std::vector<bool> ins(r);
-  for (int64_t a : *axes) {
-    auto k = axis(a, r);
-    if (!k) return k.status();
-    if (ins[*k]) return err("repeated axis " + std::to_string(a));
-    ins[*k] = true;
+  for (int64_t a : axes) {
+    KILN_ASSIGN_OR_RETURN(auto k, axis(a, r));
+    if (ins[k]) return err("repeated axis " + std::to_string(a));
+    ins[k] = true;
   }
   Shape s;
   size_t j = 0;
@@ -605,41 +634,35 @@ Status NodeInference::slice() {
   if (n_.has_attr("starts"))
     return err("Slice with starts/ends attributes (opset < 10) is not supported");
   const Shape& x = shape(0);
-  auto starts = operand(1, "starts");
-  if (!starts) return starts.status();
-  auto ends = operand(2, "ends");
-  if (!ends) return ends.status();
-  if (starts->size() != ends->size()) return err("starts and ends differ in length");
+  KILN_ASSIGN_OR_RETURN(auto starts, operand(1, "starts"));
+  KILN_ASSIGN_OR_RETURN(auto ends, operand(2, "ends"));
+  if (starts.size() != ends.size()) return err("starts and ends differ in length");
   std::vector<int64_t> axes, steps;
   if (in(3)) {
-    auto a = const_operand(3, "axes");
-    if (!a) return a.status();
-    axes = *a;
+    KILN_ASSIGN_OR_RETURN(auto a, const_operand(3, "axes"));
+    axes = a;
   } else {
-    for (size_t i = 0; i < starts->size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
   }
   if (in(4)) {
-    auto st = const_operand(4, "steps");
-    if (!st) return st.status();
-    steps = *st;
+    KILN_ASSIGN_OR_RETURN(auto st, const_operand(4, "steps"));
+    steps = st;
   } else {
-    steps.assign(starts->size(), 1);
+    steps.assign(starts.size(), 1);
   }
-  if (axes.size() != starts->size() || steps.size() != starts->size())
+  if (axes.size() != starts.size() || steps.size() != starts.size())
     return err("starts, ends, axes and steps differ in length");
   Shape s = x;
   for (size_t i = 0; i < axes.size(); ++i) {
-    auto a = axis(axes[i], x.size());
-    if (!a) return a.status();
+    KILN_ASSIGN_OR_RETURN(auto a, axis(axes[i], x.size()));
     if (steps[i] == 0) return err("step 0");
-    auto d = slice_dim(x[*a], (*starts)[i], (*ends)[i], steps[i]);
-    if (!d) return d.status();
-    s[*a] = *d;
+    KILN_ASSIGN_OR_RETURN(auto d, slice_dim(x[a], starts[i], ends[i], steps[i]));
+    s[a] = d;
   }
   std::optional<SymValue> sv;
   if (sym(0) && x.size() == 1 && x[0].is_constant() && shape_is_constant(s)) {
     int64_t n = x[0].coef;
-    int64_t st = (*starts)[0].coef, step = steps[0];
+    int64_t st = starts[0].coef, step = steps[0];
     if (st < 0) st += n;
     st = step > 0 ? std::clamp<int64_t>(st, 0, n) : std::clamp<int64_t>(st, 0, n - 1);
     SymValue r;
@@ -654,8 +677,7 @@ Status NodeInference::concat() {
   KILN_RETURN_IF_ERROR(need_inputs(n_.inputs.size()));
   if (n_.inputs.empty()) return err("no inputs");
   const Shape& first = shape(0);
-  auto ax = axis(n_.attr_int("axis", 0), first.size());
-  if (!ax) return ax.status();
+  KILN_ASSIGN_OR_RETURN(auto ax, axis(n_.attr_int("axis", 0), first.size()));
   Shape s = first;
   bool all_sym = true;
   SymValue sv;
@@ -666,14 +688,14 @@ Status NodeInference::concat() {
       return err("input '" + in(i)->name + "' of shape " + str(x) + " has a different rank from " +
                  str(first));
     for (size_t k = 0; k < x.size(); ++k)
-      if (static_cast<int64_t>(k) != *ax && x[k] != first[k])
+      if (static_cast<int64_t>(k) != ax && x[k] != first[k])
         return err("input '" + in(i)->name + "' of shape " + str(x) + " does not match " +
                    str(first));
     if (i > 0) {
-      auto sum = sym_add(s[*ax], x[*ax], 1);
+      auto sum = sym_add(s[ax], x[ax], 1);
       if (!sum)
-        return err("concatenated size " + str(s[*ax]) + " + " + str(x[*ax]) + " is not a monomial");
-      s[*ax] = *sum;
+        return err("concatenated size " + str(s[ax]) + " + " + str(x[ax]) + " is not a monomial");
+      s[ax] = *sum;
     }
     if (sym(i))
       sv.insert(sv.end(), sym(i)->begin(), sym(i)->end());
@@ -686,12 +708,10 @@ Status NodeInference::concat() {
 
 Status NodeInference::expand() {
   KILN_RETURN_IF_ERROR(need_inputs(2));
-  auto target = operand(1, "shape");
-  if (!target) return target.status();
-  auto s = broadcast(shape(0), Shape(target->begin(), target->end()));
-  if (!s) return s.status();
-  auto sv = sym_elementwise(*s, [](const std::vector<Dim>& a) { return std::optional<Dim>(a[0]); });
-  set(0, in(0)->dtype, *s,
+  KILN_ASSIGN_OR_RETURN(auto target, operand(1, "shape"));
+  KILN_ASSIGN_OR_RETURN(auto s, broadcast(shape(0), Shape(target.begin(), target.end())));
+  auto sv = sym_elementwise(s, [](const std::vector<Dim>& a) { return std::optional<Dim>(a[0]); });
+  set(0, in(0)->dtype, s,
       sym(0) && in(0)->shape && shape_is_constant(shape(0)) ? sv : std::nullopt);
   return Status::ok();
 }
@@ -732,14 +752,12 @@ Status NodeInference::range() {
 Status NodeInference::reduce_mean() {
   KILN_RETURN_IF_ERROR(need_inputs(1));
   const Shape& x = shape(0);
-  auto axes = axes_from_attr_or_input(1);
-  if (!axes) return axes.status();
+  KILN_ASSIGN_OR_RETURN(auto axes, axes_from_attr_or_input(1));
   bool keep = n_.attr_int("keepdims", 1) != 0;
-  std::vector<bool> red(x.size(), axes->empty() && n_.attr_int("noop_with_empty_axes", 0) == 0);
-  for (int64_t a : *axes) {
-    auto k = axis(a, x.size());
-    if (!k) return k.status();
-    red[*k] = true;
+  std::vector<bool> red(x.size(), axes.empty() && n_.attr_int("noop_with_empty_axes", 0) == 0);
+  for (int64_t a : axes) {
+    KILN_ASSIGN_OR_RETURN(auto k, axis(a, x.size()));
+    red[k] = true;
   }
   Shape s;
   for (size_t i = 0; i < x.size(); ++i) {
@@ -768,9 +786,8 @@ Status NodeInference::shape_op() {
 
 Status NodeInference::constant_of_shape() {
   KILN_RETURN_IF_ERROR(need_inputs(1));
-  auto target = operand(0, "shape");
-  if (!target) return target.status();
-  Shape s(target->begin(), target->end());
+  KILN_ASSIGN_OR_RETURN(auto target, operand(0, "shape"));
+  Shape s(target.begin(), target.end());
   const Tensor* v = n_.attr_tensor("value");
   DType t = v ? v->dtype : DType::kFloat32;
   std::optional<SymValue> sv;
@@ -798,26 +815,24 @@ Status NodeInference::cast() {
 Status NodeInference::split() {
   KILN_RETURN_IF_ERROR(need_inputs(1));
   const Shape& x = shape(0);
-  auto ax = axis(n_.attr_int("axis", 0), x.size());
-  if (!ax) return ax.status();
+  KILN_ASSIGN_OR_RETURN(auto ax, axis(n_.attr_int("axis", 0), x.size()));
   std::vector<Dim> parts;
   if (in(1)) {
-    auto sp = const_operand(1, "split");
-    if (!sp) return sp.status();
-    parts.assign(sp->begin(), sp->end());
+    KILN_ASSIGN_OR_RETURN(auto sp, const_operand(1, "split"));
+    parts.assign(sp.begin(), sp.end());
   } else if (n_.has_attr("split")) {
     for (int64_t v : n_.attr_ints("split")) parts.push_back(Dim(v));
   } else {
     int64_t k = static_cast<int64_t>(n_.outputs.size());
-    auto q = x[*ax].divide(Dim(k));
+    auto q = x[ax].divide(Dim(k));
     if (!q)
-      return err("cannot split dim " + str(x[*ax]) + " into " + std::to_string(k) + " equal parts");
+      return err("cannot split dim " + str(x[ax]) + " into " + std::to_string(k) + " equal parts");
     parts.assign(k, *q);
   }
   if (parts.size() != n_.outputs.size()) return err("split sizes do not match the output count");
   for (size_t i = 0; i < parts.size(); ++i) {
     Shape s = x;
-    s[*ax] = parts[i];
+    s[ax] = parts[i];
     set(i, in(0)->dtype, s);
   }
   return Status::ok();
@@ -826,9 +841,8 @@ Status NodeInference::split() {
 Status NodeInference::layer_norm() {
   KILN_RETURN_IF_ERROR(need_inputs(2));
   const Shape& x = shape(0);
-  auto ax = axis(n_.attr_int("axis", -1), x.size());
-  if (!ax) return ax.status();
-  Shape norm(x.begin() + *ax, x.end());
+  KILN_ASSIGN_OR_RETURN(auto ax, axis(n_.attr_int("axis", -1), x.size()));
+  Shape norm(x.begin() + ax, x.end());
   for (size_t i = 1; i < 3; ++i) {
     if (!in(i)) continue;
     if (!in(i)->shape) return err("input '" + in(i)->name + "' has no shape");
@@ -839,7 +853,7 @@ Status NodeInference::layer_norm() {
   }
   set(0, in(0)->dtype, x);
   Shape stat = x;
-  for (size_t i = *ax; i < stat.size(); ++i) stat[i] = Dim(1);
+  for (size_t i = ax; i < stat.size(); ++i) stat[i] = Dim(1);
   set(1, DType::kFloat32, stat);
   set(2, DType::kFloat32, stat);
   return Status::ok();
@@ -849,80 +863,114 @@ Status NodeInference::softmax() {
   KILN_RETURN_IF_ERROR(need_inputs(1));
   const Shape& x = shape(0);
   int64_t dflt = g_.opset > 0 && g_.opset < 13 ? 1 : -1;
-  auto ax = axis(n_.attr_int("axis", dflt), x.size());
-  if (!ax) return ax.status();
+  KILN_ASSIGN_OR_RETURN(auto ax, axis(n_.attr_int("axis", dflt), x.size()));
   // Before opset 13 Softmax flattens to 2-D at `axis`; that equals the opset-13 op only when
   // axis is the last one.
-  if (g_.opset > 0 && g_.opset < 13 && *ax != static_cast<int64_t>(x.size()) - 1)
-    return err("opset-" + std::to_string(g_.opset) + " Softmax over axis " + std::to_string(*ax) +
+  if (g_.opset > 0 && g_.opset < 13 && ax != static_cast<int64_t>(x.size()) - 1)
+    return err("opset-" + std::to_string(g_.opset) + " Softmax over axis " + std::to_string(ax) +
                " of shape " + str(x) + " (not the last axis) is not supported");
   set(0, in(0)->dtype, x);
   return Status::ok();
 }
 
+Status NodeInference::constant() {
+  const Tensor* t = n_.attr_tensor("value");
+  if (!t) return err("Constant without a tensor 'value' attribute");
+  Shape s(t->dims.begin(), t->dims.end());
+  std::optional<SymValue> sv;
+  if (t->numel() <= 64 && (t->dtype == DType::kInt64 || t->dtype == DType::kInt32)) {
+    sv = SymValue();
+    for (int64_t i = 0; i < t->numel(); ++i) sv->push_back(Dim(t->int_at(i)));
+  }
+  set(0, t->dtype, s, sv);
+  return Status::ok();
+}
+
+Status NodeInference::symbolic_tensor() {
+  Value* o = out(0);
+  if (!o || !o->sym_value || !o->shape) return err("output has no sym_value or shape");
+  return Status::ok();
+}
+
+NodeInference::Hook NodeInference::hook(Op op) {
+  using N = NodeInference;
+  switch (op_kind(op)) {
+    case OpKind::kUnary:
+      return &N::unary;
+    case OpKind::kBinary:
+    case OpKind::kCompare:
+      return &N::binary;
+    case OpKind::kPassThrough:
+      return &N::pass_through;
+    case OpKind::kView:
+    case OpKind::kMovement:
+    case OpKind::kShapeSource:
+    case OpKind::kReduce:
+    case OpKind::kNormalization:
+    case OpKind::kLinear:
+    case OpKind::kFused:
+      break;  // one hook per op
+  }
+  switch (op) {
+    case Op::kReshape:
+      return &N::reshape;
+    case Op::kFlatten:
+      return &N::flatten;
+    case Op::kSqueeze:
+      return &N::squeeze;
+    case Op::kUnsqueeze:
+      return &N::unsqueeze;
+    case Op::kGather:
+      return &N::gather;
+    case Op::kSlice:
+      return &N::slice;
+    case Op::kConcat:
+      return &N::concat;
+    case Op::kExpand:
+      return &N::expand;
+    case Op::kTranspose:
+      return &N::transpose;
+    case Op::kSplit:
+      return &N::split;
+    case Op::kWhere:
+      return &N::where;
+    case Op::kCast:
+      return &N::cast;
+    case Op::kConstant:
+      return &N::constant;
+    case Op::kShape:
+      return &N::shape_op;
+    case Op::kConstantOfShape:
+      return &N::constant_of_shape;
+    case Op::kRange:
+      return &N::range;
+    case Op::kSymbolicTensor:
+      return &N::symbolic_tensor;
+    case Op::kReduceMean:
+      return &N::reduce_mean;
+    case Op::kSoftmax:
+      return &N::softmax;
+    case Op::kLayerNormalization:
+      return &N::layer_norm;
+    case Op::kMatMul:
+      return &N::matmul;
+    case Op::kGemm:
+      return &N::gemm;
+    case Op::kDense:
+      return &N::dense;
+    case Op::kAttention:
+      return &N::attention;
+    case Op::kEmbeddingLayerNorm:
+      return &N::embedding_layer_norm;
+    default:
+      return nullptr;
+  }
+}
+
 Status NodeInference::run() {
-  const std::string& op = n_.op;
-  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" || op == "Equal" ||
-      op == "Less" || op == "Greater") {
-    if (op == "Pow") {  // Pow allows a different exponent dtype; result has the base's dtype
-      KILN_RETURN_IF_ERROR(need_inputs(2));
-      auto s = broadcast(shape(0), shape(1));
-      if (!s) return s.status();
-      set(0, in(0)->dtype, *s);
-      return Status::ok();
-    }
-    return elementwise();
-  }
-  if (op == "Sqrt" || op == "Erf" || op == "Tanh" || op == "Exp" || op == "Neg" || op == "Relu" ||
-      op == "Sigmoid" || op == "Not" || op == "Gelu")
-    return unary();
-  if (op == "Identity" || op == "Dropout") {
-    KILN_RETURN_IF_ERROR(need_inputs(1));
-    set(0, in(0)->dtype, shape(0), in(0)->sym_value);
-    set(1, DType::kBool, shape(0));
-    return Status::ok();
-  }
-  if (op == "Where") return where();
-  if (op == "Gather") return gather();
-  if (op == "MatMul") return matmul();
-  if (op == "Gemm") return gemm();
-  if (op == "Dense") return dense();
-  if (op == "EmbeddingLayerNorm") return embedding_layer_norm();
-  if (op == "Attention") return attention();
-  if (op == "Reshape") return reshape();
-  if (op == "Flatten") return flatten();
-  if (op == "Transpose") return transpose();
-  if (op == "Squeeze") return squeeze();
-  if (op == "Unsqueeze") return unsqueeze();
-  if (op == "Slice") return slice();
-  if (op == "Concat") return concat();
-  if (op == "Expand") return expand();
-  if (op == "Range") return range();
-  if (op == "ReduceMean") return reduce_mean();
-  if (op == "Shape") return shape_op();
-  if (op == "ConstantOfShape") return constant_of_shape();
-  if (op == "Cast") return cast();
-  if (op == "Split") return split();
-  if (op == "LayerNormalization") return layer_norm();
-  if (op == "Softmax") return softmax();
-  if (op == "Constant") {
-    const Tensor* t = n_.attr_tensor("value");
-    if (!t) return err("Constant without a tensor 'value' attribute");
-    Shape s(t->dims.begin(), t->dims.end());
-    std::optional<SymValue> sv;
-    if (t->numel() <= 64 && (t->dtype == DType::kInt64 || t->dtype == DType::kInt32)) {
-      sv = SymValue();
-      for (int64_t i = 0; i < t->numel(); ++i) sv->push_back(Dim(t->int_at(i)));
-    }
-    set(0, t->dtype, s, sv);
-    return Status::ok();
-  }
-  if (op == "SymbolicTensor") {
-    Value* o = out(0);
-    if (!o || !o->sym_value || !o->shape) return err("output has no sym_value or shape");
-    return Status::ok();
-  }
-  return err("no shape inference for op '" + op + "'");
+  Hook h = hook(n_.op);
+  if (!h) return err("no shape inference for this op");
+  return (this->*h)();
 }
 
 }  // namespace
@@ -990,12 +1038,16 @@ std::vector<int64_t> constant_dims(const Shape& s) {
   return r;
 }
 
+bool has_shape_inference(Op op) {
+  return NodeInference::hook(op) != nullptr;
+}
+
 Status infer_shapes(Graph& g) {
   KILN_RETURN_IF_ERROR(g.topo_sort());
   for (Value* v : g.inputs)
     if (!v->shape) return Status::error("graph input '" + v->name + "' has no shape");
   for (auto& n : g.nodes()) {
-    if (n->op == "SymbolicTensor") continue;
+    if (n->op == Op::kSymbolicTensor) continue;
     for (Value* o : n->outputs) {
       if (!o) continue;
       o->shape.reset();

@@ -14,6 +14,9 @@
 
 namespace kiln::ir {
 
+// Whether shape inference has a hook for `op` (the registry test checks every op).
+bool has_shape_inference(Op op);
+
 // Recomputes every node output (in topological order; reorders the graph's nodes).
 Status infer_shapes(Graph& g);
 

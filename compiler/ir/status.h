@@ -45,6 +45,17 @@ class [[nodiscard]] Result {
 
 }  // namespace kiln
 
+#define KILN_STATUS_CONCAT_(a, b) a##b
+#define KILN_STATUS_CONCAT(a, b) KILN_STATUS_CONCAT_(a, b)
+
+// `KILN_ASSIGN_OR_RETURN(auto x, f());` declares x as f()'s value, or returns f()'s Status.
+#define KILN_ASSIGN_OR_RETURN(lhs, expr) \
+  KILN_ASSIGN_OR_RETURN_IMPL_(KILN_STATUS_CONCAT(kiln_result_, __LINE__), lhs, expr)
+#define KILN_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                                \
+  if (!tmp.is_ok()) return tmp.status();            \
+  lhs = std::move(tmp.value())
+
 #define KILN_RETURN_IF_ERROR(expr)                  \
   do {                                              \
     ::kiln::Status kiln_status_ = (expr);           \

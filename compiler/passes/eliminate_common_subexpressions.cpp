@@ -43,7 +43,7 @@ Status eliminate_common_subexpressions(ir::Graph& g) {
   std::unordered_set<const ir::Node*> removed;
   for (const auto& n : g.nodes()) {
     std::ostringstream key;
-    key << n->op << "|" << n->domain << "|";
+    key << static_cast<int>(n->op) << "|";
     for (const auto& [k, a] : n->attrs) key << k << "=" << attribute_str(a) << ";";
     key << "|";
     for (const ir::Value* in : n->inputs) key << static_cast<const void*>(in) << ",";

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <type_traits>
 
 #include "compiler/ir/shape_inference.h"
 
@@ -103,8 +104,23 @@ class Evaluator {
             const std::vector<std::vector<int64_t>>& out_dims)
       : n_(n), in_(in), out_dims_(out_dims) {}
   Result<std::vector<Tensor>> run();
+  using Hook = Result<std::vector<Tensor>> (Evaluator::*)();
+  static Hook hook(ir::Op op);  // nullptr: the op cannot be evaluated
 
  private:
+  // A hook from a method that makes the one output.
+  template <auto F>
+  Result<std::vector<Tensor>> one() {
+    auto r = (this->*F)();
+    if constexpr (std::is_same_v<decltype(r), Tensor>) {
+      return std::vector<Tensor>{std::move(r)};
+    } else {
+      if (!r) return r.status();
+      return std::vector<Tensor>{std::move(r.value())};
+    }
+  }
+  Result<std::vector<Tensor>> constant();
+  Result<std::vector<Tensor>> shape();
   Status err(const std::string& m) const { return Status::error(n_.describe() + ": " + m); }
   const Tensor* in(size_t i) const { return i < in_.size() ? in_[i] : nullptr; }
   Tensor out(size_t i) const { return make(n_.outputs[i]->dtype, out_dims_[i]); }
@@ -128,7 +144,7 @@ class Evaluator {
   Tensor slice();
   Tensor concat();
   Tensor expand();
-  std::vector<Tensor> split();
+  Result<std::vector<Tensor>> split();
   Tensor range();
   Tensor constant_of_shape();
   Tensor matmul();
@@ -145,53 +161,25 @@ class Evaluator {
   const std::vector<std::vector<int64_t>>& out_dims_;
 };
 
+// Elementwise ops by their registry entry: float math in double, rounded through float32 like
+// the runtime for float32 tensors (Pow excepted); integers and bools with the integer reference.
 Result<Tensor> Evaluator::binary() {
   const Tensor &a = *in(0), &b = *in(1);
   Tensor r = out(0);
   Broadcast ba(r.dims, a.dims), bb(r.dims, b.dims);
-  const std::string& op = n_.op;
-  bool fl = is_float(a.dtype);
+  const ir::Scalar& f = ir::op_info(n_.op).scalar;
+  const bool fl = is_float(a.dtype) || !f.i2;
   for (int64_t i = 0; i < r.numel(); ++i) {
     int64_t ia = ba(i), ib = bb(i);
-    if (fl || op == "Pow") {
-      double x = a.float_at(ia), y = b.float_at(ib), v = 0;
-      if (op == "Add")
-        v = x + y;
-      else if (op == "Sub")
-        v = x - y;
-      else if (op == "Mul")
-        v = x * y;
-      else if (op == "Div")
-        v = x / y;
-      else if (op == "Pow")
-        v = std::pow(x, y);
-      else if (op == "Equal")
-        v = x == y;
-      else if (op == "Less")
-        v = x < y;
-      else if (op == "Greater")
-        v = x > y;
-      // Round through float32 like the runtime would for float32 tensors.
-      if (r.dtype == DType::kFloat32 && op != "Pow") v = static_cast<float>(v);
+    if (fl) {
+      if (!f.f2) return err("op on " + std::string(ir::dtype_name(a.dtype)) + " cannot be folded");
+      double v = f.f2(a.float_at(ia), b.float_at(ib));
+      if (r.dtype == DType::kFloat32 && n_.op != ir::Op::kPow) v = static_cast<float>(v);
       set_f(r, i, v);
     } else {
-      int64_t x = a.int_at(ia), y = b.int_at(ib), v = 0;
-      if (op == "Add")
-        v = x + y;
-      else if (op == "Sub")
-        v = x - y;
-      else if (op == "Mul")
-        v = x * y;
-      else if (op == "Div") {
-        if (y == 0) return err("integer division by zero");
-        v = x / y;
-      } else if (op == "Equal")
-        v = x == y;
-      else if (op == "Less")
-        v = x < y;
-      else if (op == "Greater")
-        v = x > y;
-      set_i(r, i, v);
+      auto v = f.i2(a.int_at(ia), b.int_at(ib));
+      if (!v) return err("integer division by zero");
+      set_i(r, i, *v);
     }
   }
   return r;
@@ -200,40 +188,17 @@ Result<Tensor> Evaluator::binary() {
 Result<Tensor> Evaluator::unary() {
   const Tensor& x = *in(0);
   Tensor r = out(0);
-  const std::string& op = n_.op;
+  const ir::Scalar& f = ir::op_info(n_.op).scalar;
   for (int64_t i = 0; i < r.numel(); ++i) {
-    if (!is_float(x.dtype)) {
-      int64_t v = x.int_at(i);
-      if (op == "Neg")
-        set_i(r, i, -v);
-      else if (op == "Relu")
-        set_i(r, i, std::max<int64_t>(v, 0));
-      else if (op == "Not")
-        set_i(r, i, v == 0);
-      else
-        return err("op on " + std::string(ir::dtype_name(x.dtype)) + " cannot be folded");
-      continue;
+    if (!is_float(x.dtype) && f.i1) {
+      auto v = f.i1(x.int_at(i));
+      if (!v) return err("undefined on " + std::to_string(x.int_at(i)));
+      set_i(r, i, *v);
+    } else if (is_float(x.dtype) && f.f1) {
+      set_f(r, i, f.f1(x.float_at(i)));
+    } else {
+      return err("op on " + std::string(ir::dtype_name(x.dtype)) + " cannot be folded");
     }
-    double v = x.float_at(i), y = 0;
-    if (op == "Sqrt")
-      y = std::sqrt(v);
-    else if (op == "Erf")
-      y = std::erf(v);
-    else if (op == "Tanh")
-      y = std::tanh(v);
-    else if (op == "Exp")
-      y = std::exp(v);
-    else if (op == "Neg")
-      y = -v;
-    else if (op == "Relu")
-      y = std::max(v, 0.0);
-    else if (op == "Sigmoid")
-      y = 1.0 / (1.0 + std::exp(-v));
-    else if (op == "Gelu")
-      y = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
-    else
-      return err("op on float cannot be folded");
-    set_f(r, i, y);
   }
   return r;
 }
@@ -375,7 +340,7 @@ Tensor Evaluator::expand() {
   return r;
 }
 
-std::vector<Tensor> Evaluator::split() {
+Result<std::vector<Tensor>> Evaluator::split() {
   const Tensor& x = *in(0);
   int64_t ax = axis(n_.attr_int("axis", 0), x.dims.size());
   std::vector<Tensor> r;
@@ -636,78 +601,103 @@ Tensor Evaluator::layer_norm() {
   return r;
 }
 
+Result<std::vector<Tensor>> Evaluator::constant() {
+  const Tensor* t = n_.attr_tensor("value");
+  if (!t) return err("no tensor 'value'");
+  return std::vector<Tensor>{*t};
+}
+
+Result<std::vector<Tensor>> Evaluator::shape() {
+  Tensor r = out(0);
+  int64_t rank = static_cast<int64_t>(in(0)->dims.size());
+  int64_t s = n_.attr_int("start", 0);
+  if (s < 0) s += rank;
+  s = std::clamp<int64_t>(s, 0, rank);
+  for (int64_t i = 0; i < r.numel(); ++i) set_i(r, i, in(0)->dims[s + i]);
+  return std::vector<Tensor>{r};
+}
+
+Evaluator::Hook Evaluator::hook(ir::Op op) {
+  using E = Evaluator;
+  using ir::Op;
+  switch (ir::op_kind(op)) {
+    case ir::OpKind::kUnary:
+      return &E::one<&E::unary>;
+    case ir::OpKind::kBinary:
+    case ir::OpKind::kCompare:
+      return &E::one<&E::binary>;
+    case ir::OpKind::kPassThrough:
+    case ir::OpKind::kView:
+      return &E::one<&E::copy>;
+    case ir::OpKind::kMovement:
+    case ir::OpKind::kShapeSource:
+    case ir::OpKind::kReduce:
+    case ir::OpKind::kNormalization:
+    case ir::OpKind::kLinear:
+    case ir::OpKind::kFused:
+      break;  // one hook per op
+  }
+  switch (op) {
+    case Op::kGather:
+      return &E::one<&E::gather>;
+    case Op::kSlice:
+      return &E::one<&E::slice>;
+    case Op::kConcat:
+      return &E::one<&E::concat>;
+    case Op::kExpand:
+      return &E::one<&E::expand>;
+    case Op::kTranspose:
+      return &E::one<&E::transpose>;
+    case Op::kSplit:
+      return &E::split;
+    case Op::kWhere:
+      return &E::one<&E::where>;
+    case Op::kCast:
+      return &E::one<&E::cast>;
+    case Op::kConstant:
+      return &E::constant;
+    case Op::kShape:
+      return &E::shape;
+    case Op::kConstantOfShape:
+      return &E::one<&E::constant_of_shape>;
+    case Op::kRange:
+      return &E::one<&E::range>;
+    case Op::kReduceMean:
+      return &E::one<&E::reduce_mean>;
+    case Op::kSoftmax:
+      return &E::one<&E::softmax>;
+    case Op::kLayerNormalization:
+      return &E::one<&E::layer_norm>;
+    case Op::kMatMul:
+      return &E::one<&E::matmul>;
+    case Op::kGemm:
+      return &E::one<&E::gemm>;
+    case Op::kDense:
+      return &E::one<&E::dense>;
+    case Op::kAttention:
+      return &E::one<&E::attention>;
+    case Op::kEmbeddingLayerNorm:
+      return &E::one<&E::embedding_layer_norm>;
+    default:
+      return nullptr;  // SymbolicTensor: its value is symbolic
+  }
+}
+
 Result<std::vector<Tensor>> Evaluator::run() {
-  const std::string& op = n_.op;
   for (size_t i = 0; i < n_.outputs.size(); ++i)
     if (!n_.outputs[i]) return err("omitted output cannot be folded");
   for (const Tensor* t : in_)
     if (t && t->dtype == DType::kFloat16) return err("float16 constants cannot be folded");
-  if (op == "Constant") {
-    const Tensor* t = n_.attr_tensor("value");
-    if (!t) return err("no tensor 'value'");
-    return std::vector<Tensor>{*t};
-  }
-  if (op == "Shape") {
-    Tensor r = out(0);
-    int64_t rank = static_cast<int64_t>(in(0)->dims.size());
-    int64_t s = n_.attr_int("start", 0);
-    if (s < 0) s += rank;
-    s = std::clamp<int64_t>(s, 0, rank);
-    for (int64_t i = 0; i < r.numel(); ++i) set_i(r, i, in(0)->dims[s + i]);
-    return std::vector<Tensor>{r};
-  }
-  if (op == "Split") return split();
-  Result<Tensor> r = Status::error("");
-  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" || op == "Equal" ||
-      op == "Less" || op == "Greater")
-    r = binary();
-  else if (op == "Sqrt" || op == "Erf" || op == "Tanh" || op == "Exp" || op == "Neg" ||
-           op == "Relu" || op == "Sigmoid" || op == "Not" || op == "Gelu")
-    r = unary();
-  else if (op == "Where")
-    r = where();
-  else if (op == "Cast")
-    r = cast();
-  else if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" ||
-           op == "Identity" || op == "Dropout")
-    r = copy();
-  else if (op == "Transpose")
-    r = transpose();
-  else if (op == "Gather")
-    r = gather();
-  else if (op == "Slice")
-    r = slice();
-  else if (op == "Concat")
-    r = concat();
-  else if (op == "Expand")
-    r = expand();
-  else if (op == "Range")
-    r = range();
-  else if (op == "ConstantOfShape")
-    r = constant_of_shape();
-  else if (op == "MatMul")
-    r = matmul();
-  else if (op == "Gemm")
-    r = gemm();
-  else if (op == "Dense")
-    r = dense();
-  else if (op == "Attention")
-    r = attention();
-  else if (op == "EmbeddingLayerNorm")
-    r = embedding_layer_norm();
-  else if (op == "Softmax")
-    r = softmax();
-  else if (op == "ReduceMean")
-    r = reduce_mean();
-  else if (op == "LayerNormalization")
-    r = layer_norm();
-  else
-    return err("cannot evaluate op '" + op + "'");
-  if (!r) return r.status();
-  return std::vector<Tensor>{std::move(r.value())};
+  Hook h = hook(n_.op);
+  if (!h) return err("cannot evaluate op '" + std::string(ir::op_name(n_.op)) + "'");
+  return (this->*h)();
 }
 
 }  // namespace
+
+bool has_evaluator(ir::Op op) {
+  return Evaluator::hook(op) != nullptr;
+}
 
 Result<std::vector<Tensor>> evaluate_node(const ir::Node& n,
                                           const std::vector<const Tensor*>& inputs,

@@ -8,6 +8,9 @@
 
 namespace kiln::passes {
 
+// Whether the evaluator has a hook for `op` (the registry test checks every op).
+bool has_evaluator(ir::Op op);
+
 // `inputs[i]` is nullptr for an omitted optional input. Output dtypes and dims come from shape
 // inference (`n.outputs[i]->dtype` and `out_dims[i]`), so views need no recomputation here.
 Result<std::vector<ir::Tensor>> evaluate_node(const ir::Node& n,

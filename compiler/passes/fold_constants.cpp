@@ -47,9 +47,8 @@ Status fold_node(ir::Node& n, bool* folded) {
     if (!o || !o->shape || !ir::shape_is_constant(*o->shape)) return Status::ok();
     dims.push_back(ir::constant_dims(*o->shape));
   }
-  auto r = evaluate_node(n, inputs, dims);
-  if (!r) return r.status();
-  for (size_t i = 0; i < n.outputs.size(); ++i) set_constant(n.outputs[i], std::move(r.value()[i]));
+  KILN_ASSIGN_OR_RETURN(auto r, evaluate_node(n, inputs, dims));
+  for (size_t i = 0; i < n.outputs.size(); ++i) set_constant(n.outputs[i], std::move(r[i]));
   *folded = true;
   return Status::ok();
 }
@@ -61,7 +60,7 @@ Status fold_constants(ir::Graph& g) {
   std::unordered_set<const ir::Node*> removed;
   for (const auto& np : g.nodes()) {
     ir::Node& n = *np;
-    if (n.op == "SymbolicTensor") continue;
+    if (n.op == ir::Op::kSymbolicTensor) continue;
     if (all_inputs_constant(n)) {
       bool folded = false;
       KILN_RETURN_IF_ERROR(fold_node(n, &folded));
@@ -79,10 +78,9 @@ Status fold_constants(ir::Graph& g) {
     } else if (o->dtype == ir::DType::kInt64) {
       // The shape arithmetic behind a symbolic value is replaced by its result, computed by the
       // runtime from the symbol values.
-      n.op = "SymbolicTensor";
+      n.op = ir::Op::kSymbolicTensor;
       n.inputs.clear();
       n.attrs.clear();
-      n.domain.clear();
     }
   }
   g.remove_nodes_if([&](const ir::Node* n) { return removed.count(n) != 0; });

@@ -29,7 +29,7 @@ class Matcher {
 
  private:
   // v's producer if it is `op`, v has one consumer and is not a graph output.
-  ir::Node* inner(const ir::Value* v, const char* op) const {
+  ir::Node* inner(const ir::Value* v, ir::Op op) const {
     ir::Node* n = producer_op(v, op);
     if (!n || g_.consumers(v).size() != 1 || g_.is_graph_output(v)) return nullptr;
     return n;
@@ -45,7 +45,7 @@ class Matcher {
   // x = Reshape(src [B, S, H] -> [B, S, nh, hd]) through an intermediate of one consumer:
   // returns src and checks nh / hd.
   ir::Value* head_split(const ir::Value* x) const {
-    ir::Node* r = inner(x, "Reshape");
+    ir::Node* r = inner(x, ir::Op::kReshape);
     if (!r || !r->input(0) || !r->input(0)->shape || !x->shape) return nullptr;
     const ir::Shape& in = *r->input(0)->shape;
     const ir::Shape& out = *x->shape;
@@ -60,13 +60,13 @@ class Matcher {
   }
   // v = Transpose(Reshape(src), perm 0,2,1,3): src.
   ir::Value* heads_first(const ir::Value* v) const {
-    ir::Node* t = inner(v, "Transpose");
+    ir::Node* t = inner(v, ir::Op::kTranspose);
     if (!perm_is(t, {0, 2, 1, 3})) return nullptr;
     return head_split(t->input(0));
   }
   // K^T in either spelling: src.
   ir::Value* keys_transposed(const ir::Value* v) const {
-    ir::Node* t = inner(v, "Transpose");
+    ir::Node* t = inner(v, ir::Op::kTranspose);
     if (perm_is(t, {0, 2, 3, 1})) return head_split(t->input(0));
     if (perm_is(t, {0, 1, 3, 2})) return heads_first(t->input(0));
     return nullptr;
@@ -80,12 +80,12 @@ class Matcher {
 bool leads_to_matmul(const ir::Value* v, int depth = 0) {
   const ir::Node* n = v ? v->producer : nullptr;
   if (!n || depth > 6) return false;
-  if (n->op == "MatMul") return true;
-  if (n->op == "Div")
+  if (n->op == ir::Op::kMatMul) return true;
+  if (n->op == ir::Op::kDiv)
     return constant_scalar(n->input(1)) && leads_to_matmul(n->input(0), depth + 1);
-  if (n->op == "Mul" || n->op == "Add") {
+  if (n->op == ir::Op::kMul || n->op == ir::Op::kAdd) {
     for (int i = 0; i < 2; ++i)
-      if ((n->op == "Add" || constant_scalar(n->input(1 - i))) &&
+      if ((n->op == ir::Op::kAdd || constant_scalar(n->input(1 - i))) &&
           leads_to_matmul(n->input(i), depth + 1))
         return true;
   }
@@ -116,10 +116,10 @@ bool Matcher::try_fuse(ir::Node* softmax) {
   ir::Node* qk = nullptr;
   while (!qk) {
     ir::Node* n = nullptr;
-    for (const char* op : {"MatMul", "Div", "Mul", "Add"})
+    for (ir::Op op : {ir::Op::kMatMul, ir::Op::kDiv, ir::Op::kMul, ir::Op::kAdd})
       if ((n = inner(s, op))) break;
     if (!n) return false;
-    if (n->op == "MatMul") {
+    if (n->op == ir::Op::kMatMul) {
       qk = n;
       break;
     }
@@ -130,18 +130,19 @@ bool Matcher::try_fuse(ir::Node* softmax) {
       if (!a || !o || !a->shape || *a->shape != scores_shape || !o->shape ||
           o->dtype != ir::DType::kFloat32 || !leads_to_matmul(a))
         continue;
-      if (n->op == "Add" ? !mask && broadcasts_to(*o->shape, scores_shape)
-                         : (n->op == "Mul" || i == 0) && constant_scalar(o).has_value())
+      if (n->op == ir::Op::kAdd
+              ? !mask && broadcasts_to(*o->shape, scores_shape)
+              : (n->op == ir::Op::kMul || i == 0) && constant_scalar(o).has_value())
         side = i;
     }
     if (side < 0) return false;
     ir::Value* other = n->input(1 - side);
-    if (n->op == "Add") {
+    if (n->op == ir::Op::kAdd) {
       mask = other;
     } else {
       const double c = *constant_scalar(other);
-      if (n->op == "Div" && c == 0) return false;
-      const double f = n->op == "Div" ? 1.0 / c : c;
+      if (n->op == ir::Op::kDiv && c == 0) return false;
+      const double f = n->op == ir::Op::kDiv ? 1.0 / c : c;
       scale *= f;
       if (!mask) mask_scale *= f;  // applied after the mask Add (we walk backwards)
     }
@@ -154,17 +155,17 @@ bool Matcher::try_fuse(ir::Node* softmax) {
 
   // Forward from the Softmax: MatMul(p, vh) -> Transpose(0,2,1,3) -> Reshape [B, S, H].
   const ir::Value* p = softmax->outputs[0];
-  auto only = [&](const ir::Value* v, const char* op) -> ir::Node* {
+  auto only = [&](const ir::Value* v, ir::Op op) -> ir::Node* {
     auto c = g_.consumers(v);
     if (c.size() != 1 || c[0]->op != op || g_.is_graph_output(v)) return nullptr;
     return c[0];
   };
-  ir::Node* pv = only(p, "MatMul");
+  ir::Node* pv = only(p, ir::Op::kMatMul);
   if (!pv || pv->input(0) != p) return false;
   ir::Value* v = heads_first(pv->input(1));
-  ir::Node* tr = v ? only(pv->outputs[0], "Transpose") : nullptr;
+  ir::Node* tr = v ? only(pv->outputs[0], ir::Op::kTranspose) : nullptr;
   if (!perm_is(tr, {0, 2, 1, 3})) return false;
-  ir::Node* merge = only(tr->outputs[0], "Reshape");
+  ir::Node* merge = only(tr->outputs[0], ir::Op::kReshape);
   if (!merge || !merge->outputs[0]->shape) return false;
   const ir::Shape& qs = *q->shape;
   if (*k->shape != qs || *v->shape != qs || *merge->outputs[0]->shape != qs) return false;
@@ -178,13 +179,17 @@ bool Matcher::try_fuse(ir::Node* softmax) {
     ir::Value* c = g_.add_constant(g_.unique_name(name + "/mask_scale"),
                                    scalar_tensor(ir::DType::kFloat32, mask_scale));
     ir::Value* scaled = g_.add_value(g_.unique_name(name + "/scaled_mask"), ir::DType::kFloat32);
-    g_.add_node("Mul", g_.unique_name(name + "/MaskScale"), {mask, c}, {scaled});
+    g_.add_node(ir::Op::kMul, g_.unique_name(name + "/MaskScale"), {mask, c}, {scaled});
     mask = scaled;
   }
   ir::Value* out = take_output(g_, merge, 0);
-  std::vector<ir::Value*> inputs = {q, k, v};
-  if (mask) inputs.push_back(mask);
-  ir::Node* attn = g_.add_node("Attention", name, inputs, {out});
+  using In = ir::AttentionIn;
+  std::vector<ir::Value*> inputs(mask ? In::kCount : In::kMask);
+  inputs[In::kQuery] = q;
+  inputs[In::kKey] = k;
+  inputs[In::kValue] = v;
+  if (mask) inputs[In::kMask] = mask;
+  ir::Node* attn = g_.add_node(ir::Op::kAttention, name, inputs, {out});
   attn->attrs["num_heads"] = num_heads_;
   attn->attrs["scale"] = static_cast<float>(scale);
   attn->attrs["qkv_packed"] = int64_t{0};
@@ -196,7 +201,7 @@ bool Matcher::try_fuse(ir::Node* softmax) {
 Status fuse_attention(ir::Graph& g) {
   std::vector<ir::Node*> softmaxes;
   for (const auto& n : g.nodes())
-    if (n->op == "Softmax") softmaxes.push_back(n.get());
+    if (n->op == ir::Op::kSoftmax) softmaxes.push_back(n.get());
   bool fused = false;
   for (ir::Node* s : softmaxes) fused |= Matcher(g).try_fuse(s);
   // Drop the replaced chains now: their Reshapes still read q, k, v, and fuse_qkv needs those to

@@ -5,7 +5,7 @@
 //                                          alpha folded into W); C absent or a constant
 //                                          broadcastable to [N] (beta folded into it)
 //   [-> Add(., bias)]                      bias constant, broadcastable to [N] (either order)
-//   [-> Gelu(approximate = "none")]
+//   [-> Gelu (exact)]
 //   [-> Add(., residual)]                  residual not constant, exactly the output's shape
 //   =>  Dense(x, W [K, N], bias [N] | absent, residual | absent) {gelu}
 //       y = gelu?(x W + bias) + residual
@@ -79,7 +79,7 @@ std::optional<Operand> bias_vector(ir::Value* c, int64_t N, size_t out_rank, flo
 }
 
 // The single consumer of v if it is an `op` node and v is not a graph output, else nullptr.
-ir::Node* sole_consumer(const ir::Graph& g, const ir::Value* v, const char* op) {
+ir::Node* sole_consumer(const ir::Graph& g, const ir::Value* v, ir::Op op) {
   if (g.is_graph_output(v)) return nullptr;
   auto c = g.consumers(v);
   if (c.size() != 1 || c[0]->op != op) return nullptr;
@@ -103,7 +103,7 @@ std::optional<Dense> match_gemm(ir::Node* n) {
   if (!x || !x->shape || x->shape->empty() || x->dtype != DType::kFloat32) return std::nullopt;
   if (!is_f32_constant(b) || b->constant->dims.size() != 2) return std::nullopt;
   Dense d;
-  if (n->op == "MatMul") {
+  if (n->op == ir::Op::kMatMul) {
     d.w = weight_kn(b, false, 1.0f);
   } else {  // Gemm: A is 2-D
     if (n->attr_int("transA", 0) != 0) return std::nullopt;
@@ -125,20 +125,19 @@ std::optional<Dense> match_gemm(ir::Node* n) {
 void absorb_epilogue(const ir::Graph& g, Dense* d) {
   ir::Value* y = d->last->outputs[0];
   const ir::Shape out_shape = *y->shape;
-  if (ir::Node* add = sole_consumer(g, y, "Add"); add && !d->bias) {
+  if (ir::Node* add = sole_consumer(g, y, ir::Op::kAdd); add && !d->bias) {
     if (auto b = bias_vector(other_input(add, y), d->w.dim(1), out_shape.size(), 1.0f)) {
       d->bias = std::move(b);
       d->last = add;
       y = add->outputs[0];
     }
   }
-  if (ir::Node* gelu = sole_consumer(g, y, "Gelu");
-      gelu && gelu->attr_string("approximate", "none") == "none") {
+  if (ir::Node* gelu = sole_consumer(g, y, ir::Op::kGelu)) {
     d->gelu = true;
     d->last = gelu;
     y = gelu->outputs[0];
   }
-  if (ir::Node* add = sole_consumer(g, y, "Add")) {
+  if (ir::Node* add = sole_consumer(g, y, ir::Op::kAdd)) {
     ir::Value* r = other_input(add, y);
     if (r && r != y && !r->constant && r->dtype == DType::kFloat32 && r->shape &&
         *r->shape == out_shape) {
@@ -152,8 +151,14 @@ void rewrite(ir::Graph& g, const ir::Node* anchor, Dense& d) {
   ir::Value* w = d.w.materialize(g);
   ir::Value* bias = d.bias ? d.bias->materialize(g) : nullptr;
   ir::Value* out = take_output(g, d.last, 0);
-  ir::Node* dense = g.add_node("Dense", fused_node_name(g, anchor->name, "Dense"),
-                               {d.x, w, bias, d.residual}, {out});
+  using In = ir::DenseIn;
+  std::vector<ir::Value*> in(In::kResidual + 1);
+  in[In::kX] = d.x;
+  in[In::kWeight] = w;
+  in[In::kBias] = bias;
+  in[In::kResidual] = d.residual;
+  ir::Node* dense =
+      g.add_node(ir::Op::kDense, fused_node_name(g, anchor->name, "Dense"), in, {out});
   dense->attrs["gelu"] = int64_t{d.gelu ? 1 : 0};
 }
 
@@ -162,7 +167,7 @@ void rewrite(ir::Graph& g, const ir::Node* anchor, Dense& d) {
 Status fuse_dense(ir::Graph& g) {
   std::vector<ir::Node*> gemms;
   for (const auto& n : g.nodes())
-    if (n->op == "MatMul" || n->op == "Gemm") gemms.push_back(n.get());
+    if (n->op == ir::Op::kMatMul || n->op == ir::Op::kGemm) gemms.push_back(n.get());
   for (ir::Node* n : gemms) {
     auto d = match_gemm(n);
     if (!d) continue;

@@ -26,11 +26,12 @@ ir::Value* row_vector(ir::Graph& g, ir::Value* p, int64_t n) {
 }
 
 bool try_fuse(ir::Graph& g, ir::Node* dense) {
-  if (dense->input(4)) return false;  // already fused
+  using In = ir::DenseIn;
+  if (dense->input(In::kLnScale)) return false;  // already fused
   ir::Value* y = dense->outputs[0];
   if (!y || !y->shape || y->shape->empty() || g.is_graph_output(y)) return false;
   auto consumers = g.consumers(y);
-  if (consumers.size() != 1 || consumers[0]->op != "LayerNormalization") return false;
+  if (consumers.size() != 1 || consumers[0]->op != ir::Op::kLayerNormalization) return false;
   ir::Node* ln = consumers[0];
   if (ln->input(0) != y) return false;
   const int64_t rank = static_cast<int64_t>(y->shape->size());
@@ -40,15 +41,15 @@ bool try_fuse(ir::Graph& g, ir::Node* dense) {
     if (ln->outputs[o] &&
         (g.is_graph_output(ln->outputs[o]) || !g.consumers(ln->outputs[o]).empty()))
       return false;
-  const ir::Value* w = dense->input(1);
+  const ir::Value* w = dense->input(In::kWeight);
   if (!w || !w->constant || w->constant->dims.size() != 2) return false;
   const int64_t n = w->constant->dims[1];
   ir::Value* scale = row_vector(g, ln->input(1), n);
   ir::Value* bias = ln->input(2) ? row_vector(g, ln->input(2), n) : nullptr;
   if (!scale || (ln->input(2) && !bias)) return false;
-  dense->inputs.resize(6, nullptr);
-  dense->inputs[4] = scale;
-  dense->inputs[5] = bias;
+  dense->inputs.resize(In::kCount, nullptr);
+  dense->inputs[In::kLnScale] = scale;
+  dense->inputs[In::kLnBias] = bias;
   dense->attrs["ln_epsilon"] = ln->attr_float("epsilon", 1e-5f);
   ir::Value* z = take_output(g, ln, 0);  // the LayerNorm now writes a dangling value: dead
   dense->outputs[0] = z;
@@ -63,7 +64,7 @@ bool try_fuse(ir::Graph& g, ir::Node* dense) {
 Status fuse_dense_layer_norm(ir::Graph& g) {
   std::vector<ir::Node*> dense;
   for (const auto& n : g.nodes())
-    if (n->op == "Dense") dense.push_back(n.get());
+    if (n->op == ir::Op::kDense) dense.push_back(n.get());
   for (ir::Node* d : dense) try_fuse(g, d);
   return g.topo_sort();
 }

@@ -48,8 +48,8 @@ bool ids_shape_ok(const ir::Shape& ids, const ir::Shape& lead, bool full_only) {
 // are c0 + d * j: the rows are first + d * s. nullopt otherwise.
 std::optional<std::pair<int64_t, int64_t>> affine_rows(const ir::Value* ids) {
   const ir::Node* n = ids ? ids->producer : nullptr;
-  if (n && n->op == "Expand") n = n->input(0) ? n->input(0)->producer : nullptr;
-  if (!n || n->op != "Slice") return std::nullopt;
+  if (n && n->op == ir::Op::kExpand) n = n->input(0) ? n->input(0)->producer : nullptr;
+  if (!n || n->op != ir::Op::kSlice) return std::nullopt;
   const ir::Value* c = n->input(0);
   if (!c || !c->constant || !c->shape || c->shape->empty()) return std::nullopt;
   const ir::Tensor& t = *c->constant;
@@ -82,8 +82,9 @@ std::optional<std::pair<int64_t, int64_t>> affine_rows(const ir::Value* ids) {
 bool collect(const ir::Graph& g, ir::Value* v, std::vector<ir::Node*>* gathers) {
   if (!single_use(g, v) || !v->producer) return false;
   ir::Node* n = v->producer;
-  if (n->op == "Add") return collect(g, n->input(0), gathers) && collect(g, n->input(1), gathers);
-  if (n->op != "Gather") return false;
+  if (n->op == ir::Op::kAdd)
+    return collect(g, n->input(0), gathers) && collect(g, n->input(1), gathers);
+  if (n->op != ir::Op::kGather) return false;
   gathers->push_back(n);
   return true;
 }
@@ -105,7 +106,8 @@ bool try_fuse(ir::Graph& g, ir::Node* ln) {
            p->shape && p->shape->size() == 1;
   };
   if (!is_row(ln->input(1)) || (ln->input(2) && !is_row(ln->input(2)))) return false;
-  if (!x->producer || x->producer->op != "Add") return false;  // a lone Gather is not worth it
+  if (!x->producer || x->producer->op != ir::Op::kAdd)
+    return false;  // a lone Gather is not worth it
   std::vector<ir::Node*> gathers;
   if (!collect(g, x, &gathers)) return false;
   const ir::Shape lead(xs.begin(), xs.end() - 1);
@@ -127,18 +129,21 @@ bool try_fuse(ir::Graph& g, ir::Node* ln) {
       if (auto rows = affine_rows(ids)) term = Term{table, nullptr, rows->first, rows->second};
     terms.push_back(term);
   }
-  std::vector<ir::Value*> inputs = {ln->input(1), ln->input(2)};
+  using In = ir::EmbeddingLayerNormIn;
+  std::vector<ir::Value*> inputs(In::table(terms.size()));
+  inputs[In::kScale] = ln->input(1);
+  inputs[In::kBias] = ln->input(2);
   std::vector<int64_t> first, step;
-  for (const Term& t : terms) {
-    inputs.push_back(t.table);
-    inputs.push_back(t.ids);
-    first.push_back(t.first);
-    step.push_back(t.step);
+  for (size_t t = 0; t < terms.size(); ++t) {
+    inputs[In::table(t)] = terms[t].table;
+    inputs[In::ids(t)] = terms[t].ids;
+    first.push_back(terms[t].first);
+    step.push_back(terms[t].step);
   }
   ir::Value* out = take_output(g, ln, 0);
   ir::Node* n =
-      g.add_node("EmbeddingLayerNorm", fused_node_name(g, x->producer->name, "EmbeddingLayerNorm"),
-                 inputs, {out});
+      g.add_node(ir::Op::kEmbeddingLayerNorm,
+                 fused_node_name(g, x->producer->name, "EmbeddingLayerNorm"), inputs, {out});
   n->attrs["epsilon"] = ln->attr_float("epsilon", 1e-5f);
   n->attrs["row_first"] = first;
   n->attrs["row_step"] = step;
@@ -150,7 +155,7 @@ bool try_fuse(ir::Graph& g, ir::Node* ln) {
 Status fuse_embed_layer_norm(ir::Graph& g) {
   std::vector<ir::Node*> lns;
   for (const auto& n : g.nodes())
-    if (n->op == "LayerNormalization") lns.push_back(n.get());
+    if (n->op == ir::Op::kLayerNormalization) lns.push_back(n.get());
   for (ir::Node* ln : lns) try_fuse(g, ln);
   return g.topo_sort();
 }

@@ -1,4 +1,4 @@
-// fuse_gelu: exact-erf GELU subgraph -> Gelu(approximate="none").
+// fuse_gelu: exact-erf GELU subgraph -> Gelu.
 //
 //   e = Erf(Div(x, 1.4142135) | Mul(x, 0.70710677));  a = Add(e, 1)
 //   y = Mul(Mul(x, a), 0.5) | Mul(Mul(x, 0.5), a) | Mul(x, Mul(a, 0.5))   (operands in any order)
@@ -18,8 +18,9 @@ bool near(std::optional<double> v, double want) {
 ir::Value* erf_argument(const ir::Value* v) {
   const ir::Node* p = v ? v->producer : nullptr;
   if (!p) return nullptr;
-  if (p->op == "Div" && near(constant_scalar(p->input(1)), std::sqrt(2.0))) return p->input(0);
-  if (p->op == "Mul") {
+  if (p->op == ir::Op::kDiv && near(constant_scalar(p->input(1)), std::sqrt(2.0)))
+    return p->input(0);
+  if (p->op == ir::Op::kMul) {
     for (int side = 0; side < 2; ++side)
       if (near(constant_scalar(p->input(1 - side)), 1.0 / std::sqrt(2.0))) return p->input(side);
   }
@@ -28,13 +29,13 @@ ir::Value* erf_argument(const ir::Value* v) {
 
 // Mul(x, 0.5) in either order?
 bool is_half_of(const ir::Value* v, const ir::Value* x) {
-  const ir::Node* m = producer_op(v, "Mul");
+  const ir::Node* m = producer_op(v, ir::Op::kMul);
   return m && other_input(m, x) && near(constant_scalar(other_input(m, x)), 0.5);
 }
 
 ir::Node* single_mul_consumer(const ir::Graph& g, const ir::Value* v) {
   auto c = g.consumers(v);
-  if (c.size() != 1 || c[0]->op != "Mul" || g.is_graph_output(v)) return nullptr;
+  if (c.size() != 1 || c[0]->op != ir::Op::kMul || g.is_graph_output(v)) return nullptr;
   return c[0];
 }
 
@@ -42,7 +43,7 @@ bool try_fuse(ir::Graph& g, ir::Node* erf) {
   ir::Value* x = erf_argument(erf->input(0));
   if (!x || x->dtype != ir::DType::kFloat32) return false;
   auto c = g.consumers(erf->outputs[0]);
-  if (c.size() != 1 || c[0]->op != "Add" ||
+  if (c.size() != 1 || c[0]->op != ir::Op::kAdd ||
       !near(constant_scalar(other_input(c[0], erf->outputs[0])), 1.0))
     return false;
   ir::Value* a = c[0]->outputs[0];
@@ -61,8 +62,7 @@ bool try_fuse(ir::Graph& g, ir::Node* erf) {
   }
   if (!final_mul) return false;
   ir::Value* out = take_output(g, final_mul, 0);
-  ir::Node* gelu = g.add_node("Gelu", fused_node_name(g, erf->name, "Gelu"), {x}, {out});
-  gelu->attrs["approximate"] = std::string("none");
+  g.add_node(ir::Op::kGelu, fused_node_name(g, erf->name, "Gelu"), {x}, {out});
   return true;
 }
 
@@ -71,7 +71,7 @@ bool try_fuse(ir::Graph& g, ir::Node* erf) {
 Status fuse_gelu(ir::Graph& g) {
   std::vector<ir::Node*> erfs;
   for (const auto& n : g.nodes())
-    if (n->op == "Erf") erfs.push_back(n.get());
+    if (n->op == ir::Op::kErf) erfs.push_back(n.get());
   for (ir::Node* e : erfs) try_fuse(g, e);
   return g.topo_sort();
 }

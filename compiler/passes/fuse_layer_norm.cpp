@@ -16,7 +16,8 @@ namespace kiln::passes {
 namespace {
 
 bool reduces_last_axis(const ir::Node* r) {
-  if (!r || r->op != "ReduceMean" || r->input(1) || r->attr_int("keepdims", 1) == 0) return false;
+  if (!r || r->op != ir::Op::kReduceMean || r->input(1) || r->attr_int("keepdims", 1) == 0)
+    return false;
   const ir::Value* x = r->input(0);
   if (!x || !x->shape) return false;
   auto axes = r->attr_ints("axes");
@@ -26,7 +27,7 @@ bool reduces_last_axis(const ir::Node* r) {
 
 // d = Sub(x, ReduceMean(x)): returns x and sets *mean, or nullptr.
 ir::Value* centered(const ir::Value* d, const ir::Value** mean) {
-  const ir::Node* sub = producer_op(d, "Sub");
+  const ir::Node* sub = producer_op(d, ir::Op::kSub);
   if (!sub) return nullptr;
   const ir::Node* r = sub->input(1) ? sub->input(1)->producer : nullptr;
   if (!reduces_last_axis(r) || r->input(0) != sub->input(0)) return nullptr;
@@ -61,8 +62,8 @@ bool try_fuse(ir::Graph& g, ir::Node* div) {
   const ir::Value* mean = nullptr;
   ir::Value* x = centered(div->input(0), &mean);
   if (!x || x->dtype != ir::DType::kFloat32 || !x->shape || x->shape->empty()) return false;
-  const ir::Node* sqrt = producer_op(div->input(1), "Sqrt");
-  const ir::Node* add = sqrt ? producer_op(sqrt->input(0), "Add") : nullptr;
+  const ir::Node* sqrt = producer_op(div->input(1), ir::Op::kSqrt);
+  const ir::Node* add = sqrt ? producer_op(sqrt->input(0), ir::Op::kAdd) : nullptr;
   if (!add) return false;
   const ir::Node* var = nullptr;
   std::optional<double> eps;
@@ -75,11 +76,11 @@ bool try_fuse(ir::Graph& g, ir::Node* div) {
   const ir::Node* sq = var->input(0)->producer;
   if (!sq) return false;
   const ir::Value* d2 = nullptr;
-  if (sq->op == "Pow") {
+  if (sq->op == ir::Op::kPow) {
     auto e = constant_scalar(sq->input(1));
     if (!e || *e != 2.0) return false;
     d2 = sq->input(0);
-  } else if (sq->op == "Mul" && sq->input(0) == sq->input(1)) {
+  } else if (sq->op == ir::Op::kMul && sq->input(0) == sq->input(1)) {
     d2 = sq->input(0);
   } else {
     return false;
@@ -95,12 +96,12 @@ bool try_fuse(ir::Graph& g, ir::Node* div) {
   ir::Node* last_node = div;
   ir::Value* gamma = nullptr;
   ir::Value* beta = nullptr;
-  auto single_consumer = [&](const ir::Value* v, const char* op) -> ir::Node* {
+  auto single_consumer = [&](const ir::Value* v, ir::Op op) -> ir::Node* {
     auto c = g.consumers(v);
     if (c.size() != 1 || c[0]->op != op || g.is_graph_output(v)) return nullptr;
     return c[0];
   };
-  if (ir::Node* mul = single_consumer(y, "Mul")) {
+  if (ir::Node* mul = single_consumer(y, ir::Op::kMul)) {
     ir::Value* p = other_input(mul, y);
     if (is_affine_param(p, dsize)) {
       gamma = vector_param(g, p, dsize, mul->name + "/gamma");
@@ -108,7 +109,7 @@ bool try_fuse(ir::Graph& g, ir::Node* div) {
       last_node = mul;
     }
   }
-  if (ir::Node* addb = single_consumer(y, "Add")) {
+  if (ir::Node* addb = single_consumer(y, ir::Op::kAdd)) {
     ir::Value* p = other_input(addb, y);
     if (is_affine_param(p, dsize)) {
       beta = vector_param(g, p, dsize, addb->name + "/beta");
@@ -120,7 +121,7 @@ bool try_fuse(ir::Graph& g, ir::Node* div) {
   if (!beta) beta = filled(g, dsize, 0.0f, div->name + "/beta");
   ir::Value* out = take_output(g, last_node, 0);
   std::string name = fused_node_name(g, mean->producer->name, "LayerNormalization");
-  ir::Node* ln = g.add_node("LayerNormalization", name, {x, gamma, beta}, {out});
+  ir::Node* ln = g.add_node(ir::Op::kLayerNormalization, name, {x, gamma, beta}, {out});
   ln->attrs["axis"] = int64_t{-1};
   ln->attrs["epsilon"] = static_cast<float>(*eps);
   return true;
@@ -131,7 +132,7 @@ bool try_fuse(ir::Graph& g, ir::Node* div) {
 Status fuse_layer_norm(ir::Graph& g) {
   std::vector<ir::Node*> divs;
   for (const auto& n : g.nodes())
-    if (n->op == "Div") divs.push_back(n.get());
+    if (n->op == ir::Op::kDiv) divs.push_back(n.get());
   for (ir::Node* d : divs) try_fuse(g, d);
   return g.topo_sort();
 }

@@ -41,17 +41,20 @@ std::optional<Projection> projection(const ir::Graph& g, const ir::Value* y) {
   if (!y || !y->producer || !single_use(g, y)) return std::nullopt;
   Projection p;
   ir::Node* n = y->producer;
-  if (n->op == "Dense") {
-    if (n->attr_int("gelu", 0) != 0 || n->input(3) || !f32_constant(n->input(1)))
+  if (n->op == ir::Op::kDense) {
+    using In = ir::DenseIn;
+    if (n->attr_int("gelu", 0) != 0 || n->input(In::kResidual) || n->input(In::kLnScale) ||
+        !f32_constant(n->input(In::kWeight)))
       return std::nullopt;
-    if (n->input(2) && !f32_constant(n->input(2))) return std::nullopt;
+    const ir::Value* bias = n->input(In::kBias);
+    if (bias && !f32_constant(bias)) return std::nullopt;
     p.dense = true;
-    p.bias = n->input(2) ? n->input(2)->constant.get() : nullptr;
+    p.bias = bias ? bias->constant.get() : nullptr;
   } else {
-    if (n->op == "Add") {
+    if (n->op == ir::Op::kAdd) {
       for (int i = 0; i < 2 && !p.bias; ++i) {
         const ir::Value* b = n->input(1 - i);
-        ir::Node* mm = producer_op(n->input(i), "MatMul");
+        ir::Node* mm = producer_op(n->input(i), ir::Op::kMatMul);
         if (mm && single_use(g, n->input(i)) && f32_constant(b)) {
           p.bias = b->constant.get();
           n = mm;
@@ -59,11 +62,11 @@ std::optional<Projection> projection(const ir::Graph& g, const ir::Value* y) {
       }
       if (!p.bias) return std::nullopt;
     }
-    if (n->op != "MatMul" || !f32_constant(n->input(1))) return std::nullopt;
+    if (n->op != ir::Op::kMatMul || !f32_constant(n->input(1))) return std::nullopt;
   }
   p.node = n;
   p.x = n->input(0);
-  p.w = n->input(1)->constant.get();
+  p.w = n->input(1)->constant.get();  // MatMul B = Dense weight
   if (p.w->dims.size() != 2) return std::nullopt;
   if (p.bias && (p.bias->numel() != p.w->dims[1] || p.bias->dims.empty() ||
                  p.bias->dims.back() != p.w->dims[1]))
@@ -101,16 +104,22 @@ bool try_fuse(ir::Graph& g, ir::Node* attn) {
   ir::Value* bv = g.add_constant(g.unique_name(name + "/bias"), std::move(b));
   ir::Value* qkv = g.add_value(g.unique_name(name + "_out"), DType::kFloat32);
   if (p[0]->dense) {
-    ir::Node* d = g.add_node("Dense", name, {p[0]->x, wv, bv}, {qkv});
+    std::vector<ir::Value*> in(ir::DenseIn::kBias + 1);
+    in[ir::DenseIn::kX] = p[0]->x;
+    in[ir::DenseIn::kWeight] = wv;
+    in[ir::DenseIn::kBias] = bv;
+    ir::Node* d = g.add_node(ir::Op::kDense, name, in, {qkv});
     d->attrs = p[0]->node->attrs;
   } else {
     ir::Value* mm = g.add_value(g.unique_name(name + "/MatMul_out"), DType::kFloat32);
-    g.add_node("MatMul", g.unique_name(name + "/MatMul"), {p[0]->x, wv}, {mm});
-    g.add_node("Add", g.unique_name(name + "/Add"), {mm, bv}, {qkv});
+    g.add_node(ir::Op::kMatMul, g.unique_name(name + "/MatMul"), {p[0]->x, wv}, {mm});
+    g.add_node(ir::Op::kAdd, g.unique_name(name + "/Add"), {mm, bv}, {qkv});
   }
-  ir::Value* mask = attn->input(3);
-  attn->inputs = {qkv, nullptr, nullptr};
-  if (mask) attn->inputs.push_back(mask);
+  using In = ir::AttentionIn;
+  ir::Value* mask = attn->input(In::kMask);
+  attn->inputs.assign(mask ? In::kCount : In::kMask, nullptr);
+  attn->inputs[In::kQuery] = qkv;
+  if (mask) attn->inputs[In::kMask] = mask;
   attn->attrs["qkv_packed"] = int64_t{1};
   return true;
 }
@@ -120,7 +129,7 @@ bool try_fuse(ir::Graph& g, ir::Node* attn) {
 Status fuse_qkv(ir::Graph& g) {
   std::vector<ir::Node*> attns;
   for (const auto& n : g.nodes())
-    if (n->op == "Attention") attns.push_back(n.get());
+    if (n->op == ir::Op::kAttention) attns.push_back(n.get());
   bool fused = false;
   for (ir::Node* a : attns) fused |= try_fuse(g, a);
   if (fused) KILN_RETURN_IF_ERROR(eliminate_dead_code(g));  // the three old projections

@@ -24,7 +24,8 @@ Status eliminate_common_subexpressions(ir::Graph& g);
 // The exporter's ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add] -> LayerNormalization.
 Status fuse_layer_norm(ir::Graph& g);
 
-// x * 0.5 * (1 + erf(x / sqrt(2))) in the exporter's orders -> Gelu(approximate="none").
+// x * 0.5 * (1 + erf(x / sqrt(2))) in the exporter's orders -> Gelu (the exact form; GeluTanh is
+// its own op).
 Status fuse_gelu(ir::Graph& g);
 
 // The exporter's self-attention (Reshape/Transpose of q, k, v, Q K^T, scale, mask Add, Softmax,

@@ -1,37 +1,10 @@
 // The pass pipeline and its output contract; see pipeline.h and docs/architecture.md.
 #include "compiler/passes/pipeline.h"
 
-#include <set>
-
 #include "compiler/ir/shape_inference.h"
 #include "compiler/passes/passes.h"
 
 namespace kiln::passes {
-namespace {
-
-// Contract item 5 of docs/architecture.md.
-const std::set<std::string>& runtime_ops() {
-  // clang-format off
-  static const std::set<std::string> ops = {
-      "Gather", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Tanh", "Exp", "Neg", "Relu",
-      "Sigmoid", "Not", "Equal", "Less", "Greater", "Where", "MatMul", "Gemm", "Reshape",
-      "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Softmax", "ReduceMean", "Cast", "Slice",
-      "Concat", "Expand", "Range", "ConstantOfShape", "LayerNormalization", "Gelu",
-      "SymbolicTensor", "Dense", "Attention", "EmbeddingLayerNorm"};
-  // clang-format on
-  return ops;
-}
-
-// Inputs that give shapes, axes or sizes (contract item 3), by op.
-std::vector<size_t> shape_operands(const std::string& op) {
-  if (op == "Reshape" || op == "Expand" || op == "Squeeze" || op == "Unsqueeze") return {1};
-  if (op == "Slice") return {1, 2, 3, 4};
-  if (op == "ConstantOfShape") return {0};
-  if (op == "Range") return {0, 1, 2};
-  return {};
-}
-
-}  // namespace
 
 Status check_pipeline_output(const ir::Graph& g) {
   auto fail = [](const ir::Node& n, const std::string& m) {
@@ -41,16 +14,17 @@ Status check_pipeline_output(const ir::Graph& g) {
     if (!v->shape)
       return Status::error("pipeline output contract: value '" + v->name + "' has no shape");
   for (const auto& n : g.nodes()) {
-    if (!runtime_ops().count(n->op)) return fail(*n, "op is not in the runtime op set");
-    if (n->op == "Cast" && n->input(0) &&
+    const ir::OpInfo& info = ir::op_info(n->op);
+    if (!info.runtime) return fail(*n, "op is not in the runtime op set");
+    if (n->op == ir::Op::kCast && n->input(0) &&
         ir::dtype_from_onnx(n->attr_int("to", 0)) == n->input(0)->dtype)
       return fail(*n, "no-op Cast");
     bool all_constant = !n->inputs.empty();
     for (const ir::Value* in : n->inputs) all_constant &= !in || in->constant != nullptr;
     if (all_constant) return fail(*n, "all inputs are constant (not folded)");
-    for (size_t i : shape_operands(n->op)) {
+    for (size_t i = 0; i < n->inputs.size(); ++i) {
       const ir::Value* in = n->input(i);
-      if (in && !in->constant && !in->sym_value)
+      if (ir::is_shape_operand(n->op, i) && in && !in->constant && !in->sym_value)
         return fail(*n, "shape operand '" + in->name + "' is neither constant nor symbolic");
     }
     bool used = false;

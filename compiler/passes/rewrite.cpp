@@ -5,7 +5,7 @@
 
 namespace kiln::passes {
 
-ir::Node* producer_op(const ir::Value* v, const char* op) {
+ir::Node* producer_op(const ir::Value* v, ir::Op op) {
   if (!v || !v->producer || v->producer->op != op) return nullptr;
   return v->producer;
 }

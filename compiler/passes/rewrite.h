@@ -10,7 +10,7 @@
 namespace kiln::passes {
 
 // The producer of v if it is an `op` node, else nullptr.
-ir::Node* producer_op(const ir::Value* v, const char* op);
+ir::Node* producer_op(const ir::Value* v, ir::Op op);
 // The scalar value of a constant whose elements are all equal (a broadcast scalar), else nullopt.
 std::optional<double> constant_scalar(const ir::Value* v);
 // For a two-input node: the input that is not `v` (nullptr if `v` is not an input).

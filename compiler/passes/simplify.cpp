@@ -17,10 +17,10 @@ ir::Value* pass_through(const ir::Node& n) {
   ir::Value* x = n.input(0);
   ir::Value* y = n.outputs.empty() ? nullptr : n.outputs[0];
   if (!x || !y) return nullptr;
-  const std::string& op = n.op;
-  if (op == "Identity" || op == "Dropout") return x;
-  if (op == "Cast" || op == "Reshape" || op == "Expand" || op == "Flatten" || op == "Squeeze" ||
-      op == "Unsqueeze")
+  const ir::Op op = n.op;
+  const ir::OpKind kind = ir::op_kind(op);
+  if (kind == ir::OpKind::kPassThrough) return x;
+  if (kind == ir::OpKind::kView || op == ir::Op::kCast || op == ir::Op::kExpand)
     return same_type(x, y) ? x : nullptr;
   auto neutral = [&](double unit, bool commutes) -> ir::Value* {
     for (int side = 0; side < (commutes ? 2 : 1); ++side) {
@@ -31,10 +31,10 @@ ir::Value* pass_through(const ir::Node& n) {
     }
     return nullptr;
   };
-  if (op == "Mul") return neutral(1.0, true);
-  if (op == "Add") return neutral(0.0, true);
-  if (op == "Div") return neutral(1.0, false);
-  if (op == "Sub") return neutral(0.0, false);
+  if (op == ir::Op::kMul) return neutral(1.0, true);
+  if (op == ir::Op::kAdd) return neutral(0.0, true);
+  if (op == ir::Op::kDiv) return neutral(1.0, false);
+  if (op == ir::Op::kSub) return neutral(0.0, false);
   return nullptr;
 }
 
@@ -58,7 +58,8 @@ Status split_to_slices(ir::Graph& g, ir::Node* split) {
     ir::Value* ends =
         g.add_constant(g.unique_name(split->name + "/ends"), int64_vector({offset + size}));
     ir::Value* out = take_output(g, split, i);
-    g.add_node("Slice", split->name + "/slice" + std::to_string(i), {x, starts, ends, axes}, {out});
+    g.add_node(ir::Op::kSlice, split->name + "/slice" + std::to_string(i), {x, starts, ends, axes},
+               {out});
     offset += size;
   }
   return Status::ok();
@@ -70,7 +71,7 @@ Status simplify(ir::Graph& g) {
   std::unordered_set<const ir::Node*> removed;
   std::vector<ir::Node*> splits;
   for (const auto& n : g.nodes()) {
-    if (n->op == "Split") {
+    if (n->op == ir::Op::kSplit) {
       splits.push_back(n.get());
       continue;
     }

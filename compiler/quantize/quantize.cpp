@@ -28,7 +28,7 @@ namespace {
 // A Gather that reads an embedding table: constant float32 [V, H], axis 0. Tables of at most 16
 // elements are baked into model.cpp by codegen and are not worth quantizing.
 bool is_embedding_gather(const ir::Node& n) {
-  if (n.op != "Gather") return false;
+  if (n.op != ir::Op::kGather) return false;
   const ir::Value* table = n.input(0);
   if (!table || !table->constant || table->dtype != ir::DType::kFloat32) return false;
   if (table->constant->dims.size() != 2 || table->constant->numel() <= 16) return false;
@@ -37,8 +37,8 @@ bool is_embedding_gather(const ir::Node& n) {
 }
 
 bool is_quantizable_dense(const ir::Node& n) {
-  const ir::Value* w = n.input(1);
-  return n.op == "Dense" && w && w->constant && w->dtype == ir::DType::kFloat32 &&
+  const ir::Value* w = n.input(ir::DenseIn::kWeight);
+  return n.op == ir::Op::kDense && w && w->constant && w->dtype == ir::DType::kFloat32 &&
          w->constant->dims.size() == 2;
 }
 
@@ -57,11 +57,12 @@ Result<QuantizeReport> quantize_int8(ir::Graph& g, const QuantizeOptions& opts) 
   size_t candidates = 0;
   for (const auto& node : g.nodes()) {
     ir::Node& n = *node;
-    if (n.op == "EmbeddingLayerNorm") {  // each table on its own, as the Gathers it replaced
+    if (n.op == ir::Op::kEmbeddingLayerNorm) {  // each table on its own, as the Gathers it replaced
       std::vector<int64_t> marks;
       bool any = false;
-      for (size_t i = 2; i < n.inputs.size(); i += 2) {
-        const ir::Value* table = n.input(i);
+      using Embed = ir::EmbeddingLayerNormIn;
+      for (size_t t = 0; Embed::table(t) < n.inputs.size(); ++t) {
+        const ir::Value* table = n.input(Embed::table(t));
         const bool fit = table && table->constant && table->dtype == ir::DType::kFloat32 &&
                          table->constant->dims.size() == 2 && table->constant->numel() > 16;
         marks.push_back(0);

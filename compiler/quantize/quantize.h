@@ -48,14 +48,16 @@ inline bool is_quantized(const ir::Node& n) {
 }
 
 // Whether input `i` of a marked node is stored int8: a Dense's W, an embedding Gather's table,
-// or an EmbeddingLayerNorm table (input 2 + 2t) whose entry t in `quantize_tables` is 1.
+// or an EmbeddingLayerNorm table t whose entry t in `quantize_tables` is 1.
 inline bool is_quantized_input(const ir::Node& n, size_t i) {
   if (!is_quantized(n)) return false;
-  if (n.op == "Dense") return i == 1;
-  if (n.op == "Gather") return i == 0;
-  if (n.op != "EmbeddingLayerNorm" || i < 2 || i % 2) return false;
+  using Embed = ir::EmbeddingLayerNormIn;
+  if (n.op == ir::Op::kDense) return i == ir::DenseIn::kWeight;
+  if (n.op == ir::Op::kGather) return i == 0;
+  if (n.op != ir::Op::kEmbeddingLayerNorm || i < Embed::kFirstTable) return false;
+  const size_t t = (i - Embed::kFirstTable) / 2;
   const std::vector<int64_t> tables = n.attr_ints("quantize_tables");
-  return (i - 2) / 2 < tables.size() && tables[(i - 2) / 2] != 0;
+  return i == Embed::table(t) && t < tables.size() && tables[t] != 0;
 }
 
 // Marks the graph's Dense and embedding Gather nodes (see above). The graph must be a pass

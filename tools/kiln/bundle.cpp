@@ -240,9 +240,8 @@ Status make_bundle(const BundleOptions& o, uint64_t* archive_bytes) {
                              "infer.py", "README.md"});
   std::string sums;
   for (const std::string& f : files) {
-    auto h = util::sha256_file((top / f).string());
-    if (!h) return h.status();
-    sums += h.value() + "  " + f + "\n";
+    KILN_ASSIGN_OR_RETURN(auto h, util::sha256_file((top / f).string()));
+    sums += h + "  " + f + "\n";
   }
   {
     std::ofstream out(top / "SHA256SUMS");

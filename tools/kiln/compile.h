@@ -1,4 +1,5 @@
-// `kiln compile` as a function, shared by the CLI's compile and quant-report commands.
+// `kiln compile`'s command line: kiln::compile (compiler/driver) plus what only the CLI does
+// (vocabulary, bundle, the summary), shared by the compile and quant-report commands.
 #pragma once
 
 #include <cstdint>

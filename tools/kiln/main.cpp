@@ -9,13 +9,10 @@
 #include <map>
 #include <string>
 
-#include "compiler/codegen/emit_artifact.h"
-#include "compiler/frontend/onnx/import.h"
+#include "compiler/driver/compile.h"
+#include "compiler/ir/ops.h"
 #include "compiler/ir/printer.h"
-#include "compiler/passes/pipeline.h"
-#include "compiler/quantize/quantize.h"
 #include "compiler/target/target.h"
-#include "compiler/util/sha256.h"
 #include "tools/kiln-rt/commands.h"
 #include "tools/kiln/bench_compare.h"
 #include "tools/kiln/bundle.h"
@@ -38,26 +35,38 @@ int fail(const std::string& message) {
   return 1;
 }
 
-// What model.json's "quantization" says about an INT8 artifact (see compiler/quantize).
-kiln::codegen::QuantizationMetadata int8_metadata(const kiln::quantize::QuantizeReport& r) {
-  kiln::codegen::QuantizationMetadata m;
-  m.mode = "int8-dynamic";
-  m.weights = "per-channel symmetric int8";
-  m.activations =
-      "per-row (per-token) asymmetric int8 computed at run time from each row's min/max, int32 "
-      "accumulation, dequantized to float32 before bias/GELU/residual";
-  m.excluded = r.excluded;
-  return m;
+// `kiln ops`: the op registry, as a table or (--json) for tools and the op harness.
+int print_ops(bool json) {
+  using namespace kiln::ir;
+  if (json) std::printf("[\n");
+  bool first = true;
+  for (Op op : all_ops()) {
+    const OpInfo& i = op_info(op);
+    std::string operands;
+    for (size_t k = 0; k < 32; ++k)
+      if (is_shape_operand(op, k)) operands += (operands.empty() ? "" : ",") + std::to_string(k);
+    if (json) {
+      std::printf(
+          "%s  {\"name\": \"%s\", \"kind\": \"%s\", \"min_opset\": %d, \"runtime\": %s, "
+          "\"shape_operands\": [%s]}",
+          first ? "" : ",\n", i.name, op_kind_name(i.kind), i.min_opset,
+          i.runtime ? "true" : "false", operands.c_str());
+    } else {
+      std::printf("%-20s %-14s %-16s %-8s %s\n", i.name, op_kind_name(i.kind),
+                  i.min_opset ? ("opset >= " + std::to_string(i.min_opset)).c_str() : "kiln's own",
+                  i.runtime ? "runs" : "removed",
+                  operands.empty() ? "" : ("shape operands " + operands).c_str());
+    }
+    first = false;
+  }
+  if (json) std::printf("\n]\n");
+  return 0;
 }
 
 }  // namespace
 
 int kiln::tools::compile(const CompileArgs& a) {
   auto t0 = Clock::now();
-  if (a.quantize != "none" && a.quantize != "int8")
-    return fail("unknown --quantize value '" + a.quantize + "' (expected int8 or none)");
-  if (a.quantize == "none" && !a.quantize_exclude.empty())
-    return fail("--quantize-exclude needs --quantize int8");
   auto target = kiln::target::target_from_name(a.target);
   if (!target) return fail(target.status().message());
   if (a.cased && a.vocab.empty()) return fail("--cased describes a vocabulary: give --vocab too");
@@ -65,87 +74,55 @@ int kiln::tools::compile(const CompileArgs& a) {
     if (auto s = kiln::tools::check_bundle_inputs(target.value().arch); !s)
       return fail("--bundle: " + s.message());
 
-  kiln::frontend::ImportOptions import_opts;
-  import_opts.max_seq = a.max_seq;
-  auto graph = kiln::frontend::import_onnx(a.model, import_opts);
-  if (!graph) return fail(graph.status().message());
-  kiln::ir::Graph& g = *graph.value();
-  size_t onnx_nodes = g.nodes().size();
-  if (a.dump_ir) std::cout << "=== after import ===\n" << kiln::ir::print_graph(g) << "\n";
-  double t_import = seconds_since(t0);
-
-  kiln::passes::PipelineOptions pipeline;
+  kiln::CompileOptions o;
+  o.model = a.model;
+  o.output_dir = a.output_dir;
+  o.target = a.target;
+  o.max_seq = a.max_seq;
+  o.jobs = a.jobs;
+  o.quantize = a.quantize;
+  o.quantize_exclude = a.quantize_exclude;
+  o.expose_dense_outputs = a.expose_dense_outputs;
   if (a.dump_ir)
-    pipeline.after_pass = [](const std::string& pass, const kiln::ir::Graph& graph) {
-      std::cout << "=== after " << pass << " ===\n" << kiln::ir::print_graph(graph) << "\n";
+    o.after_stage = [](const std::string& stage, const kiln::ir::Graph& g) {
+      std::cout << "=== after " << stage << " ===\n" << kiln::ir::print_graph(g) << "\n";
     };
-  auto t1 = Clock::now();
-  if (auto s = kiln::passes::run_pipeline(g, pipeline); !s)
-    return fail(a.model + ": " + s.message());
-  kiln::codegen::QuantizationMetadata quantization;
-  size_t quantized_layers = 0, quantized_tables = 0;
-  if (a.quantize == "int8") {
-    auto report = kiln::quantize::quantize_int8(g, {a.quantize_exclude});
-    if (!report) return fail(a.model + ": quantize: " + report.status().message());
-    for (const auto& w : report->warnings) std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
-    quantized_layers = report->quantized.size();
-    quantized_tables = report->embeddings.size();
-    if (quantized_layers + quantized_tables > 0) quantization = int8_metadata(*report);
-    if (a.dump_ir) std::cout << "=== after quantize_int8 ===\n" << kiln::ir::print_graph(g) << "\n";
-  }
-  if (a.model_outputs)
-    for (const auto* v : g.outputs) a.model_outputs->push_back(v->name);
-  if (a.expose_dense_outputs)
-    for (const auto& n : g.nodes())
-      if (n->op == "Dense" && !g.is_graph_output(n->outputs[0])) g.outputs.push_back(n->outputs[0]);
-  double t_passes = seconds_since(t1);
-
-  auto hash = kiln::util::sha256_file(a.model);
-  if (!hash) return fail(hash.status().message());
-
-  kiln::codegen::CodegenOptions cg;
-  cg.output_dir = a.output_dir;
-  cg.target = target.value();
-  cg.source_path = fs::path(a.model).filename().string();
-  cg.source_sha256 = hash.value();
-  cg.jobs = a.jobs;
-  cg.quantization = quantization;
-  auto t2 = Clock::now();
-  std::error_code ec;
-  fs::create_directories(a.output_dir, ec);
-  if (ec) return fail(a.output_dir + ": cannot create directory: " + ec.message());
-  if (auto s = kiln::codegen::emit_artifact(g, cg); !s) return fail(s.message());
+  auto report = kiln::compile(o);
+  if (!report) return fail(report.status().message());
+  const kiln::CompileReport& r = report.value();
+  for (const auto& w : r.warnings) std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
+  if (a.model_outputs) *a.model_outputs = r.model_outputs;
   if (!a.vocab.empty())
     if (auto s = kiln::tools::pack_vocab(a.output_dir, a.vocab, !a.cased); !s)
       return fail(s.message());
-  double t_codegen = seconds_since(t2);
   if (a.quiet) return 0;
 
-  std::map<std::string, int> ops;
-  for (auto& n : g.nodes()) ops[n->op]++;
-  std::printf("kiln: compiled %s for %s (%s) -> %s\n", a.model.c_str(), cg.target.name.c_str(),
-              cg.target.arch.c_str(), a.output_dir.c_str());
-  std::printf("  graph: %zu ONNX nodes -> %zu nodes:", onnx_nodes, g.nodes().size());
-  for (auto& [op, count] : ops) std::printf(" %s:%d", op.c_str(), count);
+  size_t nodes = 0;
+  for (const auto& [op, count] : r.ops) nodes += count;
+  std::printf("kiln: compiled %s for %s (%s) -> %s\n", a.model.c_str(), r.target.name.c_str(),
+              r.target.arch.c_str(), a.output_dir.c_str());
+  std::printf("  graph: %zu ONNX nodes -> %zu nodes:", r.onnx_nodes, nodes);
+  for (const auto& [op, count] : r.ops) std::printf(" %s:%d", op.c_str(), count);
   std::printf("\n  symbols:");
-  for (auto& s : g.symbols)
+  for (const auto& s : r.symbols)
     std::printf(" %s (max %s)", s.name.c_str(),
                 s.max ? std::to_string(s.max).c_str() : "unbounded");
   std::printf("\n  files:");
   for (const char* f : {"model.json", "model.so", "model.params"}) {
+    std::error_code ec;
     auto size = fs::file_size(fs::path(a.output_dir) / f, ec);
     std::printf(" %s %.2f MB", f, ec ? 0.0 : size / 1e6);
   }
   std::printf("\n  time: import %.2f s, passes %.2f s, codegen+build %.2f s, total %.2f s\n",
-              t_import, t_passes, t_codegen, seconds_since(t0));
-  if (!quantization.mode.empty())
+              r.import_seconds, r.passes_seconds, r.codegen_seconds, seconds_since(t0));
+  if (a.quantize == "int8")
     std::printf("  quantization: int8 (%zu Dense layers, %zu embedding tables; %zu excluded)\n",
-                quantized_layers, quantized_tables, quantization.excluded.size());
+                r.quantized_layers, r.quantized_tables, r.quantize_excluded.size());
   if (!a.vocab.empty())
     std::printf("  tokenizer: %s (%s)\n", a.vocab.c_str(), a.cased ? "cased" : "lower-case");
   if (!a.bundle.empty()) {
     uint64_t bytes = 0;
-    if (auto s = kiln::tools::make_bundle({a.output_dir, a.bundle, cg.target.name, cg.target.arch},
+    if (auto s = kiln::tools::make_bundle({a.output_dir, a.bundle, r.target.name, r.target.arch},
                                           &bytes);
         !s)
       return fail("--bundle: " + s.message());
@@ -194,6 +171,10 @@ int main(int argc, char** argv) {
                      "torch,onnxruntime,tvm[,ort-int8,torch-int8] [--config base --seq 16,128 "
                      "--threads 1,2 --rounds 3]: kiln vs peers side by side (bench/compare.py)");
   app.add_subcommand("inspect", "describe an artifact (same as kiln-rt inspect)");
+  bool ops_json = false;
+  auto* ops = app.add_subcommand("ops", "list the ops kiln imports and runs (its op registry)");
+  ops->add_flag("--json", ops_json, "as JSON");
   CLI11_PARSE(app, argc, argv);
+  if (*ops) return print_ops(ops_json);
   return kiln::tools::compile(a);
 }

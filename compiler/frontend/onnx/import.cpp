@@ -18,19 +18,6 @@ namespace {
 // Default compiled maximum of `seq` when the model does not bound it more tightly.
 constexpr int64_t kDefaultMaxSeq = 512;
 
-// Everything torch.onnx.export emits for BERT-family encoders (opsets 11-18), plus ONNX-20 Gelu.
-const std::set<std::string>& supported_ops() {
-  // clang-format off
-  static const std::set<std::string> ops = {
-      "Gather", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Tanh", "Exp", "Neg", "Relu",
-      "Sigmoid", "Not", "MatMul", "Gemm", "Reshape", "Flatten", "Transpose", "Softmax",
-      "ReduceMean", "Cast", "Shape", "Unsqueeze", "Squeeze", "Slice", "Concat", "Constant",
-      "ConstantOfShape", "Identity", "Dropout", "Where", "Equal", "Less", "Greater", "Expand",
-      "Range", "LayerNormalization", "Split", "Gelu"};
-  // clang-format on
-  return ops;
-}
-
 ir::Tensor int64_tensor(const std::vector<int64_t>& v) {
   ir::Tensor t;
   t.dtype = ir::DType::kInt64;
@@ -61,6 +48,7 @@ class Importer {
   Status err(const std::string& msg) const { return Status::error(path_ + ": " + msg); }
   Status load();
   Status add_symbols_and_inputs();
+  Status check_ops() const;
   Status add_node(const onnx::NodeProto& np, size_t index);
   Status add_constant_node(const onnx::NodeProto& np, const std::string& name);
   Status convert_attribute(const onnx::AttributeProto& a, const std::string& node_desc,
@@ -160,9 +148,10 @@ Status Importer::add_symbols_and_inputs() {
       std::string key = d.has_dim_param() && !d.dim_param().empty()
                             ? d.dim_param()
                             : "?" + vi->name() + ":" + std::to_string(i);
-      auto sym = symbol(key, d.has_dim_param() && !d.dim_param().empty() ? d.dim_param() : fresh);
-      if (!sym) return sym.status();
-      s.push_back(ir::Dim::symbol(*sym));
+      KILN_ASSIGN_OR_RETURN(
+          auto sym,
+          symbol(key, d.has_dim_param() && !d.dim_param().empty() ? d.dim_param() : fresh));
+      s.push_back(ir::Dim::symbol(sym));
     }
     ir::Value* v = g_->add_value(vi->name(), *dt);
     v->shape = s;
@@ -259,19 +248,58 @@ Result<ir::Value*> Importer::lookup(const std::string& name, const std::string& 
   return it->second;
 }
 
-Status Importer::add_node(const onnx::NodeProto& np, size_t index) {
-  std::string name = np.name().empty() ? np.op_type() + "_" + std::to_string(index) : np.name();
-  const std::string desc = "node '" + name + "' (" + np.op_type() + ")";
-  if (!np.domain().empty() && np.domain() != "ai.onnx") {
-    int64_t version = 0;
-    for (const auto& op : model_.opset_import())
-      if (op.domain() == np.domain()) version = op.version();
-    return err("unsupported op '" + np.op_type() + "' in node '" + name + "' (domain '" +
-               np.domain() + "', opset " + std::to_string(version) + ")");
+std::string node_name(const onnx::NodeProto& np, size_t index) {
+  return np.name().empty() ? np.op_type() + "_" + std::to_string(index) : np.name();
+}
+
+// Every op of the model that the registry does not import, all at once: op, domain, opset, how
+// many nodes and the first of them, and which exporter wrote the file.
+Status Importer::check_ops() const {
+  struct Unsupported {
+    std::string first_node;
+    int64_t opset = 0;
+    int count = 0;
+    std::string why;
+  };
+  std::map<std::pair<std::string, std::string>, Unsupported> bad;  // (domain, op) -> what
+  const onnx::GraphProto& gp = model_.graph();
+  for (int i = 0; i < gp.node_size(); ++i) {
+    const onnx::NodeProto& np = gp.node(i);
+    const bool onnx_domain = np.domain().empty() || np.domain() == "ai.onnx";
+    auto op = onnx_domain ? ir::op_from_name(np.op_type()) : std::nullopt;
+    std::string why;
+    if (!op || ir::op_info(*op).min_opset == 0) {
+      why = "not supported";
+    } else if (g_->opset < ir::op_info(*op).min_opset) {
+      why = "needs opset >= " + std::to_string(ir::op_info(*op).min_opset);
+    } else {
+      continue;
+    }
+    int64_t version = g_->opset;
+    if (!onnx_domain)
+      for (const auto& o : model_.opset_import())
+        if (o.domain() == np.domain()) version = o.version();
+    Unsupported& u = bad[{np.domain(), np.op_type()}];
+    if (u.count++ == 0) u = {node_name(np, i), version, 1, why};
   }
-  if (!supported_ops().count(np.op_type()))
-    return err("unsupported op '" + np.op_type() + "' in node '" + name + "' (domain '', opset " +
-               std::to_string(g_->opset) + ")");
+  if (bad.empty()) return Status::ok();
+  std::string msg =
+      bad.size() == 1 ? "unsupported op " : std::to_string(bad.size()) + " unsupported ops: ";
+  bool first = true;
+  for (const auto& [key, u] : bad) {
+    msg += (first ? "" : "; ") + std::string("'") + key.second + "' (domain '" + key.first +
+           "', opset " + std::to_string(u.opset) + ", " + u.why + "): " + std::to_string(u.count) +
+           (u.count == 1 ? " node, '" : " nodes, first '") + u.first_node + "'";
+    first = false;
+  }
+  if (!g_->producer.empty()) msg += " [model written by " + g_->producer + "]";
+  return err(msg);
+}
+
+Status Importer::add_node(const onnx::NodeProto& np, size_t index) {
+  const std::string name = node_name(np, index);
+  const std::string desc = "node '" + name + "' (" + np.op_type() + ")";
+  const ir::Op op = *ir::op_from_name(np.op_type());  // check_ops() accepted it
   for (const auto& a : np.attribute()) {
     if (a.type() == onnx::AttributeProto::GRAPH || a.type() == onnx::AttributeProto::GRAPHS)
       return err(desc + ": attribute '" + a.name() +
@@ -285,9 +313,8 @@ Status Importer::add_node(const onnx::NodeProto& np, size_t index) {
       inputs.push_back(nullptr);
       continue;
     }
-    auto v = lookup(in, desc);
-    if (!v) return v.status();
-    inputs.push_back(*v);
+    KILN_ASSIGN_OR_RETURN(auto v, lookup(in, desc));
+    inputs.push_back(v);
   }
   std::vector<ir::Value*> outputs;
   for (const auto& out : np.output()) {
@@ -300,7 +327,7 @@ Status Importer::add_node(const onnx::NodeProto& np, size_t index) {
     values_[out] = v;
     outputs.push_back(v);
   }
-  ir::Node* n = g_->add_node(np.op_type(), name, inputs, outputs);
+  ir::Node* n = g_->add_node(op, name, inputs, outputs);
   for (const auto& a : np.attribute()) {
     ir::Attribute attr;
     KILN_RETURN_IF_ERROR(convert_attribute(a, desc, &attr));
@@ -313,14 +340,14 @@ Status Importer::add_node(const onnx::NodeProto& np, size_t index) {
 // Squeeze/Unsqueeze axes as an input (opset 13), ReduceMean axes as an attribute (opset < 18),
 // Softmax with an explicit axis.
 Status Importer::normalize(ir::Node* n) {
-  if ((n->op == "Squeeze" || n->op == "Unsqueeze") && n->has_attr("axes")) {
+  if ((n->op == ir::Op::kSqueeze || n->op == ir::Op::kUnsqueeze) && n->has_attr("axes")) {
     ir::Value* axes =
         g_->add_constant(g_->unique_name(n->name + "/axes"), int64_tensor(n->attr_ints("axes")));
     n->attrs.erase("axes");
     n->inputs.resize(1);
     n->inputs.push_back(axes);
   }
-  if (n->op == "ReduceMean" && n->input(1)) {
+  if (n->op == ir::Op::kReduceMean && n->input(1)) {
     ir::Value* axes = n->input(1);
     if (!axes->constant)
       return err(n->describe() + ": axes input '" + axes->name + "' is not a constant");
@@ -333,11 +360,14 @@ Status Importer::normalize(ir::Node* n) {
       n->attrs["axes"] = v;
     }
   }
-  if (n->op == "Gelu" && n->attr_string("approximate", "none") != "none")
-    return err(n->describe() + ": approximate='" + n->attr_string("approximate", "") +
-               "' is not supported (only the exact erf GELU)");
-  if (n->op == "Gelu") n->attrs["approximate"] = std::string("none");
-  if (n->op == "Softmax" && !n->has_attr("axis"))
+  if (n->op == ir::Op::kGelu) {  // the tanh approximation is an op of its own
+    const std::string approx = n->attr_string("approximate", "none");
+    if (approx == "tanh") n->op = ir::Op::kGeluTanh;
+    if (approx != "none" && approx != "tanh")
+      return err(n->describe() + ": approximate='" + approx + "' is not an ONNX Gelu mode");
+    n->attrs.erase("approximate");
+  }
+  if (n->op == ir::Op::kSoftmax && !n->has_attr("axis"))
     n->attrs["axis"] = int64_t{g_->opset < 13 ? 1 : -1};
   return Status::ok();
 }
@@ -345,7 +375,7 @@ Status Importer::normalize(ir::Node* n) {
 // LayerNormalization's Mean/InvStdDev and Dropout's mask are training outputs; kiln drops them.
 Status Importer::drop_unused_extra_outputs() {
   for (auto& n : g_->nodes()) {
-    if (n->op != "LayerNormalization" && n->op != "Dropout") continue;
+    if (n->op != ir::Op::kLayerNormalization && n->op != ir::Op::kDropout) continue;
     for (size_t i = 1; i < n->outputs.size(); ++i) {
       ir::Value* o = n->outputs[i];
       if (o && (!g_->consumers(o).empty() || g_->is_graph_output(o)))
@@ -378,11 +408,11 @@ Result<std::unique_ptr<ir::Graph>> Importer::run() {
     return err("max_seq must be positive, got " + std::to_string(opts_.max_seq));
   KILN_RETURN_IF_ERROR(add_symbols_and_inputs());
   const onnx::GraphProto& gp = model_.graph();
+  KILN_RETURN_IF_ERROR(check_ops());
   for (int i = 0; i < gp.node_size(); ++i) KILN_RETURN_IF_ERROR(add_node(gp.node(i), i));
   for (const auto& o : gp.output()) {
-    auto v = lookup(o.name(), "graph output");
-    if (!v) return v.status();
-    g_->outputs.push_back(*v);
+    KILN_ASSIGN_OR_RETURN(auto v, lookup(o.name(), "graph output"));
+    g_->outputs.push_back(v);
   }
   KILN_RETURN_IF_ERROR(drop_unused_extra_outputs());
   if (auto s = ir::infer_shapes(*g_); !s) return err(s.message());

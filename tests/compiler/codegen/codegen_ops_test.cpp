@@ -164,7 +164,7 @@ TEST(CodegenOps, LargeGraphIsSplitIntoParts) {
   for (int i = 0; i < kChain; ++i) {
     ir::Value* next = g.add_value("v" + std::to_string(i), DType::kFloat32);
     next->shape = ir::Shape{Dim::symbol(0)};
-    g.add_node("Neg", "neg" + std::to_string(i), {cur}, {next});
+    g.add_node(ir::Op::kNeg, "neg" + std::to_string(i), {cur}, {next});
     cur = next;
   }
   g.outputs = {cur};

@@ -64,9 +64,9 @@ TEST(FoldConstants, ShapeArithmeticBecomesConstantsAndSymbolicTensors) {
   const ir::Value* root = scaled->producer->input(1);
   ASSERT_TRUE(root->constant) << p;
   EXPECT_FLOAT_EQ(root->constant->data<float>()[0], std::sqrt(32.0f));
-  ASSERT_EQ(r->producer->op, "Reshape");
+  ASSERT_EQ(r->producer->op, ir::Op::kReshape);
   ir::Value* t = r->producer->input(1);
-  EXPECT_EQ(t->producer->op, "SymbolicTensor");
+  EXPECT_EQ(t->producer->op, ir::Op::kSymbolicTensor);
   EXPECT_EQ(ir::shape_str(*t->sym_value, g.symbol_names()), "[batch, seq, 4, 8]");
   auto out = test::run_graph(g, {{"x", test::f32({1, 1, 32}, std::vector<float>(32, 2.0f))}});
   ASSERT_TRUE(out.is_ok()) << out.status().message();

@@ -124,7 +124,7 @@ TEST_P(FuseAttention, FusesAndPreservesValues) {
   ASSERT_EQ(t.g.nodes().size(), mask_scaled ? 2u : 1u) << p;
   EXPECT_EQ(test::count_ops(t.g, "Mul"), mask_scaled ? 1 : 0) << p;
   const ir::Node* a = t.g.outputs[0]->producer;
-  ASSERT_TRUE(a && a->op == "Attention") << p;
+  ASSERT_TRUE(a && a->op == ir::Op::kAttention) << p;
   EXPECT_EQ(a->name, "layer/attention/Attention");
   EXPECT_EQ(a->attr_int("num_heads", 0), kHeads);
   EXPECT_EQ(a->attr_int("qkv_packed", -1), 0);

@@ -67,7 +67,7 @@ void build(ir::Graph& g, Variant v) {
     mean = g.add_value("mean", ir::DType::kFloat32);
     outs.push_back(mean);
   }
-  ir::Node* ln = g.add_node("LayerNormalization", "/layer/output/LayerNorm", ln_in, outs);
+  ir::Node* ln = g.add_node(ir::Op::kLayerNormalization, "/layer/output/LayerNorm", ln_in, outs);
   ln->attrs["epsilon"] = 1e-3f;
   ln->attrs["axis"] = int64_t{v == kAxisNotLast ? 1 : -1};
   g.outputs = {z};
@@ -111,7 +111,7 @@ bool fuse_and_compare(Variant v) {
   if (fused) {
     EXPECT_EQ(g.nodes().size(), 1u) << ir::print_graph(g);
     const ir::Node& d = *g.nodes()[0];
-    EXPECT_EQ(d.op, "Dense");
+    EXPECT_EQ(d.op, ir::Op::kDense);
     EXPECT_EQ(d.name, "/layer/output/dense/Dense");
     EXPECT_EQ(d.attr_int("gelu", 0), 1);
     EXPECT_FLOAT_EQ(d.attr_float("ln_epsilon", 0), 1e-3f);
@@ -171,7 +171,7 @@ TEST(FuseDenseLayerNorm, PipelineFusesBertSublayerOutput) {
                   {{"axis", int64_t{-1}}, {"epsilon", 1e-5f}})};
   ASSERT_TRUE(passes::run_pipeline(g, {}).is_ok()) << ir::print_graph(g);
   ASSERT_EQ(g.nodes().size(), 1u) << ir::print_graph(g);
-  EXPECT_EQ(g.nodes()[0]->op, "Dense");
+  EXPECT_EQ(g.nodes()[0]->op, ir::Op::kDense);
   EXPECT_NE(g.nodes()[0]->input(4), nullptr);
 }
 

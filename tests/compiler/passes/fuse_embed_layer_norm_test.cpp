@@ -27,7 +27,7 @@ ir::Value* gather(ir::Graph& g, ir::Value* t, ir::Value* ids, const std::string&
 ir::Value* buffer_slice(ir::Graph& g, std::vector<int64_t> values, int64_t start, int64_t step) {
   ir::Value* c = g.add_constant(g.unique_name("buffer"), test::i64({1, kPositions}, values));
   ir::Value* s = g.add_value(g.unique_name("slice"), ir::DType::kInt64);
-  g.add_node("Slice", g.unique_name("/embeddings/Slice"),
+  g.add_node(ir::Op::kSlice, g.unique_name("/embeddings/Slice"),
              {c, test::ci(g, {start}), test::ci(g, {start + kSeq * step}), test::ci(g, {1}),
               test::ci(g, {step})},
              {s});
@@ -136,7 +136,7 @@ const ir::Node* fuse_and_compare(Variant v, ir::Graph& g) {
     }
   const ir::Node* fused = nullptr;
   for (const auto& n : g.nodes())
-    if (n->op == "EmbeddingLayerNorm") fused = n.get();
+    if (n->op == ir::Op::kEmbeddingLayerNorm) fused = n.get();
   if (fused) {
     EXPECT_EQ(test::count_ops(g, "Gather") + test::count_ops(g, "Add") +
                   test::count_ops(g, "LayerNormalization"),

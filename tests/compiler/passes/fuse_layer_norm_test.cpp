@@ -68,7 +68,7 @@ TEST_P(FuseLayerNorm, FusesAndPreservesValues) {
   std::string p = ir::print_graph(t.g);
   ASSERT_EQ(t.g.nodes().size(), 1u) << p;
   const ir::Node& ln = *t.g.nodes()[0];
-  EXPECT_EQ(ln.op, "LayerNormalization");
+  EXPECT_EQ(ln.op, ir::Op::kLayerNormalization);
   EXPECT_EQ(ln.attr_int("axis", 0), -1);
   EXPECT_FLOAT_EQ(ln.attr_float("epsilon", 0), 1e-5f);
   EXPECT_EQ(ln.inputs.size(), 3u);  // Scale and B always present

@@ -39,7 +39,7 @@ inline ir::Tensor f32_scalar(float v) {
 
 inline int count_ops(const ir::Graph& g, const std::string& op) {
   int n = 0;
-  for (const auto& node : g.nodes()) n += node->op == op;
+  for (const auto& node : g.nodes()) n += ir::op_name(node->op) == op;
   return n;
 }
 
@@ -89,7 +89,7 @@ inline Result<std::map<std::string, ir::Tensor>> run_graph(
   g.inputs.clear();
   std::vector<const ir::Node*> sym_nodes;
   for (const auto& n : g.nodes()) {
-    if (n->op != "SymbolicTensor") continue;
+    if (n->op != ir::Op::kSymbolicTensor) continue;
     ir::Value* o = n->outputs[0];
     std::vector<int64_t> vals;
     for (const ir::Dim& d : *o->sym_value) vals.push_back(d.eval(sym.data()));

@@ -33,7 +33,7 @@ TEST(Simplify, RemovesNoOpsAndKeepsOutputNames) {
   ASSERT_TRUE(ir::infer_shapes(t.g).is_ok());
   ASSERT_TRUE(passes::simplify(t.g).is_ok());
   EXPECT_EQ(t.g.nodes().size(), 1u) << ir::print_graph(t.g);
-  EXPECT_EQ(t.g.nodes()[0]->op, "Relu");
+  EXPECT_EQ(t.g.nodes()[0]->op, ir::Op::kRelu);
   EXPECT_EQ(t.g.outputs[0]->name, "last_hidden_state");
   EXPECT_EQ(t.g.outputs[0]->producer, t.g.nodes()[0].get());
 }

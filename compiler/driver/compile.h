@@ -1,0 +1,46 @@
+// The compile driver: ONNX file -> artifact directory, in the library so that every front end
+// (the `kiln` CLI's compile and quant-report, and through the CLI the Python API) runs the same
+// steps: import, the pass pipeline, optional INT8 quantization, code generation and the build.
+// It prints nothing; warnings and what was done come back in the report.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compiler/ir/graph.h"
+#include "compiler/target/target.h"
+
+namespace kiln {
+
+struct CompileOptions {
+  std::string model;       // the ONNX file
+  std::string output_dir;  // created if missing
+  std::string target = "native";
+  int64_t max_seq = 0;  // 0: min(512, the model's max positions)
+  int jobs = 2;         // parallel C++ compiler processes
+  std::string quantize = "none";              // none | int8
+  std::vector<std::string> quantize_exclude;  // glob patterns over node / weight names
+  // quant-report: every Dense output becomes an extra graph output after the original ones.
+  bool expose_dense_outputs = false;
+  // Called with the graph after import ("import"), after each pass and after quantization.
+  std::function<void(const std::string& stage, const ir::Graph&)> after_stage;
+};
+
+struct CompileReport {
+  target::Target target;
+  size_t onnx_nodes = 0;                 // nodes as imported
+  std::map<std::string, int> ops;        // op -> node count after the pipeline
+  std::vector<ir::Symbol> symbols;       // with their compiled maxima
+  std::vector<std::string> model_outputs;  // the model's own outputs (before quant-report's extra)
+  size_t quantized_layers = 0, quantized_tables = 0;
+  std::vector<std::string> quantize_excluded;
+  std::vector<std::string> warnings;
+  double import_seconds = 0, passes_seconds = 0, codegen_seconds = 0;
+};
+
+Result<CompileReport> compile(const CompileOptions& options);
+
+}  // namespace kiln
