@@ -16,7 +16,7 @@
 #include <arm_neon.h>
 #endif
 
-#include "kiln/kernels/gemm/dispatch.h"
+#include "kiln/kernels/gemm/variant_table.h"
 
 namespace kiln::bench {
 

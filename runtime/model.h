@@ -1,5 +1,7 @@
 // A loaded artifact: validated description, mapped params, model.so and its node functions, plus
-// the runtime-owned buffers (inputs, outputs, arena) and the per-shape pointer plan.
+// the runtime-owned buffers (inputs, outputs, arena) and the per-shape pointer plan. Implemented by
+// concern: model_load.cpp (load + validate), model.cpp (inputs, run, outputs, threads),
+// model_describe.cpp (describe, profile), model_text.cpp (tokenizer).
 #pragma once
 
 #include <chrono>
@@ -84,17 +86,20 @@ class Model {
 
  private:
   Model() = default;
+  // model_load.cpp, model_text.cpp
   Status load_impl(const std::string& dir, const kiln_load_options* opts);
   Status check_target() const;
   Status check_params();
   Status load_library();
   Status check_graph_checksum(const std::string& path) const;
   Status load_tokenizer();
+  // model.cpp
   Status bind_symbols(int64_t* sym) const;
   Status plan(const int64_t* sym);
   template <bool kTimed>
   Status call_nodes();
   Status node_failed(size_t n);
+  // model_describe.cpp
   void build_describe();
 
   std::string dir_;

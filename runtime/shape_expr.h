@@ -57,6 +57,19 @@ struct SymDim {
   }
 };
 
+// "[batch, seq, 768]" and "[2, 7, 768]", for messages.
+inline std::string shape_str(const std::vector<SymDim>& shape,
+                             const std::vector<std::string>& names) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + shape[i].str(names);
+  return s + "]";
+}
+inline std::string dims_str(const int64_t* dims, int rank) {
+  std::string s = "[";
+  for (int i = 0; i < rank; ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
 // Parses "12*batch*seq" against the symbol names. On failure returns false and sets *error.
 inline bool parse_sym_dim(const std::string& text, const std::vector<std::string>& names,
                           SymDim* out, std::string* error) {

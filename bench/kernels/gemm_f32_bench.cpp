@@ -36,16 +36,16 @@ using kiln::bench::fma_peak_avx512;
 using kiln::bench::fma_peak_neon;
 #endif
 
-// Measured peak (FLOP/s) the variant is judged against.
-double peak_for(const std::string& variant) {
+// Measured peak (FLOP/s) the variant is judged against: the one of the ISA its CPU test asks for.
+double peak_for(const gemm::Variant& v) {
 #if defined(__x86_64__)
   static const double avx512 = fma_peak_avx512(), avx2 = fma_peak_avx2();
   static const bool printed =
       std::printf("measured FMA peak, 1 core: avx512 %.1f GFLOP/s, avx2 %.1f GFLOP/s\n",
                   avx512 * 1e-9, avx2 * 1e-9) > 0;
   (void)printed;
-  if (variant == "avx512") return avx512;
-  if (variant == "avx2") return avx2;
+  if (v.supported == gemm::cpu::avx512f) return avx512;
+  if (v.supported == gemm::cpu::avx2_fma) return avx2;
   return std::max(avx512, avx2);
 #elif defined(__aarch64__)
   static const double neon = fma_peak_neon();
@@ -105,7 +105,7 @@ void bm_gemm(benchmark::State& state, const gemm::Variant* v, Shape s) {
   const double flops = 2.0 * s.M * s.N * s.K;
   state.counters["GFLOPS"] =
       benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  const double peak = peak_for(v->name);
+  const double peak = peak_for(*v);
   if (peak > 0)
     state.counters["peak"] =
         benchmark::Counter(flops / peak, benchmark::Counter::kIsIterationInvariantRate);
@@ -118,12 +118,11 @@ void bm_gemm(benchmark::State& state, const gemm::Variant* v, Shape s) {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  int n = 0;
-  const gemm::Variant* vs = gemm::gemm_f32_variants(&n);
-  peak_for("");  // measure (and print) the peaks before any benchmark runs
+  const auto& variants = gemm::gemm_f32_table();
+  peak_for(variants.chosen());  // measure (and print) the peaks before any benchmark runs
   std::printf("measured read bandwidth, 1 core: 9 MiB %.1f GB/s, 256 MiB %.1f GB/s\n",
               read_bandwidth(9 << 20) * 1e-9, read_bandwidth(256 << 20) * 1e-9);
-  std::printf("default variant: %s\n", gemm::gemm_f32_variant_name());
+  std::printf("default variant: %s\n", variants.chosen().name);
   const Shape shapes[] = {
       {128, 768, 768, false},  {128, 768, 3072, false}, {128, 3072, 768, false},
       {128, 768, 2304, false}, {512, 768, 768, false},  {512, 768, 3072, false},
@@ -131,14 +130,13 @@ int main(int argc, char** argv) {
       {16, 768, 3072, false},  {16, 3072, 768, false},  {16, 768, 2304, false},
       {128, 768, 3072, true},
   };
-  for (int i = 0; i < n; ++i) {
-    const gemm::Variant* v = &vs[i];
-    if (!v->supported()) continue;
+  for (const gemm::Variant& v : variants) {
+    if (!v.supported()) continue;
     for (const Shape& s : shapes) {
-      const std::string name = std::string("gemm_f32/") + v->name + "/M" + std::to_string(s.M) +
+      const std::string name = std::string("gemm_f32/") + v.name + "/M" + std::to_string(s.M) +
                                "_K" + std::to_string(s.K) + "_N" + std::to_string(s.N) +
                                (s.gelu ? "_bias_gelu" : "_bias");
-      benchmark::RegisterBenchmark(name.c_str(), bm_gemm, v, s)->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(name.c_str(), bm_gemm, &v, s)->Unit(benchmark::kMicrosecond);
     }
   }
   benchmark::RunSpecifiedBenchmarks();

@@ -7,8 +7,8 @@
 //               the u8 x s8 sequence most AVX2 int8 GEMMs use (it saturates, see the docs; the
 //               avx2 kernel uses vpmaddwd on int16, whose own loop is printed too);
 //   ref:        the best of the above.
-// "quantize_rows/<impl>/M_K" times the activation quantization alone (part of every GEMM call
-// above), per implementation, with its input bandwidth (floats read).
+// "quantize_rows/<variant>/M_K" times the variant's activation quantization alone (part of every
+// GEMM call above), with its input bandwidth (floats read).
 // Before the benchmarks it also prints the activation-scheme measurement behind s8_quantize.h's
 // choice (per row vs per tensor, asymmetric vs symmetric, 8 vs 7 bits): relative error of the
 // quantized GEMM against the exact one on BERT-like inputs.
@@ -180,7 +180,8 @@ double maddwd_peak() {
 }
 #endif
 
-double peak_for(const std::string& variant) {
+// Measured peak (ops/s) the variant is judged against: the one of the ISA its CPU test asks for.
+double peak_for(const gemm::S8Variant& v) {
 #if defined(__x86_64__)
   static const double vnni = vnni_peak(), avxvnni = avxvnni_peak(), maddubs = maddubs_peak(),
                       maddwd = maddwd_peak();
@@ -190,9 +191,9 @@ double peak_for(const std::string& variant) {
           "vpmaddubsw+vpmaddwd ymm %.1f GOP/s (vpmaddwd ymm alone %.1f GOP/s)\n",
           vnni * 1e-9, avxvnni * 1e-9, maddubs * 1e-9, maddwd * 1e-9) > 0;
   (void)printed;
-  if (variant == "avx512vnni") return vnni;
-  if (variant == "avxvnni") return avxvnni;
-  if (variant == "avx2") return maddubs;
+  if (v.supported == gemm::cpu::avx512vnni) return vnni;
+  if (v.supported == gemm::cpu::avxvnni) return avxvnni;
+  if (v.supported == gemm::cpu::avx2_fma) return maddubs;
   return std::max(vnni, maddubs);
 #else
   return 0;
@@ -313,7 +314,7 @@ void bm_gemm_s8(benchmark::State& state, const gemm::S8Variant* v, Shape s) {
   const double ops = 2.0 * s.M * s.N * s.K;
   state.counters["GOPS"] =
       benchmark::Counter(ops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  const double peak = peak_for(v->name);
+  const double peak = peak_for(*v);
   if (peak > 0)
     state.counters["peak"] =
         benchmark::Counter(ops / peak, benchmark::Counter::kIsIterationInvariantRate);
@@ -340,34 +341,16 @@ void bm_quantize_rows(benchmark::State& state, gemm::QuantizeRowsFn fn, gemm::Ac
       benchmark::Counter(4.0 * M * K * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Each variant's quantizer, in its activation format.
 void register_quantize_benchmarks() {
-  struct Q {
-    const char* name;
-    gemm::QuantizeRowsFn fn;
-    gemm::ActFormat format;
-    bool supported;
-  };
-  const Q qs[] = {
-    {"ref_u8", gemm::quantize_rows_ref<gemm::ActFormat::kU8>, gemm::ActFormat::kU8, true},
-#if defined(__x86_64__)
-    {"avx2_u8", gemm::quantize_rows_avx2<gemm::ActFormat::kU8>, gemm::ActFormat::kU8,
-     gemm::cpu::avx2_fma()},
-    {"avx512_u8", gemm::quantize_rows_avx512<gemm::ActFormat::kU8>, gemm::ActFormat::kU8,
-     gemm::cpu::avx512f()},
-    {"avx2_s16", gemm::quantize_rows_avx2<gemm::ActFormat::kS16>, gemm::ActFormat::kS16,
-     gemm::cpu::avx2_fma()},
-#endif
-#if defined(__aarch64__)
-    {"neon_s8", gemm::quantize_rows_neon, gemm::ActFormat::kS8, true},
-#endif
-  };
-  for (const Q& q : qs) {
-    if (!q.supported) continue;
+  for (const gemm::S8Variant& v : gemm::gemm_s8_table()) {
+    if (!v.supported()) continue;
+    const gemm::S8KernelTable& kt = v.kernels();
     for (int64_t M : {16, 32, 128})
       for (int64_t K : {768, 3072}) {
-        const std::string name = std::string("quantize_rows/") + q.name + "/M" + std::to_string(M) +
+        const std::string name = std::string("quantize_rows/") + v.name + "/M" + std::to_string(M) +
                                  "_K" + std::to_string(K);
-        benchmark::RegisterBenchmark(name.c_str(), bm_quantize_rows, q.fn, q.format, M, K)
+        benchmark::RegisterBenchmark(name.c_str(), bm_quantize_rows, kt.quantize, kt.format, M, K)
             ->Unit(benchmark::kMicrosecond);
       }
   }
@@ -378,8 +361,9 @@ void register_quantize_benchmarks() {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (!std::getenv("KILN_BENCH_SKIP_SCHEMES")) print_scheme_errors();
-  peak_for("");
-  std::printf("default s8 variant: %s\n", gemm::gemm_s8_variant_name());
+  const auto& variants = gemm::gemm_s8_table();
+  peak_for(variants.chosen());
+  std::printf("default s8 variant: %s\n", variants.chosen().name);
   const Shape shapes[] = {
       {128, 768, 768, false},  {128, 768, 3072, false}, {128, 3072, 768, false},
       {128, 768, 2304, false}, {512, 768, 768, false},  {512, 768, 3072, false},
@@ -388,16 +372,13 @@ int main(int argc, char** argv) {
       {32, 768, 768, false},   {32, 768, 3072, false},  {32, 3072, 768, false},
       {32, 768, 2304, false},  {128, 768, 3072, true},
   };
-  int n = 0;
-  const gemm::S8Variant* vs = gemm::gemm_s8_variants(&n);
-  for (int i = 0; i < n; ++i) {
-    const gemm::S8Variant* v = &vs[i];
-    if (!v->supported()) continue;
+  for (const gemm::S8Variant& v : variants) {
+    if (!v.supported()) continue;
     for (const Shape& s : shapes) {
-      const std::string name = std::string("gemm_s8/") + v->name + "/M" + std::to_string(s.M) +
+      const std::string name = std::string("gemm_s8/") + v.name + "/M" + std::to_string(s.M) +
                                "_K" + std::to_string(s.K) + "_N" + std::to_string(s.N) +
                                (s.gelu ? "_bias_gelu" : "_bias");
-      benchmark::RegisterBenchmark(name.c_str(), bm_gemm_s8, v, s)->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(name.c_str(), bm_gemm_s8, &v, s)->Unit(benchmark::kMicrosecond);
     }
   }
   register_quantize_benchmarks();

@@ -65,7 +65,7 @@ void DenseLN(benchmark::State& state) {
       kk::layernorm_f32(C.data(), scale.data(), beta.data(), C.data(), M, N, 1e-12f, nullptr);
     benchmark::DoNotOptimize(C.data());
   }
-  state.SetLabel(kInt8 ? gemm::gemm_s8_variant_name() : gemm::gemm_f32_variant_name());
+  state.SetLabel(kInt8 ? gemm::gemm_s8_variant().name : gemm::gemm_f32_variant().name);
 }
 
 template <bool kInt8, bool kFused>

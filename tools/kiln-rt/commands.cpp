@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "kiln/kernels/gemm/variant_names.h"
 #include "kiln/runtime.hpp"
 #include "npy.h"
 #include "runtime/shape_expr.h"
@@ -59,8 +60,9 @@ const char kRunUsage[] =
     "  --output-dir D      where to write outputs (created if missing)\n"
     "  --threads N         threads (default: KILN_NUM_THREADS or the number of cores)\n"
     "  --verbose           print load/run times, the bound shapes and the kernel variants\n"
-    "                      model.so picked (KILN_GEMM_VARIANT=ref|avx2|avx512|neon|neon_a76\n"
-    "                      forces the GEMM variant when this CPU and target allow it)\n";
+    "                      model.so picked; KILN_GEMM_VARIANT=NAME and KILN_GEMM_S8_VARIANT=NAME\n"
+    "                      force one when this CPU and target allow it (FP32 NAME:%s;\n"
+    "                      INT8 NAME:%s)\n";
 
 const char kBenchUsage[] =
     "usage: kiln-rt bench DIR [--batch B] [--seq S] [--threads N] [--runs N] [--warmup N]\n"
@@ -255,7 +257,7 @@ int cmd_run(int argc, char** argv) {
   Args a =
       parse_args(argc, argv, {"--input", "--output-dir", "--threads", "--text"}, {"--verbose"});
   if (a.help) {
-    std::fputs(kRunUsage, stdout);
+    std::printf(kRunUsage, kernels::gemm::kGemmF32VariantNames, kernels::gemm::kGemmS8VariantNames);
     return 0;
   }
   if (a.dir.empty()) throw CliError{"run: missing artifact directory (see kiln-rt run --help)"};

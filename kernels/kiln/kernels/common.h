@@ -125,7 +125,15 @@ constexpr int kVecFloats = 8;
 #else
 constexpr int kVecFloats = 4;
 #endif
-typedef float VecF __attribute__((vector_size(kVecFloats * sizeof(float))));
+// VecOf<W> gives W lanes of float / int32; a kernel built with a target attribute for a wider ISA
+// than the translation unit's instantiates that ISA's width (the INT8 activation quantizer,
+// gemm/s8_quantize.h).
+template <int W>
+struct VecOf {
+  typedef float F __attribute__((vector_size(W * sizeof(float))));
+  typedef int32_t I __attribute__((vector_size(W * sizeof(int32_t))));
+};
+typedef VecOf<kVecFloats>::F VecF;
 
 // Unaligned load / store (memcpy compiles to one vector move).
 inline VecF load_vec(const float* p) {

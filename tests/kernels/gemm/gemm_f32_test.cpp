@@ -1,6 +1,6 @@
-// Packed FP32 GEMM: packing, dispatch, and every variant (ref, avx2, avx512, neon, neon_a76) on odd
-// shapes, strides, epilogues, K blocks and threads against a double-precision reference. A variant
-// that is not built for this architecture or that the CPU lacks is skipped, and says so.
+// Packed FP32 GEMM: packing, dispatch, and every variant of the dispatch table (f32_variants.inc)
+// on odd shapes, strides, epilogues, K blocks and threads against a double-precision reference. A
+// variant that the CPU lacks is skipped, and says so.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -33,13 +33,10 @@ TEST(GemmPack, LayoutIsPanelsOfKRowsBy16) {
 }
 
 TEST(GemmDispatch, DefaultIsBestSupported) {
-  int n = 0;
-  const Variant* t = gemm_f32_variants(&n);
-  const char* env = std::getenv("KILN_GEMM_VARIANT");
-  if (env) GTEST_SKIP() << "KILN_GEMM_VARIANT is set";
-  for (int i = 0; i < n; ++i)
-    if (t[i].supported()) {
-      EXPECT_STREQ(gemm_f32_variant_name(), t[i].name);
+  if (std::getenv("KILN_GEMM_VARIANT")) GTEST_SKIP() << "KILN_GEMM_VARIANT is set";
+  for (const Variant& v : gemm_f32_table())
+    if (v.supported()) {
+      EXPECT_EQ(&gemm_f32_variant(), &v);
       return;
     }
   FAIL() << "no supported variant";
@@ -48,7 +45,7 @@ TEST(GemmDispatch, DefaultIsBestSupported) {
 TEST(GemmDispatch, EnvOverride) {
   const char* env = std::getenv("KILN_GEMM_VARIANT");
   if (!env) GTEST_SKIP() << "run with KILN_GEMM_VARIANT set (ctest GemmDispatch.EnvForcesRef)";
-  EXPECT_STREQ(gemm_f32_variant_name(), env);
+  EXPECT_STREQ(gemm_f32_variant().name, env);
 }
 
 TEST(GemmDispatch, EntryPointUsesSelectedVariant) {
@@ -74,9 +71,8 @@ TEST(GemmDriver, CopiesAOnlyWhenItsRowsShareAnL1Set) {
 class GemmVariantTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
-    std::string why;
-    v_ = runnable_variant(GetParam(), &why);
-    if (!v_) GTEST_SKIP() << why;
+    v_ = gemm_f32_table().find(GetParam());
+    if (!v_->supported()) GTEST_SKIP() << v_->name << " GEMM skipped: CPU lacks " << v_->needs;
   }
   const Variant* v_ = nullptr;
 };
@@ -200,7 +196,7 @@ TEST_P(GemmVariantTest, Schedules) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, GemmVariantTest,
-                         ::testing::Values("ref", "avx2", "avx512", "neon", "neon_a76"),
+                         ::testing::ValuesIn(variant_names(gemm_f32_table())),
                          [](const ::testing::TestParamInfo<const char*>& i) {
                            return std::string(i.param);
                          });

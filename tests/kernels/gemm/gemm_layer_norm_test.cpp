@@ -113,11 +113,9 @@ Schedule pick(const Schedule& variant_default, const Schedule& asked) {
 }
 
 TEST(GemmLayerNorm, F32EveryVariant) {
-  int count = 0;
-  const Variant* t = gemm_f32_variants(&count);
-  for (int v = 0; v < count; ++v) {
-    if (!t[v].supported()) continue;
-    for (const Case& c : cases(t[v].kernels().max_rows)) {
+  for (const Variant& v : gemm_f32_table()) {
+    if (!v.supported()) continue;
+    for (const Case& c : cases(v.kernels().max_rows)) {
       std::mt19937 g(7);
       std::uniform_real_distribution<float> d(-1.f, 1.f);
       std::vector<float> A(c.m * c.k), B(c.k * c.n);
@@ -128,20 +126,18 @@ TEST(GemmLayerNorm, F32EveryVariant) {
       while (reinterpret_cast<uintptr_t>(packed) % 64) ++packed;
       pack_b_f32(B.data(), c.k, c.n, false, packed);
       ThreadBackend be(c.threads);
-      check(t[v].name, c, [&](float* C, int64_t ldc, const Epilogue& ep) {
-        gemm_f32_packed_with(t[v].kernels(), pick(t[v].schedule, c.schedule), be.get(), c.m, c.n,
-                             c.k, A.data(), c.k, packed, C, ldc, ep);
+      check(v.name, c, [&](float* C, int64_t ldc, const Epilogue& ep) {
+        gemm_f32_packed_with(v.kernels(), pick(v.schedule, c.schedule), be.get(), c.m, c.n, c.k,
+                             A.data(), c.k, packed, C, ldc, ep);
       });
     }
   }
 }
 
 TEST(GemmLayerNorm, S8EveryVariant) {
-  int count = 0;
-  const S8Variant* t = gemm_s8_variants(&count);
-  for (int v = 0; v < count; ++v) {
-    if (!t[v].supported()) continue;
-    for (const Case& c : cases(t[v].kernels().max_rows)) {
+  for (const S8Variant& v : gemm_s8_table()) {
+    if (!v.supported()) continue;
+    for (const Case& c : cases(v.kernels().max_rows)) {
       std::mt19937 g(11);
       std::uniform_real_distribution<float> d(-1.f, 1.f);
       std::vector<float> A(c.m * c.k), B(c.k * c.n);
@@ -153,9 +149,9 @@ TEST(GemmLayerNorm, S8EveryVariant) {
       ASSERT_TRUE(quantize_pack_b_s8(B.data(), c.k, c.n, false, blob));
       const PackedS8 packed = packed_s8_view(blob, c.k, c.n);
       ThreadBackend be(c.threads);
-      check(t[v].name, c, [&](float* C, int64_t ldc, const Epilogue& ep) {
-        gemm_s8_packed_with(t[v].kernels(), pick(t[v].schedule, c.schedule), be.get(), c.m, c.n,
-                            c.k, A.data(), c.k, packed, C, ldc, ep);
+      check(v.name, c, [&](float* C, int64_t ldc, const Epilogue& ep) {
+        gemm_s8_packed_with(v.kernels(), pick(v.schedule, c.schedule), be.get(), c.m, c.n, c.k,
+                            A.data(), c.k, packed, C, ldc, ep);
       });
     }
   }

@@ -144,18 +144,12 @@ class GemmTester {
   uint32_t seed_ = 1;
 };
 
-// The variant called `name`, or null after GTEST_SKIP-worthy reason in *why.
-inline const Variant* runnable_variant(const char* name, std::string* why) {
-  const Variant* v = find_gemm_f32_variant(name);
-  if (!v) {
-    *why = std::string(name) + " GEMM skipped: not built for this architecture";
-    return nullptr;
-  }
-  if (!v->supported()) {
-    *why = std::string(name) + " GEMM skipped: CPU lacks " + v->needs;
-    return nullptr;
-  }
-  return v;
+// The names of a dispatch table's rows: the parameters of the every-variant test suites.
+template <class Kernels>
+std::vector<const char*> variant_names(const VariantTable<Kernels>& table) {
+  std::vector<const char*> names;
+  for (const VariantRow<Kernels>& v : table) names.push_back(v.name);
+  return names;
 }
 
 }  // namespace kiln::kernels::gemm::testing

@@ -8,8 +8,8 @@
 // rne = round half to even (ONNX DynamicQuantizeLinear's rounding; its int8 form, with x * inv in
 // place of x / scale). Stored in the variant's ActFormat (s8_types.h), zero from K to the row end.
 // Why per row and asymmetric: docs/architecture.md, "INT8 GEMM kernels" (measured).
-// quantize_rows_ref is the plain C++ definition; the AVX-512, AVX2 and NEON versions give identical
-// bytes (the same float operations; vcvtps2dq and fcvtns round half to even).
+// quantize_rows_ref is the plain C++ definition; the AVX-512, AVX2 and NEON versions, one body at
+// three vector widths (detail::quantize_rows_simd), give identical bytes.
 #pragma once
 
 #include <cfloat>
@@ -17,12 +17,13 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#elif defined(__aarch64__)
+#include <utility>
+
+#if defined(__aarch64__)
 #include <arm_neon.h>
 #endif
 
+#include "kiln/kernels/common.h"
 #include "kiln/kernels/gemm/s8_types.h"
 
 namespace kiln::kernels::gemm {
@@ -88,206 +89,198 @@ void quantize_rows_ref(const float* A, int64_t lda, int64_t rows, int64_t K, voi
   }
 }
 
-#if defined(__x86_64__)
-// GCC 12's AVX-512 intrinsics fill their unused mask operand with _mm512_undefined_*() (x = x),
-// which -Wmaybe-uninitialized reports when AVX-512 is enabled by a target attribute only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace detail {
-// 16 floats -> 16 values as stored (rne(x * inv) + z, offset included in z, clamped to the
-// format's int8 range), and their store as bytes or int16 (vpmovdb / vpmovdw truncate).
-__attribute__((target("avx512f"), always_inline)) inline __m512i q16(__m512 v, __m512 inv,
-                                                                     __m512i z, __m512i qmin,
-                                                                     __m512i qmax) {
-  const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv)), z);
-  return _mm512_min_epi32(_mm512_max_epi32(q, qmin), qmax);
+
+// The SIMD quantizer's pieces, over W-lane GCC vectors (common.h VecOf). Vectors are passed by
+// reference: these are always inlined into a function with the ISA's target attribute, and a
+// by-value vector wider than the translation unit's ISA would draw -Wpsabi.
+
+// acc = max(acc, v) (kMax) or min(acc, v), lane-wise; a NaN in v leaves acc (as fmax / fmin). x86
+// gets vmaxps / vminps from the select; AArch64 would get fcmgt + bsl (the select differs from
+// fmaxnm on the sign of a zero, which does not matter here), so 4 floats use fmaxnm / fminnm.
+template <bool kMax, class V>
+__attribute__((always_inline)) inline void extreme_into(V& acc, const V& v) {
+#if defined(__aarch64__)
+  if constexpr (sizeof(V) == sizeof(float32x4_t)) {
+    const float32x4_t a = (float32x4_t)acc, b = (float32x4_t)v;
+    acc = (V)(kMax ? vmaxnmq_f32(a, b) : vminnmq_f32(a, b));
+    return;
+  }
+#endif
+  acc = (kMax ? v > acc : v < acc) ? v : acc;
 }
-template <int kBytes>
-__attribute__((target("avx512f"), always_inline)) inline void store16(uint8_t* d, __m512i q) {
-  if constexpr (kBytes == 2)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm512_cvtepi32_epi16(q));
-  else
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm512_cvtepi32_epi8(q));
+
+// Lane 0 of lo / hi becomes the min / max over their lanes: log2(W) rotate-and-combine steps.
+template <int S, class V, int... L>
+__attribute__((always_inline)) inline void fold_min_max(V& lo, V& hi,
+                                                        std::integer_sequence<int, L...> lanes) {
+  if constexpr (S > 0) {
+    const V l = __builtin_shufflevector(lo, lo, ((L + S) % int(sizeof...(L)))...);
+    const V h = __builtin_shufflevector(hi, hi, ((L + S) % int(sizeof...(L)))...);
+    extreme_into<false>(lo, l);
+    extreme_into<true>(hi, h);
+    fold_min_max<S / 2>(lo, hi, lanes);
+  }
 }
+
+// out = the even lanes of a, then those of b: the low half of every wider lane of a and b, each
+// viewed as N lanes of T (GCC makes it vpand + vpackus + vpermq on AVX2, uzp1 on NEON).
+template <class T, int N, class In, class Out, int... L>
+__attribute__((always_inline)) inline void even_lanes(const In& a, const In& b, Out& out,
+                                                      std::integer_sequence<int, L...>) {
+  typedef T Half __attribute__((vector_size(N * sizeof(T))));
+  Half ha, hb;
+  std::memcpy(&ha, &a, sizeof ha);
+  std::memcpy(&hb, &b, sizeof hb);
+  out = __builtin_shufflevector(ha, hb, (2 * L)...);
+}
+
+// Stores the 4W values z + bits(t) - bits(1.5 * 2^23), clamped to [-128, 127] (plus the format
+// offset), for the 4W int32 lanes of q = bits(t), in order, at d. A 64-byte vector (AVX-512F)
+// works on int32 lanes and narrows one vector at a time (vpmovdb / vpmovdw; the int16 operations
+// below need AVX-512BW); narrower vectors first keep the low 16 bits (those of bits(1.5 * 2^23)
+// are zero, so that is the rounded value, |value| <= 256) and clamp 2W int16 lanes per operation,
+// then narrow pairs again to bytes.
+template <int W, ActFormat F>
+__attribute__((always_inline)) inline void store_values(const typename VecOf<W>::I (&q)[4],
+                                                        int32_t z, uint8_t* d) {
+  constexpr int32_t kMagicBits = 0x4B400000;
+  constexpr int32_t kOffset = act_format_offset(F);
+  if constexpr (W == 16) {
+    typedef int16_t H1 __attribute__((vector_size(W * sizeof(int16_t))));
+    typedef uint8_t B1 __attribute__((vector_size(W)));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      typename VecOf<W>::I v = q[i] + (z + kOffset - kMagicBits);
+      v = v < kOffset - 128 ? kOffset - 128 : v;
+      v = v > kOffset + 127 ? kOffset + 127 : v;
+      if constexpr (F == ActFormat::kS16) {
+        const H1 h = __builtin_convertvector(v, H1);
+        std::memcpy(d + sizeof(h) * i, &h, sizeof(h));
+      } else {
+        const B1 b = __builtin_convertvector(v, B1);
+        std::memcpy(d + sizeof(b) * i, &b, sizeof(b));
+      }
+    }
+  } else {
+    typedef int16_t H __attribute__((vector_size(2 * W * sizeof(int16_t))));
+    typedef uint8_t B __attribute__((vector_size(4 * W)));
+    H h[2];
+    even_lanes<int16_t, 2 * W>(q[0], q[1], h[0], std::make_integer_sequence<int, 2 * W>{});
+    even_lanes<int16_t, 2 * W>(q[2], q[3], h[1], std::make_integer_sequence<int, 2 * W>{});
+    for (H& v : h) {
+      v += static_cast<int16_t>(z);
+      v = v < -128 ? -128 : v;
+      v = v > 127 ? 127 : v;
+    }
+    if constexpr (F == ActFormat::kS16) {
+      std::memcpy(d, h, sizeof(h));
+    } else {
+      B b;
+      even_lanes<uint8_t, 4 * W>(h[0], h[1], b, std::make_integer_sequence<int, 4 * W>{});
+      b += static_cast<uint8_t>(kOffset);
+      std::memcpy(d, &b, sizeof(b));
+    }
+  }
+}
+
+// One body for every ISA: quantize_rows_ref's bytes, 4W floats per step in four independent
+// chains (one min/max chain is bound by latency, not throughput); the loops over the four are
+// unrolled by pragma because -O2 (model.so) would keep the chains in memory otherwise. Per element
+//   t = x * inv + 1.5 * 2^23,   q = clamp(z + bits(t) - bits(1.5 * 2^23), -128, 127)
+// (store_values): t is in [2^23, 2^24) (|x * inv| <= 256), where the float add itself rounds
+// x * inv to an integer, half to even, as vcvtps2dq / fcvtns do. The product is rounded first:
+// the empty asm keeps -ffp-contract=fast (how model.so is built) from fusing it into the add as
+// an FMA, whose single rounding would break ties differently. The K tail goes through a
+// zero-padded copy: zeros move neither min(0, .) nor max(0, .), and only the tail's values are
+// stored.
+template <int W, ActFormat F>
+__attribute__((always_inline)) inline void quantize_rows_simd(const float* A, int64_t lda,
+                                                              int64_t rows, int64_t K, void* out,
+                                                              int64_t out_ld, float* scale,
+                                                              int32_t* zp) {
+  using V = typename VecOf<W>::F;
+  using VI = typename VecOf<W>::I;
+  constexpr int kStep = 4 * W;
+  constexpr int kBytes = F == ActFormat::kS16 ? 2 : 1;
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  const int64_t body = K / kStep * kStep;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = A + r * lda;
+    float tail[kStep] = {};
+    if (body < K) std::memcpy(tail, x + body, (K - body) * sizeof(float));
+    V lo[4] = {}, hi[4] = {};
+    auto min_max_step = [&](const float* s) __attribute__((always_inline)) {
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        V v;
+        std::memcpy(&v, s + W * i, sizeof(v));
+        extreme_into<false>(lo[i], v);
+        extreme_into<true>(hi[i], v);
+      }
+    };
+    for (int64_t k = 0; k < body; k += kStep) min_max_step(x + k);
+    if (body < K) min_max_step(tail);
+#pragma GCC unroll 4
+    for (int i = 1; i < 4; ++i) extreme_into<false>(lo[0], lo[i]), extreme_into<true>(hi[0], hi[i]);
+    fold_min_max<W / 2>(lo[0], hi[0], std::make_integer_sequence<int, W>{});
+    const RowQuantParams p = row_quant_params(lo[0][0], hi[0][0]);
+    scale[r] = p.scale;
+    zp[r] = p.z + act_format_offset(F);
+    uint8_t* row = static_cast<uint8_t*>(out) + r * out_ld;
+    const V inv = V{} + p.inv;
+    auto quantize_step = [&](const float* s, uint8_t* d) __attribute__((always_inline)) {
+      VI q[4];
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        V v;
+        std::memcpy(&v, s + W * i, sizeof(v));
+        v *= inv;
+#if defined(__aarch64__)
+        __asm__("" : "+w"(v));
+#else
+        __asm__("" : "+x"(v));
+#endif
+        v += kMagic;
+        std::memcpy(&q[i], &v, sizeof(v));
+      }
+      store_values<W, F>(q, p.z, d);
+    };
+    for (int64_t k = 0; k < body; k += kStep) quantize_step(x + k, row + k * kBytes);
+    if (body < K) {
+      uint8_t tail_q[kStep * kBytes];
+      quantize_step(tail, tail_q);
+      std::memcpy(row + body * kBytes, tail_q, (K - body) * kBytes);
+    }
+    if (out_ld > K * kBytes) std::memset(row + K * kBytes, 0, out_ld - K * kBytes);
+  }
+}
+
 }  // namespace detail
 
-// AVX-512 (the avx512vnni variant's): 64 floats per step, the K tail in masked 16-float steps (no
-// scalar loop). Values are clamped in int32 and narrowed with vpmovdb / vpmovdw (truncating), so
-// one body serves every ActFormat. Measured against quantize_rows_avx2 in kiln_gemm_s8_bench
-// ("quantize_rows/..."): docs/architecture.md, "INT8 GEMM kernels".
+// The ISA entry points (a QuantizeRowsFn each, see s8_dispatch.h for who uses which): the SIMD body
+// at the ISA's vector width, built with its target attribute so that a baseline translation unit
+// holds them; dispatch only calls them on CPUs that have the ISA.
+#if defined(__x86_64__)
 template <ActFormat F>
 __attribute__((target("avx512f"))) void quantize_rows_avx512(const float* A, int64_t lda,
                                                              int64_t rows, int64_t K, void* out,
                                                              int64_t out_ld, float* scale,
                                                              int32_t* zp) {
-  constexpr int kBytes = F == ActFormat::kS16 ? 2 : 1;
-  const int64_t tail = K % 16;
-  const __mmask16 tail_mask = static_cast<__mmask16>((1u << tail) - 1);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x = A + r * lda;
-    // Four independent min/max chains (latency, as in the AVX2 version); masked-off lanes load 0,
-    // which min(0, .) / max(0, .) ignore.
-    __m512 vlo[4], vhi[4];
-    for (int i = 0; i < 4; ++i) vlo[i] = vhi[i] = _mm512_setzero_ps();
-    int64_t k = 0;
-    for (; k + 64 <= K; k += 64)
-#pragma GCC unroll 4
-      for (int i = 0; i < 4; ++i) {
-        const __m512 v = _mm512_loadu_ps(x + k + 16 * i);
-        vlo[i] = _mm512_min_ps(vlo[i], v);
-        vhi[i] = _mm512_max_ps(vhi[i], v);
-      }
-    for (; k + 16 <= K; k += 16) {
-      const __m512 v = _mm512_loadu_ps(x + k);
-      vlo[0] = _mm512_min_ps(vlo[0], v);
-      vhi[0] = _mm512_max_ps(vhi[0], v);
-    }
-    if (tail) {
-      const __m512 v = _mm512_maskz_loadu_ps(tail_mask, x + k);
-      vlo[1] = _mm512_min_ps(vlo[1], v);
-      vhi[1] = _mm512_max_ps(vhi[1], v);
-    }
-    const float lo = _mm512_reduce_min_ps(
-        _mm512_min_ps(_mm512_min_ps(vlo[0], vlo[1]), _mm512_min_ps(vlo[2], vlo[3])));
-    const float hi = _mm512_reduce_max_ps(
-        _mm512_max_ps(_mm512_max_ps(vhi[0], vhi[1]), _mm512_max_ps(vhi[2], vhi[3])));
-    const RowQuantParams p = row_quant_params(lo, hi);
-    scale[r] = p.scale;
-    zp[r] = p.z + act_format_offset(F);
-    uint8_t* row = static_cast<uint8_t*>(out) + r * out_ld;
-    const __m512 inv = _mm512_set1_ps(p.inv);
-    const __m512i z = _mm512_set1_epi32(p.z + act_format_offset(F));
-    const __m512i qmin = _mm512_set1_epi32(-128 + act_format_offset(F));
-    const __m512i qmax = _mm512_set1_epi32(127 + act_format_offset(F));
-    for (k = 0; k + 64 <= K; k += 64)
-#pragma GCC unroll 4
-      for (int i = 0; i < 4; ++i)
-        detail::store16<kBytes>(row + (k + 16 * i) * kBytes,
-                                detail::q16(_mm512_loadu_ps(x + k + 16 * i), inv, z, qmin, qmax));
-    for (; k + 16 <= K; k += 16)
-      detail::store16<kBytes>(row + k * kBytes,
-                              detail::q16(_mm512_loadu_ps(x + k), inv, z, qmin, qmax));
-    if (tail) {
-      const __m512i q = detail::q16(_mm512_maskz_loadu_ps(tail_mask, x + k), inv, z, qmin, qmax);
-      if constexpr (kBytes == 2)
-        _mm512_mask_cvtepi32_storeu_epi16(row + k * kBytes, tail_mask, q);
-      else
-        _mm512_mask_cvtepi32_storeu_epi8(row + k * kBytes, tail_mask, q);
-    }
-    const int64_t used = K * kBytes;
-    if (out_ld > used) std::memset(row + used, 0, out_ld - used);
-  }
+  detail::quantize_rows_simd<16, F>(A, lda, rows, K, out, out_ld, scale, zp);
 }
-
-#pragma GCC diagnostic pop
-
-// AVX2 (the avxvnni and avx2 variants').
-// 32 floats per step: four cvtps2dq, saturating packs (which also clamp to int8 / uint8), and a
-// permute to undo the packs' lane interleave.
 template <ActFormat F>
-__attribute__((target("avx2,fma"))) void quantize_rows_avx2(const float* A, int64_t lda,
-                                                            int64_t rows, int64_t K, void* out,
-                                                            int64_t out_ld, float* scale,
-                                                            int32_t* zp) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x = A + r * lda;
-    // Four independent min/max chains: one chain is bound by vminps latency, not throughput.
-    __m256 vlo[4], vhi[4];
-    for (int i = 0; i < 4; ++i) vlo[i] = vhi[i] = _mm256_setzero_ps();
-    int64_t k = 0;
-    for (; k + 32 <= K; k += 32)
-#pragma GCC unroll 4
-      for (int i = 0; i < 4; ++i) {
-        const __m256 v = _mm256_loadu_ps(x + k + 8 * i);
-        vlo[i] = _mm256_min_ps(vlo[i], v);
-        vhi[i] = _mm256_max_ps(vhi[i], v);
-      }
-    for (; k + 8 <= K; k += 8) {
-      const __m256 v = _mm256_loadu_ps(x + k);
-      vlo[0] = _mm256_min_ps(vlo[0], v);
-      vhi[0] = _mm256_max_ps(vhi[0], v);
-    }
-    alignas(32) float l8[8], h8[8];
-    _mm256_store_ps(l8,
-                    _mm256_min_ps(_mm256_min_ps(vlo[0], vlo[1]), _mm256_min_ps(vlo[2], vlo[3])));
-    _mm256_store_ps(h8,
-                    _mm256_max_ps(_mm256_max_ps(vhi[0], vhi[1]), _mm256_max_ps(vhi[2], vhi[3])));
-    float lo = 0.0f, hi = 0.0f;
-    for (int i = 0; i < 8; ++i) lo = std::fmin(lo, l8[i]), hi = std::fmax(hi, h8[i]);
-    for (; k < K; ++k) lo = std::fmin(lo, x[k]), hi = std::fmax(hi, x[k]);
-    const RowQuantParams p = row_quant_params(lo, hi);
-    scale[r] = p.scale;
-    zp[r] = p.z + act_format_offset(F);
-    uint8_t* row = static_cast<uint8_t*>(out) + r * out_ld;
-    const __m256 inv = _mm256_set1_ps(p.inv);
-    const __m256i z = _mm256_set1_epi32(p.z + act_format_offset(F));
-#define q8(s) _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(s), inv)), z)
-    k = 0;
-    if constexpr (F == ActFormat::kS16) {
-      const __m256i lo16 = _mm256_set1_epi32(-128), hi16 = _mm256_set1_epi32(127);
-      for (; k + 16 <= K; k += 16) {
-        const __m256i a = _mm256_min_epi32(_mm256_max_epi32(q8(x + k), lo16), hi16);
-        const __m256i b = _mm256_min_epi32(_mm256_max_epi32(q8(x + k + 8), lo16), hi16);
-        const __m256i v = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + 2 * k), v);
-      }
-    } else {
-      const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-      for (; k + 32 <= K; k += 32) {
-        const __m256i ab = _mm256_packs_epi32(q8(x + k), q8(x + k + 8));
-        const __m256i cd = _mm256_packs_epi32(q8(x + k + 16), q8(x + k + 24));
-        const __m256i v =
-            F == ActFormat::kU8 ? _mm256_packus_epi16(ab, cd) : _mm256_packs_epi16(ab, cd);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + k),
-                            _mm256_permutevar8x32_epi32(v, order));
-      }
-    }
-#undef q8
-    detail::quantize_tail<F>(x, k, K, p, row, out_ld);
-  }
+__attribute__((target("avx2"))) void quantize_rows_avx2(const float* A, int64_t lda, int64_t rows,
+                                                        int64_t K, void* out, int64_t out_ld,
+                                                        float* scale, int32_t* zp) {
+  detail::quantize_rows_simd<8, F>(A, lda, rows, K, out, out_ld, scale, zp);
 }
 #endif
-
 #if defined(__aarch64__)
-// NEON, s8 only: 16 floats per step, fcvtns (round half to even) and saturating narrows.
-inline void quantize_rows_neon(const float* A, int64_t lda, int64_t rows, int64_t K, void* out,
-                               int64_t out_ld, float* scale, int32_t* zp) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x = A + r * lda;
-    float32x4_t vlo[4], vhi[4];
-    for (int i = 0; i < 4; ++i) vlo[i] = vhi[i] = vdupq_n_f32(0.0f);
-    int64_t k = 0;
-    for (; k + 16 <= K; k += 16)
-#pragma GCC unroll 4
-      for (int i = 0; i < 4; ++i) {
-        const float32x4_t v = vld1q_f32(x + k + 4 * i);
-        vlo[i] = vminq_f32(vlo[i], v);
-        vhi[i] = vmaxq_f32(vhi[i], v);
-      }
-    for (; k + 4 <= K; k += 4) {
-      const float32x4_t v = vld1q_f32(x + k);
-      vlo[0] = vminq_f32(vlo[0], v);
-      vhi[0] = vmaxq_f32(vhi[0], v);
-    }
-    float lo = vminvq_f32(vminq_f32(vminq_f32(vlo[0], vlo[1]), vminq_f32(vlo[2], vlo[3])));
-    float hi = vmaxvq_f32(vmaxq_f32(vmaxq_f32(vhi[0], vhi[1]), vmaxq_f32(vhi[2], vhi[3])));
-    for (; k < K; ++k) lo = std::fmin(lo, x[k]), hi = std::fmax(hi, x[k]);
-    const RowQuantParams p = row_quant_params(lo, hi);
-    scale[r] = p.scale;
-    zp[r] = p.z;
-    int8_t* row = static_cast<int8_t*>(out) + r * out_ld;
-    const float32x4_t inv = vdupq_n_f32(p.inv);
-    const int32x4_t z = vdupq_n_s32(p.z);
-#define q4(s) vqmovn_s32(vaddq_s32(vcvtnq_s32_f32(vmulq_f32(vld1q_f32(s), inv)), z))
-    k = 0;
-    for (; k + 16 <= K; k += 16) {
-      const int16x8_t a = vcombine_s16(q4(x + k), q4(x + k + 4));
-      const int16x8_t b = vcombine_s16(q4(x + k + 8), q4(x + k + 12));
-      vst1q_s8(row + k, vcombine_s8(vqmovn_s16(a), vqmovn_s16(b)));
-    }
-#undef q4
-    detail::quantize_tail<ActFormat::kS8>(x, k, K, p, reinterpret_cast<uint8_t*>(row), out_ld);
-  }
+template <ActFormat F>
+void quantize_rows_neon(const float* A, int64_t lda, int64_t rows, int64_t K, void* out,
+                        int64_t out_ld, float* scale, int32_t* zp) {
+  detail::quantize_rows_simd<4, F>(A, lda, rows, K, out, out_ld, scale, zp);
 }
 #endif
 

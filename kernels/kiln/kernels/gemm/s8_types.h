@@ -21,7 +21,7 @@ inline int act_format_bytes(ActFormat f) {
 }
 
 // Value added to q when stored in format f; the kernels subtract (z + offset) * colsum[n].
-inline int32_t act_format_offset(ActFormat f) {
+constexpr int32_t act_format_offset(ActFormat f) {
   return f == ActFormat::kU8 ? 128 : 0;
 }
 
