@@ -2,7 +2,10 @@
 # The whole test suite: installs what it needs, builds host + aarch64, then runs
 #   1. host unit tests (ctest: kernels, runtime, compiler),
 #   2. aarch64 unit tests under qemu-aarch64 as a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5),
-#   3. end-to-end tests against PyTorch (pytest: host, and aarch64 artifacts under qemu) and the
+#   3. the op harness (tests/ops: every op x GEMM variant x target, FP32 and INT8, against
+#      onnx.reference) and the transformers zoo exports (tests/zoo), in the pinned project venv
+#      (scripts/setup_venv.sh: torch 2.x, transformers 5.x, onnx; ~/.cache/kiln, kept across clones),
+#   4. end-to-end tests against PyTorch (pytest: host, and aarch64 artifacts under qemu) and the
 #      Python API, tokenizer, deploy-bundle and .deb tests (tests/python); the Pi bundles'
 #      infer.py runs under qemu with Debian's arm64 python3 + numpy from a private sysroot
 #      (scripts/setup_arm64_python.sh: .cache/arm64-sysroot/, a few seconds once, then cached).
@@ -16,6 +19,7 @@ scripts/setup.sh || exit 1
 scripts/build.sh --aarch64 || { echo "0 passed, 1 failed (build)"; exit 1; }
 # without it (no network) tests/python/test_bundle_qemu_python.py is skipped, saying why
 scripts/setup_arm64_python.sh || echo "[test] no arm64 python sysroot: the Pi infer.py tests skip"
+VENV_PY=$(scripts/setup_venv.sh | tail -1) || { echo "0 passed, 1 failed (project venv)"; exit 1; }
 
 passed=0
 failed=0
@@ -49,17 +53,27 @@ for cpu in cortex-a72 cortex-a76; do
   count_ctest
 done
 
+count_pytest() {  # "12 passed, 1 skipped in 3.4s"
+  local line p s f
+  line=$(grep -E "[0-9]+ (passed|failed|errors?).* in [0-9.]+s" "$log" | tail -1)
+  p=$(grep -oE "[0-9]+ passed" <<<"$line" | grep -oE "[0-9]+" || echo 0)
+  s=$(grep -oE "[0-9]+ skipped" <<<"$line" | grep -oE "[0-9]+" || echo 0)
+  f=$(grep -oE "[0-9]+ (failed|errors?)" <<<"$line" | awk '{s += $1} END {print s + 0}')
+  [[ -z "$line" ]] && f=1
+  passed=$((passed + p))
+  failed=$((failed + ${f:-0}))
+  skipped=$((skipped + s))
+}
+
+echo "=== op harness and transformers zoo (pytest, project venv) ==="
+KILN_BUILD_DIR=$ROOT/build KILN_AARCH64_BUILD_DIR=$ROOT/build-aarch64 PYTHONPATH=$ROOT/python \
+  "$VENV_PY" -m pytest -q -ra -p no:cacheprovider tests/ops tests/zoo 2>&1 | tee "$log"
+count_pytest
+
 echo "=== end-to-end and Python API tests (pytest) ==="
 KILN_BUILD_DIR=$ROOT/build KILN_AARCH64_BUILD_DIR=$ROOT/build-aarch64 PYTHONPATH=$ROOT/python \
   /usr/bin/python3 -m pytest -q -ra tests/e2e tests/python 2>&1 | tee "$log"
-line=$(grep -E "[0-9]+ (passed|failed|errors?).* in [0-9.]+s" "$log" | tail -1)
-p=$(grep -oE "[0-9]+ passed" <<<"$line" | grep -oE "[0-9]+" || echo 0)
-s=$(grep -oE "[0-9]+ skipped" <<<"$line" | grep -oE "[0-9]+" || echo 0)
-skipped=$((skipped + s))
-f=$(grep -oE "[0-9]+ (failed|errors?)" <<<"$line" | awk '{s += $1} END {print s + 0}')
-[[ -z "$line" ]] && f=1
-passed=$((passed + p))
-failed=$((failed + ${f:-0}))
+count_pytest
 rm -f "$log"
 
 echo

@@ -73,5 +73,17 @@ def run_model(artifact, inputs, work_dir, qemu_cpu=None, threads=None, env=None,
     return {p.stem: np.load(p) for p in out_dir.glob("*.npy")}
 
 
+def host_cpu_flags():
+    """The x86 CPU flags of /proc/cpuinfo (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def max_abs_diff(a, b):
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0

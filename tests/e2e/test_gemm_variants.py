@@ -7,24 +7,13 @@ import platform
 
 import pytest
 
-from harness import compile_model, max_abs_diff, run_model
+from harness import compile_model, host_cpu_flags, max_abs_diff, run_model
 from kiln.models.bert import BertConfig, build_model, export_onnx, make_inputs, run_torch
 
 TOL = 1e-4
 # Hidden 60 and intermediate 100 are not multiples of 16: every GEMM has a partial column tile.
 CFG = BertConfig(vocab_size=300, hidden_size=60, num_hidden_layers=2, num_attention_heads=5,
                  intermediate_size=100, max_position_embeddings=40)
-
-
-def host_cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 @pytest.fixture(scope="module")

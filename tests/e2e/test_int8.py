@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import kiln
-from harness import KILN, QEMU_CPUS, compile_model, max_abs_diff, run_model
+from harness import KILN, QEMU_CPUS, compile_model, host_cpu_flags, max_abs_diff, run_model
 from kiln.compiler import CompileWarning
 from kiln.models.bert import CONFIGS, BertConfig, build_model, export_onnx, make_inputs
 
@@ -136,17 +136,6 @@ def test_pi4_int8_artifact_picks_sdot_on_pi5_class_cpu(model):
     assert "gemm s8: neondot 6x16" in log[0], log[0]
     for name in model.outputs:
         assert cosine(got[name], want[name]) >= MIN_COSINE, name
-
-
-def host_cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 host variants")

@@ -18,6 +18,7 @@
 #include "tools/kiln/bundle.h"
 #include "tools/kiln/compile.h"
 #include "tools/kiln/pack_vocab.h"
+#include "tools/kiln/variants.h"
 
 namespace {
 
@@ -174,7 +175,12 @@ int main(int argc, char** argv) {
   bool ops_json = false;
   auto* ops = app.add_subcommand("ops", "list the ops kiln imports and runs (its op registry)");
   ops->add_flag("--json", ops_json, "as JSON");
+  bool variants_json = false;
+  auto* variants = app.add_subcommand(
+      "variants", "list the GEMM kernel variants (KILN_GEMM_VARIANT / KILN_GEMM_S8_VARIANT)");
+  variants->add_flag("--json", variants_json, "as JSON");
   CLI11_PARSE(app, argc, argv);
   if (*ops) return print_ops(ops_json);
+  if (*variants) return kiln::tools::print_variants(variants_json);
   return kiln::tools::compile(a);
 }

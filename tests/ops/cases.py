@@ -1,0 +1,370 @@
+"""The op harness's case list: small ONNX graphs, each exercising one op (or, for kiln's fused ops,
+the pattern a pass turns into it), with symbolic batch / seq dims, broadcasting and attributes.
+
+Each case is checked against `onnx.reference.ReferenceEvaluator` on the same graph, on every
+configuration of test_op_harness.py (GEMM variants, targets, FP32 and INT8).
+
+How to add an op (after its registry entry in compiler/ir/ops.cpp and, for an elementwise op, its
+functor in kernels/kiln/kernels/elementwise.h):
+  1. add a case below that uses it: `unary("Softplus", lo=-4, hi=4)` for a plain unary op, or a
+     `Case(...)` with its nodes, inputs and outputs;
+  2. run `pytest tests/ops` (the harness fails while the registry holds an op no case covers).
+
+Conventions: symbolic dims are only "batch" and "seq" (the harness feeds several (batch, seq)
+pairs, with seq >= MIN_SEQ); names are local to a case (the harness prefixes them when it merges
+cases into one model); outputs are float or int64 (bools are cast), so the comparison is numeric.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
+MIN_SEQ = 3
+
+
+@dataclass
+class In:
+    """A graph input: float inputs are uniform in [lo, hi), int64 inputs integers in [lo, hi)."""
+    name: str
+    dtype: int
+    shape: list
+    lo: float = -2.0
+    hi: float = 2.0
+
+
+@dataclass
+class Case:
+    name: str
+    nodes: list
+    inputs: list
+    outputs: list  # [(name, dtype, shape)]
+    inits: list = field(default_factory=list)
+    opset: int = 13
+    tol: float = 1e-5  # max |kiln - reference| in FP32 configurations
+    # INT8 configurations: max |diff| / max |reference| for cases whose GEMMs or embedding
+    # tables get quantized (None: the case is not quantized, `tol` holds).
+    rel_tol_int8: float = None
+    fused: tuple = ()  # kiln ops the compiled artifact must contain (the pattern fired)
+
+
+def const(name, value, dtype=None):
+    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
+
+
+rng = np.random.RandomState(7)
+
+
+def weight(name, *shape, scale=0.5):
+    return const(name, (rng.standard_normal(shape) * scale).astype(np.float32))
+
+
+def node(op, ins, outs, **attrs):
+    return helper.make_node(op, ins, outs, **attrs)
+
+
+BS = ["batch", "seq"]
+
+
+def unary(op, lo=-3.0, hi=3.0, opset=13, tol=1e-5, **attrs):
+    return Case(f"{op}", [node(op, ["x"], ["y"], **attrs)], [In("x", F, BS + [5], lo, hi)],
+                [("y", F, BS + [5])], opset=opset, tol=tol)
+
+
+def binary(op, a_shape, b_shape, out_shape, lo=-2.0, hi=2.0, name=None, tol=1e-5):
+    return Case(name or op, [node(op, ["a", "b"], ["y"])],
+                [In("a", F, a_shape, lo, hi), In("b", F, b_shape, lo, hi)], [("y", F, out_shape)],
+                tol=tol)
+
+
+def compare(op):
+    return Case(op, [node(op, ["a", "b"], ["m"]), node("Cast", ["m"], ["y"], to=F)],
+                [In("a", F, BS + [4], -1, 1), In("b", F, [4], -1, 1)], [("y", F, BS + [4])])
+
+
+def int_arith(op):
+    # int64 arithmetic at run time (position ids, mask sizes): exact.
+    return Case(f"{op}_int64", [node(op, ["a", "b"], ["y"])],
+                [In("a", I64, BS, 1, 9), In("b", I64, ["seq"], 1, 5)], [("y", I64, BS)])
+
+
+def softmax(axis, opset=13):
+    return Case(f"Softmax_axis{axis}_opset{opset}", [node("Softmax", ["x"], ["y"], axis=axis)],
+                [In("x", F, ["batch", 3, "seq", 4], -4, 4)], [("y", F, ["batch", 3, "seq", 4])],
+                opset=opset)
+
+
+def reduce_mean(axes, keepdims, opset=13):
+    shape = ["batch", "seq", 6]
+    picked = {a % 3 for a in axes}
+    out = [1 if i in picked else d for i, d in enumerate(shape)] if keepdims else \
+        [d for i, d in enumerate(shape) if i not in picked]
+    if opset >= 18:
+        n = node("ReduceMean", ["x", "axes"], ["y"], keepdims=keepdims)
+        inits = [const("axes", np.array(axes, np.int64))]
+    else:
+        n = node("ReduceMean", ["x"], ["y"], axes=axes, keepdims=keepdims)
+        inits = []
+    return Case(f"ReduceMean_{'_'.join(map(str, axes))}_keep{keepdims}_opset{opset}", [n],
+                [In("x", F, shape)], [("y", F, out)], inits, opset=opset)
+
+
+def gemm_case(trans_a, trans_b):
+    a_shape, b_shape = ([7, 5] if trans_a else [5, 7]), ([3, 7] if trans_b else [7, 3])
+    return Case(f"Gemm_tA{trans_a}_tB{trans_b}",
+                [node("Gemm", ["a", "b", "c"], ["y"], alpha=0.5, beta=2.0, transA=trans_a,
+                      transB=trans_b)],
+                [In("a", F, a_shape), In("b", F, b_shape)], [("y", F, [5, 3])],
+                [weight("c", 3)], tol=2e-5)
+
+
+def dense(gelu, residual, layer_norm):
+    """MatMul(x, W) + b [-> Gelu] [+ r] [-> LayerNormalization]: one Dense (fuse_dense,
+    fuse_dense_layer_norm). K = 20, N = 24: partial column tiles on every variant."""
+    nodes = [node("MatMul", ["x", "w"], ["mm"]), node("Add", ["mm", "b"], ["y0"])]
+    inputs, last = [In("x", F, BS + [20])], "y0"
+    if gelu:
+        nodes.append(node("Gelu", [last], ["y1"]))
+        last = "y1"
+    if residual:
+        inputs.append(In("r", F, BS + [24]))
+        nodes.append(node("Add", [last, "r"], ["y2"]))
+        last = "y2"
+    inits = [weight("w", 20, 24), weight("b", 24)]
+    if layer_norm:
+        nodes.append(node("LayerNormalization", [last, "g", "beta"], ["y3"], epsilon=1e-5))
+        inits += [weight("g", 24), weight("beta", 24)]
+        last = "y3"
+    nodes.append(node("Identity", [last], ["y"]))
+    name = "Dense" + "_gelu" * gelu + "_residual" * residual + "_layernorm" * layer_norm
+    return Case(name, nodes, inputs, [("y", F, BS + [24])], inits, opset=20, tol=2e-5,
+                rel_tol_int8=0.05, fused=("Dense",))
+
+
+def attention(with_mask, heads=2, hd=8):
+    """BERT's self-attention as torch exports it -> Attention (fuse_attention), then fuse_qkv and
+    fuse_dense merge the projections into one Dense."""
+    h = heads * hd
+    nodes, inits = [], [const("split_shape", np.array([0, 0, heads, hd], np.int64)),
+                        const("merge_shape", np.array([0, 0, h], np.int64)),
+                        const("scale", np.float32(np.sqrt(hd)))]
+    for p, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])):
+        inits += [weight(f"w{p}", h, h), weight(f"b{p}", h)]
+        nodes += [node("MatMul", ["x", f"w{p}"], [f"{p}m"]),
+                  node("Add", [f"{p}m", f"b{p}"], [f"{p}0"]),
+                  node("Reshape", [f"{p}0", "split_shape"], [f"{p}1"]),
+                  node("Transpose", [f"{p}1"], [f"{p}h"], perm=perm)]
+    nodes += [node("MatMul", ["qh", "kh"], ["s0"]), node("Div", ["s0", "scale"], ["s1"])]
+    inputs, scores = [In("x", F, BS + [h])], "s1"
+    if with_mask:  # the extended mask: (1 - mask[:, None, None, :]) * finfo.min
+        inputs.append(In("mask", I64, BS, 0, 2))
+        inits += [const("one", np.float32(1)), const("neg", np.float32(-3.4028234663852886e38)),
+                  const("axes12", np.array([1, 2], np.int64))]
+        nodes += [node("Unsqueeze", ["mask", "axes12"], ["m0"]),
+                  node("Cast", ["m0"], ["m1"], to=F),
+                  node("Sub", ["one", "m1"], ["m2"]),
+                  node("Mul", ["m2", "neg"], ["m3"]),
+                  node("Add", ["s1", "m3"], ["s2"])]
+        scores = "s2"
+    nodes += [node("Softmax", [scores], ["p"], axis=-1),
+              node("MatMul", ["p", "vh"], ["c0"]),
+              node("Transpose", ["c0"], ["c1"], perm=[0, 2, 1, 3]),
+              node("Reshape", ["c1", "merge_shape"], ["y"])]
+    return Case("Attention" + "_mask" * with_mask, nodes, inputs, [("y", F, BS + [h])], inits,
+                tol=2e-5, rel_tol_int8=0.05, fused=("Attention", "Dense"))
+
+
+def embeddings():
+    """BERT's embeddings: word + position (sliced to seq) + token type, LayerNorm ->
+    EmbeddingLayerNorm (fuse_embed_layer_norm)."""
+    h, vocab, max_pos = 12, 30, 16
+    nodes = [node("Gather", ["word", "ids"], ["we"]),
+             node("Shape", ["ids"], ["shape"]),
+             node("Gather", ["shape", "one"], ["seq_len"], axis=0),
+             node("Unsqueeze", ["seq_len", "zero_axis"], ["end"]),
+             node("Slice", ["pos_ids", "start", "end", "one_axis"], ["pids"]),
+             node("Gather", ["pos", "pids"], ["pe"]),
+             node("Gather", ["tt", "tt_ids"], ["te"]),
+             node("Add", ["we", "pe"], ["e0"]),
+             node("Add", ["e0", "te"], ["e1"]),
+             node("LayerNormalization", ["e1", "g", "b"], ["y"], epsilon=1e-12)]
+    inits = [weight("word", vocab, h), weight("pos", max_pos, h), weight("tt", 2, h),
+             weight("g", h), weight("b", h),
+             const("pos_ids", np.arange(max_pos, dtype=np.int64)[None]),
+             const("one", np.int64(1)), const("zero_axis", np.array([0], np.int64)),
+             const("start", np.array([0], np.int64)), const("one_axis", np.array([1], np.int64))]
+    return Case("EmbeddingLayerNorm", nodes,
+                [In("ids", I64, BS, 0, vocab), In("tt_ids", I64, BS, 0, 2)],
+                [("y", F, BS + [h])], inits, opset=17, tol=2e-5, rel_tol_int8=0.05,
+                fused=("EmbeddingLayerNorm",))
+
+
+def shape_chain():
+    # Range(0, Shape(x)[1], 1) + a symbolic scalar used as data: Range and SymbolicTensor run.
+    nodes = [node("Shape", ["x"], ["s"]),
+             node("Gather", ["s", "one"], ["n"], axis=0),
+             node("Range", ["zero", "n", "one"], ["r"]),
+             node("Cast", ["r"], ["rf"], to=F),
+             node("Mul", ["n", "two"], ["n2"]),
+             node("Cast", ["n2"], ["nf"], to=F),
+             node("Add", ["x", "rf"], ["x1"]),
+             node("Add", ["x1", "nf"], ["y"])]
+    return Case("Shape_Gather_Range_SymbolicTensor", nodes, [In("x", F, BS)], [("y", F, BS)],
+                [const("zero", np.int64(0)), const("one", np.int64(1)), const("two", np.int64(2))],
+                fused=("Range", "SymbolicTensor"))
+
+
+def views():
+    nodes = [node("Expand", ["x", "shape"], ["e"]),
+             node("Unsqueeze", ["e", "axes"], ["u"]),
+             node("Squeeze", ["u", "axes"], ["s"]),
+             node("Flatten", ["s"], ["f"], axis=1),
+             node("Relu", ["f"], ["y"])]
+    return Case("Expand_Unsqueeze_Squeeze_Flatten", nodes, [In("x", F, [1, 5])],
+                [("y", F, [3, 5])],
+                [const("shape", np.array([3, 1], np.int64)), const("axes", np.array([-1], np.int64))])
+
+
+def reshape_transpose():
+    nodes = [node("Reshape", ["x", "shape"], ["r"]),
+             node("Transpose", ["r"], ["y"], perm=[0, 2, 1, 3])]
+    return Case("Reshape_Transpose", nodes, [In("x", F, BS + [12])],
+                [("y", F, ["batch", 3, "seq", 4])], [const("shape", np.array([0, 0, 3, -1], np.int64))])
+
+
+def gather_cases():
+    data = weight("data", 10, 4)
+    return [
+        Case("Gather_embedding", [node("Gather", ["data", "ids"], ["y"], axis=0)],
+             [In("ids", I64, BS, 0, 10)], [("y", F, BS + [4])], [data], rel_tol_int8=0.02),
+        Case("Gather_negative_index", [node("Gather", ["x", "idx"], ["y"], axis=1)],
+             [In("x", F, BS + [4])], [("y", F, ["batch", 4])], [const("idx", np.int64(-1))]),
+        Case("Gather_runtime_indices_axis2", [node("Gather", ["x", "idx"], ["y"], axis=2)],
+             [In("x", F, BS + [6]), In("idx", I64, [3], -6, 6)], [("y", F, BS + [3])]),
+    ]
+
+
+def slice_case():
+    return Case("Slice_negative_steps",
+                [node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])],
+                [In("x", F, [4, 9, 6])], [("y", F, [4, 3, 3])], [
+                    const("starts", np.array([-1, 1], np.int64)),
+                    const("ends", np.array([-7, 100], np.int64)),
+                    const("axes", np.array([1, -1], np.int64)),
+                    const("steps", np.array([-2, 2], np.int64))])
+
+
+def where_case():
+    nodes = [node("Equal", ["ids", "zero"], ["m"]), node("Where", ["m", "x", "y"], ["out"])]
+    return Case("Equal_Where", nodes,
+                [In("ids", I64, BS, 0, 3), In("x", F, BS), In("y", F, ["seq"])],
+                [("out", F, BS)], [const("zero", np.int64(0))])
+
+
+def not_case():
+    nodes = [node("Greater", ["a", "zero"], ["m"]), node("Not", ["m"], ["n"]),
+             node("Cast", ["n"], ["y"], to=I64)]
+    return Case("Not", nodes, [In("a", F, BS + [4])], [("y", I64, BS + [4])],
+                [const("zero", np.float32(0))])
+
+
+def constant_of_shape():
+    nodes = [node("Shape", ["x"], ["s"]),
+             node("ConstantOfShape", ["s"], ["c"],
+                  value=numpy_helper.from_array(np.array([2.5], np.float32))),
+             node("Mul", ["x", "c"], ["y"])]
+    return Case("ConstantOfShape", nodes, [In("x", F, BS)], [("y", F, BS)])
+
+
+def split_case():
+    # Split with sizes (opset 13 input): simplify turns it into Slices.
+    nodes = [node("Split", ["x", "sizes"], ["a", "b"], axis=-1),
+             node("Sub", ["a", "b"], ["y"])]
+    return Case("Split", nodes, [In("x", F, BS + [8])], [("y", F, BS + [4])],
+                [const("sizes", np.array([4, 4], np.int64))])
+
+
+def pass_through():
+    nodes = [node("Identity", ["x"], ["i"]), node("Dropout", ["i"], ["d"]),
+             node("Constant", [], ["c"], value=numpy_helper.from_array(np.float32(3), "c")),
+             node("Mul", ["d", "c"], ["y"])]
+    return Case("Identity_Dropout_Constant", nodes, [In("x", F, BS)], [("y", F, BS)])
+
+
+def matmul_batched():
+    return Case("MatMul_batched_broadcast", [node("MatMul", ["a", "b"], ["y"])],
+                [In("a", F, ["batch", 3, "seq", 7]), In("b", F, [3, 7, 4])],
+                [("y", F, ["batch", 3, "seq", 4])], tol=2e-5)
+
+
+def cast_case():
+    return Case("Cast_int64_to_float", [node("Cast", ["ids"], ["y"], to=F)],
+                [In("ids", I64, BS, -5, 5)], [("y", F, BS)])
+
+
+def concat_case():
+    return Case("Concat_negative_axis", [node("Concat", ["a", "b"], ["y"], axis=-1)],
+                [In("a", F, BS + [3]), In("b", F, BS + [4])], [("y", F, BS + [7])])
+
+
+def layer_norm_standalone():
+    return Case("LayerNormalization", [node("LayerNormalization", ["x", "g", "b"], ["y"],
+                                             axis=-1, epsilon=1e-5)],
+                [In("x", F, BS + [8])], [("y", F, BS + [8])], [weight("g", 8), weight("b", 8)],
+                opset=17)
+
+
+def cases():
+    return [
+        unary("Sqrt", lo=0.0),
+        unary("Erf"),
+        unary("Tanh"),
+        unary("Exp"),
+        unary("Neg"),
+        unary("Relu"),
+        unary("Sigmoid", lo=-8, hi=8),
+        unary("Gelu", lo=-5, hi=5, opset=20),
+        Case("GeluTanh", [node("Gelu", ["x"], ["y"], approximate="tanh")],
+             [In("x", F, BS + [5], -5, 5)], [("y", F, BS + [5])], opset=20,
+             fused=("GeluTanh",)),
+        binary("Add", BS + [5], [5], BS + [5], name="Add_broadcast"),
+        binary("Sub", [2, 1, 5], [3, 1], [2, 3, 5], name="Sub_broadcast_both"),
+        binary("Mul", BS + [5], [], BS + [5], name="Mul_scalar"),
+        binary("Div", BS + [5], BS + [5], BS + [5], lo=0.5, hi=2.0),
+        binary("Pow", BS + [5], [1], BS + [5], lo=0.5, hi=2.0, name="Pow_runtime_exponent"),
+        Case("Pow_square", [node("Pow", ["x", "two"], ["y"])], [In("x", F, BS + [5])],
+             [("y", F, BS + [5])], [const("two", np.float32(2))]),
+        int_arith("Add"),
+        int_arith("Mul"),
+        compare("Equal"),
+        compare("Less"),
+        compare("Greater"),
+        not_case(),
+        where_case(),
+        cast_case(),
+        concat_case(),
+        slice_case(),
+        split_case(),
+        reshape_transpose(),
+        views(),
+        pass_through(),
+        constant_of_shape(),
+        shape_chain(),
+        *gather_cases(),
+        softmax(-1),
+        softmax(1),
+        softmax(-1, opset=11),  # legacy Softmax (kiln takes it over the last axis only)
+        reduce_mean([-1], 1),
+        reduce_mean([1], 0),
+        reduce_mean([1, 2], 1, opset=18),
+        layer_norm_standalone(),
+        matmul_batched(),
+        gemm_case(0, 0),
+        gemm_case(1, 1),
+        dense(False, False, False),
+        dense(True, True, False),
+        dense(True, True, True),
+        attention(False),
+        attention(True),
+        embeddings(),
+    ]
