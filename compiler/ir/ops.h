@@ -30,6 +30,10 @@ enum class Op : uint16_t {
   kRelu,
   kSigmoid,
   kNot,
+  kAbs,
+  kLog,
+  kSin,
+  kCos,
   kGelu,
   kGeluTanh,
   // binary

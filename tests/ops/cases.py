@@ -314,6 +314,11 @@ def layer_norm_standalone():
                 opset=17)
 
 
+def int_unary(op):
+    return Case(f"{op}_int64", [node(op, ["x"], ["y"])], [In("x", I64, BS + [5], -9, 9)],
+                [("y", I64, BS + [5])])
+
+
 def cases():
     return [
         unary("Sqrt", lo=0.0),
@@ -367,4 +372,9 @@ def cases():
         attention(False),
         attention(True),
         embeddings(),
+        unary("Abs"),
+        int_unary("Abs"),
+        unary("Log", lo=0.01, hi=5.0),
+        unary("Sin", lo=-7, hi=7),
+        unary("Cos", lo=-7, hi=7),
     ]

@@ -130,6 +130,23 @@ struct Sigmoid {
 struct Not {
   uint8_t operator()(uint8_t x) const { return x ? 0 : 1; }
 };
+struct Abs {
+  template <class T>
+  T operator()(T x) const {
+    return x < T(0) ? -x : x;
+  }
+};
+struct Log {
+  float operator()(float x) const { return std::log(x); }
+};
+// Sin / Cos build rotary tables (ModernBERT), once per call over [seq, head_dim / 2]: libm is
+// fast enough there and exact to float rounding.
+struct Sin {
+  float operator()(float x) const { return std::sin(x); }
+};
+struct Cos {
+  float operator()(float x) const { return std::cos(x); }
+};
 struct Identity {
   template <class T>
   T operator()(T x) const {
