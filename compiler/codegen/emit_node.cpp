@@ -124,6 +124,7 @@ class NodeEmitter {
     using ir::Op;
     switch (ir::op_kind(op)) {
       case ir::OpKind::kUnary:
+      case ir::OpKind::kPredicate:
         return &E::emit_unary;
       case ir::OpKind::kBinary:
       case ir::OpKind::kCompare:
@@ -131,9 +132,11 @@ class NodeEmitter {
       case ir::OpKind::kPassThrough:  // removed by simplify
       case ir::OpKind::kView:         // share their input's storage (lowering)
         return nullptr;
+      case ir::OpKind::kReduce:
+        return &E::emit_reduce;
       case ir::OpKind::kMovement:
       case ir::OpKind::kShapeSource:
-      case ir::OpKind::kReduce:
+      case ir::OpKind::kScan:
       case ir::OpKind::kNormalization:
       case ir::OpKind::kLinear:
       case ir::OpKind::kFused:
@@ -154,14 +157,22 @@ class NodeEmitter {
         return &E::emit_where;
       case Op::kCast:
         return &E::emit_cast;
+      case Op::kClip:
+        return &E::emit_clip;
+      case Op::kGatherElements:
+        return &E::emit_gather_elements;
+      case Op::kGatherND:
+        return &E::emit_gather_nd;
+      case Op::kPad:
+        return &E::emit_pad;
+      case Op::kCumSum:
+        return &E::emit_cumsum;
       case Op::kConstantOfShape:
         return &E::emit_constant_of_shape;
       case Op::kRange:
         return &E::emit_range;
       case Op::kSymbolicTensor:
         return &E::emit_symbolic_tensor;
-      case Op::kReduceMean:
-        return &E::emit_reduce_mean;
       case Op::kSoftmax:
         return &E::emit_softmax;
       case Op::kLayerNormalization:
@@ -255,6 +266,22 @@ class NodeEmitter {
                  yr = dims("yd", shape(in(2))), orank = dims("od", shape(out_value()));
     b_ << "  kk::where(" << pc << ", cd, " << cr << ", " << px << ", xd, " << xr << ", " << py
        << ", yd, " << yr << ", " << po << ", od, " << orank << ", be);\n";
+    return Status::ok();
+  }
+
+  // Clip: the bounds are scalars read at run time (nullptr: unbounded on that side).
+  Status emit_clip() {
+    const ir::Value* x = in(0);
+    if (x->dtype != DType::kFloat32 && x->dtype != DType::kInt64 && x->dtype != DType::kInt32)
+      return Status::error(where() + ": '" + x->name + "' has dtype " + ir::dtype_name(x->dtype) +
+                           ", Clip supports float32, int64 and int32 at run time");
+    KILN_ASSIGN_OR_RETURN(auto px, in_ptr(0));
+    KILN_ASSIGN_OR_RETURN(auto lo, optional_ptr(1));
+    KILN_ASSIGN_OR_RETURN(auto hi, optional_ptr(2));
+    KILN_ASSIGN_OR_RETURN(auto po, out_ptr());
+    dims("od", shape(out_value()));
+    b_ << "  kk::clip(" << px << ", " << lo << ", " << hi << ", " << po << ", kk::product(od, 0, "
+       << shape(out_value()).size() << "), be);\n";
     return Status::ok();
   }
 
@@ -531,8 +558,32 @@ class NodeEmitter {
     return Status::ok();
   }
 
-  Status emit_reduce_mean() {
-    KILN_RETURN_IF_ERROR(require_float(in(0)));
+  // Reduce*: kernels/kiln/kernels/reduce.h's reducer of the same name.
+  static const char* reducer(ir::Op op) {
+    switch (op) {
+      case ir::Op::kReduceSum:
+        return "Sum";
+      case ir::Op::kReduceMax:
+        return "Max";
+      case ir::Op::kReduceMin:
+        return "Min";
+      case ir::Op::kReduceProd:
+        return "Prod";
+      case ir::Op::kReduceL2:
+        return "L2";
+      case ir::Op::kReduceSumSquare:
+        return "SumSquare";
+      default:
+        return "Mean";
+    }
+  }
+
+  Status emit_reduce() {
+    const DType t = in(0)->dtype;
+    if (t != DType::kFloat32 && t != DType::kInt64 && t != DType::kInt32)
+      return Status::error(where() + ": '" + in(0)->name + "' has dtype " + ir::dtype_name(t) +
+                           ", " + ir::op_name(n_->op) +
+                           " supports float32, int64 and int32 at run time");
     const Shape& xs = shape(in(0));
     std::vector<int64_t> axes = n_->attr_ints("axes");
     if (in(1)) {
@@ -557,8 +608,8 @@ class NodeEmitter {
     b_ << "  const uint8_t red[] = {";
     for (size_t i = 0; i < red.size(); ++i) b_ << (i ? ", " : "") << red[i];
     if (red.empty()) b_ << "0";
-    b_ << "};\n  kk::reduce_mean_f32(" << px << ", xd, " << xs.size() << ", red, " << po
-       << ", be);\n";
+    b_ << "};\n  kk::reduce<kk::reduce_op::" << reducer(n_->op) << ">(" << px << ", xd, "
+       << xs.size() << ", red, " << po << ", be);\n";
     return Status::ok();
   }
 
@@ -624,6 +675,117 @@ class NodeEmitter {
        << ", kk::product(id, 0, " << shape(idx).size() << "), " << po << ", "
        << (allow_negative ? "true" : "false") << ", " << c_string(ln_.name) << ", "
        << c_string(idx->name) << ", c->error, c->error_size, be);\n";
+    return Status::ok();
+  }
+
+  // `return kk::<fn>(<args>, node, indices, c->error, c->error_size, be);` for the index kernels
+  // that validate their indices.
+  void emit_checked_call(const std::string& fn, const std::string& args, const ir::Value* idx) {
+    returns_ = true;
+    b_ << "  return kk::" << fn << "(" << args << ", " << c_string(ln_.name) << ", "
+       << c_string(idx->name) << ", c->error, c->error_size, be);\n";
+  }
+
+  Status emit_gather_elements() {
+    const Shape& ds = shape(in(0));
+    const int64_t axis = norm_axis(n_->attr_int("axis", 0), ds.size());
+    if (axis < 0 || axis >= static_cast<int64_t>(ds.size()))
+      return Status::error(where() + ": axis out of range");
+    KILN_ASSIGN_OR_RETURN(auto pd, in_ptr(0));
+    KILN_ASSIGN_OR_RETURN(auto pi, in_ptr(1));
+    KILN_ASSIGN_OR_RETURN(auto po, out_ptr());
+    dims("dd", ds);
+    dims("id", shape(in(1)));
+    emit_checked_call("gather_elements",
+                      pd + ", dd, " + pi + ", id, " + std::to_string(ds.size()) + ", " +
+                          std::to_string(axis) + ", " + po,
+                      in(1));
+    return Status::ok();
+  }
+
+  Status emit_gather_nd() {
+    const Shape &ds = shape(in(0)), &is = shape(in(1));
+    const int64_t b = n_->attr_int("batch_dims", 0);
+    if (is.empty() || !is.back().is_constant() || b < 0 || b >= static_cast<int64_t>(is.size()))
+      return Status::error(where() + ": indices need a constant last dim and batch_dims < rank");
+    KILN_ASSIGN_OR_RETURN(auto pd, in_ptr(0));
+    KILN_ASSIGN_OR_RETURN(auto pi, in_ptr(1));
+    KILN_ASSIGN_OR_RETURN(auto po, out_ptr());
+    dims("dd", ds);
+    emit_checked_call("gather_nd",
+                      pd + ", dd, " + std::to_string(ds.size()) + ", " + std::to_string(b) + ", " +
+                          pi + ", " + product_expr(is, 0, b) + ", " +
+                          product_expr(is, b, is.size() - 1) + ", " + int_literal(is.back().coef) +
+                          ", " + po,
+                      in(1));
+    return Status::ok();
+  }
+
+  Status emit_pad() {
+    const Shape& xs = shape(in(0));
+    const size_t rank = xs.size();
+    const std::string mode = n_->attr_string("mode", "constant");
+    KILN_ASSIGN_OR_RETURN(auto pads, operand(1, "pads"));
+    std::vector<Dim> axes;
+    if (in(3)) {
+      KILN_ASSIGN_OR_RETURN(auto a, operand(3, "axes"));
+      axes = a;
+    } else {
+      for (size_t k = 0; k < rank; ++k) axes.push_back(Dim(static_cast<int64_t>(k)));
+    }
+    if (pads.size() != 2 * axes.size())
+      return Status::error(where() + ": pads and axes have different lengths");
+    std::vector<std::string> begin(rank, "0");
+    for (size_t k = 0; k < axes.size(); ++k) {
+      const int64_t a = axes[k].is_constant() ? norm_axis(axes[k].coef, rank) : -1;
+      if (a < 0 || a >= static_cast<int64_t>(rank))
+        return Status::error(where() + ": axes must be constants within the rank");
+      begin[a] = dim_expr(pads[k]);
+      if (mode == "reflect" && !(xs[a].is_constant() && xs[a].coef >= 2) &&
+          !(pads[k] == Dim(0) && pads[k + axes.size()] == Dim(0)))
+        return Status::error(where() + ": reflect padding of dim " + std::to_string(a) +
+                             " needs a constant size >= 2");
+    }
+    const ir::Value* o = out_value();
+    std::string value = "0";
+    if (in(2)) {
+      const ir::Tensor& v = *in(2)->constant;  // shape inference: a constant scalar
+      value = o->dtype == DType::kFloat32 ? float_literal(v.float_at(0)) : int_literal(v.int_at(0));
+    }
+    KILN_ASSIGN_OR_RETURN(auto t, ctype(o->dtype, where()));
+    KILN_ASSIGN_OR_RETURN(auto px, in_ptr(0));
+    KILN_ASSIGN_OR_RETURN(auto po, out_ptr());
+    dims("xd", xs);
+    dims("od", shape(o));
+    b_ << "  const int64_t begin[] = {";
+    for (size_t k = 0; k < rank; ++k) b_ << (k ? ", " : "") << begin[k];
+    if (rank == 0) b_ << "0";
+    b_ << "};\n  kk::pad<" << t << ">(" << px << ", xd, " << rank << ", begin, kk::PadMode::"
+       << (mode == "edge"      ? "kEdge"
+           : mode == "reflect" ? "kReflect"
+                               : "kConstant")
+       << ", " << value << ", " << po << ", od, be);\n";
+    return Status::ok();
+  }
+
+  Status emit_cumsum() {
+    const Shape& xs = shape(in(0));
+    KILN_ASSIGN_OR_RETURN(auto a, operand(1, "axis"));
+    if (a.size() != 1 || !a[0].is_constant())
+      return Status::error(where() + ": axis must be a constant scalar");
+    const int64_t axis = norm_axis(a[0].coef, xs.size());
+    if (axis < 0 || axis >= static_cast<int64_t>(xs.size()))
+      return Status::error(where() + ": axis out of range");
+    const DType t = in(0)->dtype;
+    if (t != DType::kFloat32 && t != DType::kInt64 && t != DType::kInt32)
+      return Status::error(where() + ": '" + in(0)->name + "' has dtype " + ir::dtype_name(t) +
+                           ", CumSum supports float32, int64 and int32 at run time");
+    KILN_ASSIGN_OR_RETURN(auto px, in_ptr(0));
+    KILN_ASSIGN_OR_RETURN(auto po, out_ptr());
+    b_ << "  kk::cumsum(" << px << ", " << po << ", " << product_expr(xs, 0, axis) << ", "
+       << dim_expr(xs[axis]) << ", " << product_expr(xs, axis + 1, xs.size()) << ", "
+       << (n_->attr_int("exclusive", 0) ? "true" : "false") << ", "
+       << (n_->attr_int("reverse", 0) ? "true" : "false") << ", be);\n";
     return Status::ok();
   }
 

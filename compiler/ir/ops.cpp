@@ -1,6 +1,7 @@
 // The op table; see ops.h.
 #include "compiler/ir/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
@@ -58,6 +59,15 @@ const OpInfo kOps[] = {
       unary([](double x) { return std::sin(x); })},
   {Op::kCos,               "Cos",                OpKind::kUnary,       7,  0,                        true,  kF,          "Cos",
       unary([](double x) { return std::cos(x); })},
+  {Op::kSoftplus,          "Softplus",           OpKind::kUnary,       1,  0,                        true,  kF,          "Softplus",
+      unary([](double x) { return x > 30 ? x : std::log1p(std::exp(x)); })},
+  {Op::kSign,              "Sign",               OpKind::kUnary,       9,  0,                        true,  kF | kI,     "Sign",
+      unary([](double x) -> double { return (x > 0) - (x < 0); },
+            [](int64_t x) -> I { return (x > 0) - (x < 0); })},
+  {Op::kFloor,             "Floor",              OpKind::kUnary,       6,  0,                        true,  kF,          "Floor",
+      unary([](double x) { return std::floor(x); })},
+  {Op::kCeil,              "Ceil",               OpKind::kUnary,       6,  0,                        true,  kF,          "Ceil",
+      unary([](double x) { return std::ceil(x); })},
   {Op::kGelu,              "Gelu",               OpKind::kUnary,       20, 0,                        true,  kF,          "Gelu",
       unary([](double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); })},
   // Gelu(approximate="tanh"): the importer turns that attribute into this op.
@@ -78,6 +88,30 @@ const OpInfo kOps[] = {
   // Pow's exponent may have another dtype; the result has the base's.
   {Op::kPow,               "Pow",                OpKind::kBinary,      7,  0,                        true,  kF,          "Pow",
       binary([](double x, double y) { return std::pow(x, y); })},
+  // Mod(fmod=0): integers, the result takes the divisor's sign (Python's %). The importer turns
+  // Mod(fmod=1) into FMod: C's fmod / %, the dividend's sign. Division by zero gives 0 at run time.
+  {Op::kMod,               "Mod",                OpKind::kBinary,      10, 0,                        true,  kI,          "Mod",
+      binary(nullptr, [](int64_t x, int64_t y) -> I {
+        if (y == 0) return I();
+        const int64_t r = y == -1 ? 0 : x % y;
+        return r != 0 && (r < 0) != (y < 0) ? r + y : r;
+      })},
+  {Op::kFMod,              "FMod",               OpKind::kBinary,      0,  0,                        true,  kF | kI,     "FMod",
+      binary([](double x, double y) { return std::fmod(x, y); },
+             [](int64_t x, int64_t y) -> I { return y == 0 ? I() : I(y == -1 ? 0 : x % y); })},
+  // Min / Max with n > 2 inputs are imported as a chain of two-input nodes.
+  {Op::kMin,               "Min",                OpKind::kBinary,      8,  0,                        true,  kF | kI,     "Min",
+      binary([](double x, double y) { return std::isnan(x) || x < y ? x : y; },
+             [](int64_t x, int64_t y) -> I { return std::min(x, y); })},
+  {Op::kMax,               "Max",                OpKind::kBinary,      8,  0,                        true,  kF | kI,     "Max",
+      binary([](double x, double y) { return std::isnan(x) || x > y ? x : y; },
+             [](int64_t x, int64_t y) -> I { return std::max(x, y); })},
+  {Op::kAnd,               "And",                OpKind::kBinary,      7,  0,                        true,  kB,          "And",
+      binary(nullptr, [](int64_t x, int64_t y) -> I { return x && y; })},
+  {Op::kOr,                "Or",                 OpKind::kBinary,      7,  0,                        true,  kB,          "Or",
+      binary(nullptr, [](int64_t x, int64_t y) -> I { return x || y; })},
+  {Op::kXor,               "Xor",                OpKind::kBinary,      7,  0,                        true,  kB,          "Xor",
+      binary(nullptr, [](int64_t x, int64_t y) -> I { return (x != 0) != (y != 0); })},
 
   {Op::kEqual,             "Equal",              OpKind::kCompare,     7,  0,                        true,  kF | kI | kB, "Equal",
       binary([](double x, double y) -> double { return x == y; })},
@@ -85,6 +119,16 @@ const OpInfo kOps[] = {
       binary([](double x, double y) -> double { return x < y; })},
   {Op::kGreater,           "Greater",            OpKind::kCompare,     7,  0,                        true,  kF | kI,     "Greater",
       binary([](double x, double y) -> double { return x > y; })},
+  {Op::kGreaterOrEqual,    "GreaterOrEqual",     OpKind::kCompare,     12, 0,                        true,  kF | kI,     "GreaterOrEqual",
+      binary([](double x, double y) -> double { return x >= y; })},
+  {Op::kLessOrEqual,       "LessOrEqual",        OpKind::kCompare,     12, 0,                        true,  kF | kI,     "LessOrEqual",
+      binary([](double x, double y) -> double { return x <= y; })},
+
+  {Op::kIsNaN,             "IsNaN",              OpKind::kPredicate,   9,  0,                        true,  kF,          "IsNaN",
+      unary([](double x) -> double { return std::isnan(x); })},
+  // detect_positive / detect_negative other than 1 are rejected by the importer.
+  {Op::kIsInf,             "IsInf",              OpKind::kPredicate,   10, 0,                        true,  kF,          "IsInf",
+      unary([](double x) -> double { return std::isinf(x); })},
 
   {Op::kIdentity,          "Identity",           OpKind::kPassThrough, 1,  0,                        false},
   {Op::kDropout,           "Dropout",            OpKind::kPassThrough, 1,  0,                        false},
@@ -102,6 +146,13 @@ const OpInfo kOps[] = {
   {Op::kSplit,             "Split",              OpKind::kMovement,    2,  operands({1}),            false},
   {Op::kWhere,             "Where",              OpKind::kMovement,    9,  0,                        true},
   {Op::kCast,              "Cast",               OpKind::kMovement,    6,  0,                        true},
+  // Clip(x, min?, max?) (opset 11 inputs; the importer turns opset-6 attributes into inputs).
+  {Op::kClip,              "Clip",               OpKind::kMovement,    6,  0,                        true},
+  {Op::kGatherElements,    "GatherElements",     OpKind::kMovement,    11, 0,                        true},
+  {Op::kGatherND,          "GatherND",           OpKind::kMovement,    11, 0,                        true},
+  // Pad(x, pads, constant_value?, axes?) (opset 11 inputs; the importer turns opset-2 attributes
+  // into inputs); constant_value must be a constant.
+  {Op::kPad,               "Pad",                OpKind::kMovement,    2,  operands({1, 3}),         true},
 
   {Op::kConstant,          "Constant",           OpKind::kShapeSource, 1,  0,                        false},
   {Op::kShape,             "Shape",              OpKind::kShapeSource, 1,  0,                        false},
@@ -110,7 +161,16 @@ const OpInfo kOps[] = {
   // A small int tensor whose elements are symbolic dims (fold_constants makes it).
   {Op::kSymbolicTensor,    "SymbolicTensor",     OpKind::kShapeSource, 0,  0,                        true},
 
+  // Reductions: axes as an attribute, or (ReduceSum from opset 13, the others from 18) an input
+  // the importer turns into the attribute.
   {Op::kReduceMean,        "ReduceMean",         OpKind::kReduce,      1,  operands({1}),            true},
+  {Op::kReduceSum,         "ReduceSum",          OpKind::kReduce,      1,  operands({1}),            true},
+  {Op::kReduceMax,         "ReduceMax",          OpKind::kReduce,      1,  operands({1}),            true},
+  {Op::kReduceMin,         "ReduceMin",          OpKind::kReduce,      1,  operands({1}),            true},
+  {Op::kReduceProd,        "ReduceProd",         OpKind::kReduce,      1,  operands({1}),            true},
+  {Op::kReduceL2,          "ReduceL2",           OpKind::kReduce,      1,  operands({1}),            true},
+  {Op::kReduceSumSquare,   "ReduceSumSquare",    OpKind::kReduce,      1,  operands({1}),            true},
+  {Op::kCumSum,            "CumSum",             OpKind::kScan,        11, operands({1}),            true},
   {Op::kSoftmax,           "Softmax",            OpKind::kNormalization, 1, 0,                       true},
   {Op::kLayerNormalization, "LayerNormalization", OpKind::kNormalization, 17, 0,                     true},
 
@@ -139,6 +199,8 @@ const char* op_kind_name(OpKind kind) {
       return "binary";
     case OpKind::kCompare:
       return "compare";
+    case OpKind::kPredicate:
+      return "predicate";
     case OpKind::kPassThrough:
       return "pass-through";
     case OpKind::kView:
@@ -149,6 +211,8 @@ const char* op_kind_name(OpKind kind) {
       return "shape-source";
     case OpKind::kReduce:
       return "reduce";
+    case OpKind::kScan:
+      return "scan";
     case OpKind::kNormalization:
       return "normalization";
     case OpKind::kLinear:

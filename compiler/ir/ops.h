@@ -34,6 +34,10 @@ enum class Op : uint16_t {
   kLog,
   kSin,
   kCos,
+  kSoftplus,
+  kSign,
+  kFloor,
+  kCeil,
   kGelu,
   kGeluTanh,
   // binary
@@ -42,10 +46,22 @@ enum class Op : uint16_t {
   kMul,
   kDiv,
   kPow,
+  kMod,
+  kFMod,
+  kMin,
+  kMax,
+  kAnd,
+  kOr,
+  kXor,
   // compare
   kEqual,
   kLess,
   kGreater,
+  kGreaterOrEqual,
+  kLessOrEqual,
+  // predicates
+  kIsNaN,
+  kIsInf,
   // pass-through and views
   kIdentity,
   kDropout,
@@ -62,6 +78,10 @@ enum class Op : uint16_t {
   kSplit,
   kWhere,
   kCast,
+  kClip,
+  kGatherElements,
+  kGatherND,
+  kPad,
   // shape sources
   kConstant,
   kShape,
@@ -70,6 +90,13 @@ enum class Op : uint16_t {
   kSymbolicTensor,
   // reductions and normalisation
   kReduceMean,
+  kReduceSum,
+  kReduceMax,
+  kReduceMin,
+  kReduceProd,
+  kReduceL2,
+  kReduceSumSquare,
+  kCumSum,
   kSoftmax,
   kLayerNormalization,
   // linear algebra
@@ -87,11 +114,13 @@ enum class OpKind : uint8_t {
   kUnary,          // y = f(x) elementwise, same shape and dtype
   kBinary,         // z = f(x, y) elementwise with numpy broadcasting, x's dtype
   kCompare,        // z = f(x, y) elementwise with broadcasting, bool
+  kPredicate,      // y = f(x) elementwise, bool (IsNaN, IsInf)
   kPassThrough,    // y = x, removed by simplify (Identity, Dropout)
   kView,           // y shares x's storage with another shape (Reshape, Flatten, (Un)Squeeze)
   kMovement,       // data moved or selected without arithmetic (Gather, Slice, Concat, ...)
   kShapeSource,    // computed from shapes and attributes only (Shape, Range, ...)
   kReduce,         // reduction over axes
+  kScan,           // running reduction along an axis, same shape (CumSum)
   kNormalization,  // Softmax, LayerNormalization
   kLinear,         // MatMul, Gemm
   kFused,          // kiln's own ops, made by passes, never imported

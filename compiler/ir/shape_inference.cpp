@@ -51,6 +51,13 @@ class NodeInference {
   Status binary();
   Status unary();
   Status pass_through();
+  Status predicate();
+  Status gather_elements();
+  Status gather_nd();
+  Status pad();
+  Status cumsum();
+  Status check_indices(size_t i) const;
+  Status clip();
   Status constant();
   Status symbolic_tensor();
   Status where();
@@ -70,7 +77,8 @@ class NodeInference {
   Status concat();
   Status expand();
   Status range();
-  Status reduce_mean();
+  Status reduce();
+  std::optional<SymValue> sym_reduce(const std::vector<bool>& red) const;
   Status shape_op();
   Status constant_of_shape();
   Status cast();
@@ -228,6 +236,52 @@ std::optional<Dim> sym_add(const Dim& a, const Dim& b, int sign) {
   return r;
 }
 
+// Bounds of a dim's value: symbols are sizes >= 1, so k * seq^p (p > 0) is >= k for k > 0 and
+// <= k for k < 0. nullopt: unbounded on that side.
+struct Bounds {
+  std::optional<int64_t> lo, hi;
+};
+Bounds dim_bounds(const Dim& d) {
+  if (d.is_constant()) return {d.coef, d.coef};
+  for (int8_t p : d.pow)
+    if (p < 0) return {};
+  if (d.coef > 0) return {d.coef, std::nullopt};
+  return {std::nullopt, d.coef};
+}
+
+// Bounds of x - y.
+Bounds difference_bounds(const Dim& x, const Dim& y) {
+  if (auto d = sym_add(x, y, -1); d && d->is_constant()) return {d->coef, d->coef};
+  const Bounds bx = dim_bounds(x), by = dim_bounds(y);
+  Bounds r;
+  if (bx.lo && by.hi) r.lo = *bx.lo - *by.hi;
+  if (bx.hi && by.lo) r.hi = *bx.hi - *by.lo;
+  return r;
+}
+
+// Comparisons and Min / Max of symbolic dims where the bounds decide them (seq >= 1, Max(seq, 1)).
+std::optional<Dim> sym_order(Op op, const Dim& x, const Dim& y) {
+  const Bounds d = difference_bounds(x, y);
+  const bool ge = d.lo && *d.lo >= 0, gt = d.lo && *d.lo > 0;
+  const bool le = d.hi && *d.hi <= 0, lt = d.hi && *d.hi < 0;
+  switch (op) {
+    case Op::kGreater:
+      return gt ? Dim(1) : le ? std::optional<Dim>(Dim(0)) : std::nullopt;
+    case Op::kGreaterOrEqual:
+      return ge ? Dim(1) : lt ? std::optional<Dim>(Dim(0)) : std::nullopt;
+    case Op::kLess:
+      return lt ? Dim(1) : ge ? std::optional<Dim>(Dim(0)) : std::nullopt;
+    case Op::kLessOrEqual:
+      return le ? Dim(1) : gt ? std::optional<Dim>(Dim(0)) : std::nullopt;
+    case Op::kMax:
+      return ge ? x : le ? std::optional<Dim>(y) : std::nullopt;
+    case Op::kMin:
+      return le ? x : ge ? std::optional<Dim>(y) : std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
 // The dtype an elementwise op's registry entry accepts.
 Status NodeInference::check_dtype(const Value* v) const {
   const OpInfo& info = op_info(n_.op);
@@ -255,6 +309,13 @@ std::optional<Dim> sym_binary(Op op, const Dim& x, const Dim& y) {
       break;
     case Op::kEqual:
       return sym_equal(x, y);
+    case Op::kGreater:
+    case Op::kGreaterOrEqual:
+    case Op::kLess:
+    case Op::kLessOrEqual:
+    case Op::kMin:
+    case Op::kMax:
+      return sym_order(op, x, y);
     default:
       break;
   }
@@ -281,7 +342,7 @@ Status NodeInference::binary() {
   const bool compare = op_kind(n_.op) == OpKind::kCompare;
   const DType t = compare ? DType::kBool : in(0)->dtype;
   std::optional<SymValue> sv;
-  if (t == DType::kInt64 || t == DType::kInt32 || compare)
+  if (t == DType::kInt64 || t == DType::kInt32 || t == DType::kBool)
     sv = sym_elementwise(s,
                          [&](const std::vector<Dim>& a) { return sym_binary(n_.op, a[0], a[1]); });
   set(0, t, s, sv);
@@ -304,6 +365,45 @@ Status NodeInference::unary() {
       auto r = f.i1(a[0].coef);
       return r ? std::optional<Dim>(Dim(*r)) : std::nullopt;
     });
+  set(0, in(0)->dtype, shape(0), sv);
+  return Status::ok();
+}
+
+Status NodeInference::predicate() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  KILN_RETURN_IF_ERROR(check_dtype(in(0)));
+  set(0, DType::kBool, shape(0));
+  return Status::ok();
+}
+
+// Clip(x, min?, max?): x's shape; the bounds are scalars of x's dtype.
+Status NodeInference::clip() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  for (size_t i = 1; i < 3; ++i) {
+    const Value* b = in(i);
+    if (!b) continue;
+    if (!b->shape || shape_numel(*b->shape) != Dim(1))
+      return err(std::string(i == 1 ? "min" : "max") + " '" + b->name + "' is not a scalar" +
+                 (b->shape ? " (shape " + str(*b->shape) + ")" : ""));
+    if (b->dtype != in(0)->dtype)
+      return err(std::string(i == 1 ? "min" : "max") + " '" + b->name + "' has dtype " +
+                 dtype_name(b->dtype) + ", input '" + in(0)->name + "' has " +
+                 dtype_name(in(0)->dtype));
+  }
+  auto sv = sym_elementwise(shape(0), [&](const std::vector<Dim>& a) -> std::optional<Dim> {
+    Dim r = a[0];
+    if (in(1)) {
+      auto m = sym_order(Op::kMax, r, (*sym(1))[0]);
+      if (!m) return std::nullopt;
+      r = *m;
+    }
+    if (in(2)) {
+      auto m = sym_order(Op::kMin, r, (*sym(2))[0]);
+      if (!m) return std::nullopt;
+      r = *m;
+    }
+    return r;
+  });
   set(0, in(0)->dtype, shape(0), sv);
   return Status::ok();
 }
@@ -372,6 +472,116 @@ Status NodeInference::gather() {
       if (lim->sym_value && lim->sym_value->size() == 1)
         clamp_symbol((*lim->sym_value)[0], d[ax].coef);
   set(0, in(0)->dtype, s, sv);
+  return Status::ok();
+}
+
+Status NodeInference::check_indices(size_t i) const {
+  if (in(i)->dtype != DType::kInt64 && in(i)->dtype != DType::kInt32)
+    return err("indices '" + in(i)->name + "' have dtype " + dtype_name(in(i)->dtype) +
+               ", int64 or int32 is required");
+  return Status::ok();
+}
+
+// GatherElements(data, indices) {axis}: indices' shape, data's dtype.
+Status NodeInference::gather_elements() {
+  KILN_RETURN_IF_ERROR(need_inputs(2));
+  KILN_RETURN_IF_ERROR(check_indices(1));
+  const Shape &d = shape(0), &i = shape(1);
+  if (d.size() != i.size())
+    return err("indices '" + in(1)->name + "' of shape " + str(i) + " and data '" + in(0)->name +
+               "' of shape " + str(d) + " have different ranks");
+  KILN_ASSIGN_OR_RETURN(auto ax, axis(n_.attr_int("axis", 0), d.size()));
+  (void)ax;
+  set(0, in(0)->dtype, i);
+  return Status::ok();
+}
+
+// GatherND(data, indices) {batch_dims}: indices [B..., R..., k] -> [B..., R..., data dims after
+// batch_dims + k].
+Status NodeInference::gather_nd() {
+  KILN_RETURN_IF_ERROR(need_inputs(2));
+  KILN_RETURN_IF_ERROR(check_indices(1));
+  const Shape &d = shape(0), &i = shape(1);
+  const int64_t b = n_.attr_int("batch_dims", 0);
+  if (i.empty() || !i.back().is_constant())
+    return err("indices '" + in(1)->name + "' of shape " + str(i) +
+               " need a constant last dimension");
+  const int64_t k = i.back().coef;
+  if (b < 0 || b >= static_cast<int64_t>(i.size()) || b + k > static_cast<int64_t>(d.size()))
+    return err("batch_dims " + std::to_string(b) + " with indices of shape " + str(i) +
+               " does not fit data of shape " + str(d));
+  for (int64_t k2 = 0; k2 < b; ++k2)
+    if (d[k2] != i[k2])
+      return err("batch dim " + std::to_string(k2) + " of data " + str(d) + " and indices " +
+                 str(i) + " differ");
+  Shape s(i.begin(), i.end() - 1);
+  s.insert(s.end(), d.begin() + b + k, d.end());
+  set(0, in(0)->dtype, s);
+  return Status::ok();
+}
+
+// Pad(x, pads, constant_value?, axes?) {mode}: each padded dim grows by its begin + end pads.
+Status NodeInference::pad() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  const std::string mode = n_.attr_string("mode", "constant");
+  if (mode != "constant" && mode != "edge" && mode != "reflect")
+    return err("mode '" + mode + "' is not supported (constant, edge, reflect)");
+  KILN_ASSIGN_OR_RETURN(auto pads, operand(1, "pads"));
+  std::vector<int64_t> axes;
+  if (in(3)) {
+    KILN_ASSIGN_OR_RETURN(auto a, const_operand(3, "axes"));
+    axes = a;
+  } else {
+    for (size_t k = 0; k < x.size(); ++k) axes.push_back(static_cast<int64_t>(k));
+  }
+  if (pads.size() != 2 * axes.size())
+    return err("pads has " + std::to_string(pads.size()) + " elements, " +
+               std::to_string(2 * axes.size()) + " expected");
+  if (in(2) && (!in(2)->constant || in(2)->constant->numel() != 1))
+    return err("constant_value '" + in(2)->name + "' must be a constant scalar");
+  Shape s = x;
+  for (size_t k = 0; k < axes.size(); ++k) {
+    KILN_ASSIGN_OR_RETURN(auto a, axis(axes[k], x.size()));
+    auto grown = sym_add(s[a], pads[k], 1);
+    if (grown) grown = sym_add(*grown, pads[k + axes.size()], 1);
+    if (!grown)
+      return err("padded size of dim " + str(x[a]) + " by " + str(pads[k]) + " and " +
+                 str(pads[k + axes.size()]) + " is not a monomial");
+    s[a] = *grown;
+  }
+  set(0, in(0)->dtype, s);
+  return Status::ok();
+}
+
+// CumSum(x, axis) {exclusive, reverse}: x's shape; prefix sums of a small int shape tensor.
+Status NodeInference::cumsum() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  KILN_ASSIGN_OR_RETURN(auto a, const_operand(1, "axis"));
+  if (a.size() != 1) return err("axis must be a scalar");
+  KILN_ASSIGN_OR_RETURN(auto ax, axis(a[0], x.size()));
+  (void)ax;
+  const DType t = in(0)->dtype;
+  if (t != DType::kFloat32 && t != DType::kFloat64 && t != DType::kInt64 && t != DType::kInt32)
+    return err("input '" + in(0)->name + "' has dtype " + dtype_name(t) +
+               ", which CumSum does not accept");
+  std::optional<SymValue> sv;
+  if (sym(0) && x.size() == 1) {
+    const bool exclusive = n_.attr_int("exclusive", 0) != 0,
+               reverse = n_.attr_int("reverse", 0) != 0;
+    const SymValue& v = *sym(0);
+    SymValue r(v.size());
+    std::optional<Dim> acc = Dim(0);
+    for (size_t j = 0; j < v.size() && acc; ++j) {
+      const size_t at = reverse ? v.size() - 1 - j : j;
+      if (exclusive) r[at] = *acc;
+      acc = sym_add(*acc, v[at], 1);
+      if (acc && !exclusive) r[at] = *acc;
+    }
+    if (acc) sv = r;
+  }
+  set(0, t, x, sv);
   return Status::ok();
 }
 
@@ -749,7 +959,7 @@ Status NodeInference::range() {
   return Status::ok();
 }
 
-Status NodeInference::reduce_mean() {
+Status NodeInference::reduce() {
   KILN_RETURN_IF_ERROR(need_inputs(1));
   const Shape& x = shape(0);
   KILN_ASSIGN_OR_RETURN(auto axes, axes_from_attr_or_input(1));
@@ -759,6 +969,10 @@ Status NodeInference::reduce_mean() {
     KILN_ASSIGN_OR_RETURN(auto k, axis(a, x.size()));
     red[k] = true;
   }
+  const DType t = in(0)->dtype;
+  if (t != DType::kFloat32 && t != DType::kFloat64 && t != DType::kInt64 && t != DType::kInt32)
+    return err("input '" + in(0)->name + "' has dtype " + dtype_name(t) + ", which " +
+               op_name(n_.op) + " does not accept");
   Shape s;
   for (size_t i = 0; i < x.size(); ++i) {
     if (!red[i])
@@ -766,8 +980,51 @@ Status NodeInference::reduce_mean() {
     else if (keep)
       s.push_back(Dim(1));
   }
-  set(0, in(0)->dtype, s);
+  set(0, t, s, sym_reduce(red));
   return Status::ok();
+}
+
+// ReduceSum / Prod / Max / Min of a small int tensor of known elements (sizes of a shape
+// computation), symbolic where the algebra allows.
+std::optional<SymValue> NodeInference::sym_reduce(const std::vector<bool>& red) const {
+  const Op op = n_.op;
+  if (!sym(0) || !shape_is_constant(shape(0)) ||
+      (op != Op::kReduceSum && op != Op::kReduceProd && op != Op::kReduceMax &&
+       op != Op::kReduceMin))
+    return std::nullopt;
+  const std::vector<int64_t> xd = constant_dims(shape(0));
+  std::vector<int64_t> kept_strides(xd.size(), 0);
+  int64_t kept = 1;
+  for (size_t k = xd.size(); k-- > 0;)
+    if (!red[k]) {
+      kept_strides[k] = kept;
+      kept *= xd[k];
+    }
+  std::vector<std::optional<Dim>> acc(kept);
+  for (size_t i = 0; i < sym(0)->size(); ++i) {
+    int64_t rem = static_cast<int64_t>(i), dst = 0;
+    for (size_t k = xd.size(); k-- > 0;) {
+      dst += (rem % xd[k]) * kept_strides[k];
+      rem /= xd[k];
+    }
+    const Dim& v = (*sym(0))[i];
+    std::optional<Dim>& a = acc[dst];
+    if (!a)
+      a = v;
+    else if (op == Op::kReduceSum)
+      a = sym_add(*a, v, 1);
+    else if (op == Op::kReduceProd)
+      a = *a * v;
+    else
+      a = sym_order(op == Op::kReduceMax ? Op::kMax : Op::kMin, *a, v);
+    if (!a) return std::nullopt;
+  }
+  SymValue r;
+  for (auto& a : acc) {
+    if (!a) return std::nullopt;  // an empty reduction
+    r.push_back(*a);
+  }
+  return r;
 }
 
 Status NodeInference::shape_op() {
@@ -900,12 +1157,16 @@ NodeInference::Hook NodeInference::hook(Op op) {
     case OpKind::kBinary:
     case OpKind::kCompare:
       return &N::binary;
+    case OpKind::kPredicate:
+      return &N::predicate;
     case OpKind::kPassThrough:
       return &N::pass_through;
+    case OpKind::kReduce:
+      return &N::reduce;
     case OpKind::kView:
     case OpKind::kMovement:
     case OpKind::kShapeSource:
-    case OpKind::kReduce:
+    case OpKind::kScan:
     case OpKind::kNormalization:
     case OpKind::kLinear:
     case OpKind::kFused:
@@ -936,6 +1197,16 @@ NodeInference::Hook NodeInference::hook(Op op) {
       return &N::where;
     case Op::kCast:
       return &N::cast;
+    case Op::kClip:
+      return &N::clip;
+    case Op::kGatherElements:
+      return &N::gather_elements;
+    case Op::kGatherND:
+      return &N::gather_nd;
+    case Op::kPad:
+      return &N::pad;
+    case Op::kCumSum:
+      return &N::cumsum;
     case Op::kConstant:
       return &N::constant;
     case Op::kShape:
@@ -946,8 +1217,6 @@ NodeInference::Hook NodeInference::hook(Op op) {
       return &N::range;
     case Op::kSymbolicTensor:
       return &N::symbolic_tensor;
-    case Op::kReduceMean:
-      return &N::reduce_mean;
     case Op::kSoftmax:
       return &N::softmax;
     case Op::kLayerNormalization:

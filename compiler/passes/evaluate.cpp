@@ -135,6 +135,11 @@ class Evaluator {
   Result<Tensor> binary();
   Result<Tensor> unary();
   Tensor where();
+  Tensor clip();
+  Result<Tensor> gather_elements();
+  Result<Tensor> gather_nd();
+  Tensor pad();
+  Tensor cumsum();
   Tensor cast();
   Tensor copy();
   Tensor transpose();
@@ -153,7 +158,7 @@ class Evaluator {
   Tensor embedding_layer_norm();
   Tensor attention();
   Tensor softmax();
-  Tensor reduce_mean();
+  Tensor reduce();
   Tensor layer_norm();
 
   const ir::Node& n_;
@@ -213,6 +218,138 @@ Tensor Evaluator::where() {
     int64_t j = c ? bx(i) : by(i);
     std::memcpy(r.bytes.data() + i * es, src.bytes.data() + j * es, es);
   }
+  return r;
+}
+
+// Clip(x, min?, max?); a NaN x stays NaN.
+Tensor Evaluator::clip() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    if (is_float(x.dtype)) {
+      double v = x.float_at(i);
+      if (in(1) && v < in(1)->float_at(0)) v = in(1)->float_at(0);
+      if (in(2) && v > in(2)->float_at(0)) v = in(2)->float_at(0);
+      set_f(r, i, v);
+    } else {
+      int64_t v = x.int_at(i);
+      if (in(1)) v = std::max(v, in(1)->int_at(0));
+      if (in(2)) v = std::min(v, in(2)->int_at(0));
+      set_i(r, i, v);
+    }
+  }
+  return r;
+}
+
+Result<Tensor> Evaluator::gather_elements() {
+  const Tensor &x = *in(0), &idx = *in(1);
+  Tensor r = out(0);
+  const size_t rank = x.dims.size();
+  const int64_t ax = axis(n_.attr_int("axis", 0), rank);
+  const auto xs = row_major_strides(x.dims);
+  const size_t es = ir::dtype_size(r.dtype);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    int64_t rem = i, src = 0;
+    for (size_t k = rank; k-- > 0;) {
+      if (static_cast<int64_t>(k) != ax) src += (rem % r.dims[k]) * xs[k];
+      rem /= r.dims[k];
+    }
+    int64_t v = idx.int_at(i);
+    if (v < -x.dims[ax] || v >= x.dims[ax])
+      return err("index " + std::to_string(v) + " out of range for dim " +
+                 std::to_string(x.dims[ax]));
+    src += (v < 0 ? v + x.dims[ax] : v) * xs[ax];
+    std::memcpy(r.bytes.data() + i * es, x.bytes.data() + src * es, es);
+  }
+  return r;
+}
+
+Result<Tensor> Evaluator::gather_nd() {
+  const Tensor &x = *in(0), &idx = *in(1);
+  Tensor r = out(0);
+  const int64_t b = n_.attr_int("batch_dims", 0), k = idx.dims.back();
+  const auto xs = row_major_strides(x.dims);
+  int64_t batch = 1, slab = 1;
+  for (int64_t d = 0; d < b; ++d) batch *= idx.dims[d];
+  for (size_t d = b + k; d < x.dims.size(); ++d) slab *= x.dims[d];
+  const int64_t tuples = idx.numel() / std::max<int64_t>(k, 1), per_batch = tuples / batch;
+  const size_t es = ir::dtype_size(r.dtype);
+  for (int64_t t = 0; t < tuples; ++t) {
+    int64_t src = b > 0 ? (t / per_batch) * xs[b - 1] : 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t d = x.dims[b + j];
+      int64_t v = idx.int_at(t * k + j);
+      if (v < -d || v >= d)
+        return err("index " + std::to_string(v) + " out of range for dim " + std::to_string(d));
+      src += (v < 0 ? v + d : v) * xs[b + j];
+    }
+    std::memcpy(r.bytes.data() + t * slab * es, x.bytes.data() + src * es, slab * es);
+  }
+  return r;
+}
+
+// Pad by the registry's operands: pads [begins..., ends...] over axes (default all).
+Tensor Evaluator::pad() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);
+  const size_t rank = x.dims.size();
+  std::vector<int64_t> pads = ints(1), axes = ints(3), begin(rank, 0);
+  if (axes.empty())
+    for (size_t k = 0; k < rank; ++k) axes.push_back(static_cast<int64_t>(k));
+  for (size_t k = 0; k < axes.size(); ++k) begin[axis(axes[k], rank)] = pads[k];
+  const std::string mode = n_.attr_string("mode", "constant");
+  const auto xs = row_major_strides(x.dims);
+  const size_t es = ir::dtype_size(r.dtype);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    int64_t rem = i, src = 0;
+    bool inside = true;
+    for (size_t k = rank; k-- > 0;) {
+      int64_t c = rem % r.dims[k] - begin[k];
+      rem /= r.dims[k];
+      const int64_t d = x.dims[k];
+      if (c < 0 || c >= d) {
+        if (mode == "constant" || d == 0) {
+          inside = false;
+          break;
+        }
+        if (mode == "edge") {
+          c = c < 0 ? 0 : d - 1;
+        } else {  // reflect
+          while (c < 0 || c >= d) c = c < 0 ? -c : 2 * (d - 1) - c;
+        }
+      }
+      src += c * xs[k];
+    }
+    if (inside)
+      std::memcpy(r.bytes.data() + i * es, x.bytes.data() + src * es, es);
+    else if (in(2))
+      std::memcpy(r.bytes.data() + i * es, in(2)->bytes.data(), es);
+  }
+  return r;
+}
+
+Tensor Evaluator::cumsum() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);
+  const int64_t ax = axis(in(1)->int_at(0), x.dims.size());
+  const bool exclusive = n_.attr_int("exclusive", 0) != 0, reverse = n_.attr_int("reverse", 0) != 0;
+  int64_t outer = 1, inner = 1, n = x.dims[ax];
+  for (int64_t k = 0; k < ax; ++k) outer *= x.dims[k];
+  for (size_t k = ax + 1; k < x.dims.size(); ++k) inner *= x.dims[k];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      double acc = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t at = (o * n + (reverse ? n - 1 - j : j)) * inner + i;
+        const double v = x.float_at(at);
+        if (!exclusive) acc += v;
+        if (is_float(r.dtype))
+          set_f(r, at, acc);
+        else
+          set_i(r, at, static_cast<int64_t>(acc));
+        if (exclusive) acc += v;
+      }
+    }
   return r;
 }
 
@@ -549,9 +686,12 @@ Tensor Evaluator::softmax() {
   return r;
 }
 
-Tensor Evaluator::reduce_mean() {
+// Every Reduce* in double (integers exact below 2^53); an empty reduction gives the op's
+// identity (0, 1, -inf, +inf; the mean of nothing is NaN).
+Tensor Evaluator::reduce() {
   const Tensor& x = *in(0);
   Tensor r = out(0);
+  const ir::Op op = n_.op;
   std::vector<int64_t> axes = n_.attr_ints("axes");
   std::vector<bool> red(x.dims.size(), axes.empty() && n_.attr_int("noop_with_empty_axes", 0) == 0);
   for (int64_t a : axes) red[axis(a, x.dims.size())] = true;
@@ -559,17 +699,47 @@ Tensor Evaluator::reduce_mean() {
   std::vector<int64_t> kept;
   for (size_t k = 0; k < x.dims.size(); ++k) kept.push_back(red[k] ? 1 : x.dims[k]);
   auto ks = row_major_strides(kept);
-  std::vector<double> acc(r.numel(), 0.0);
-  int64_t count = x.numel() / std::max<int64_t>(r.numel(), 1);
+  const double init = op == ir::Op::kReduceProd  ? 1.0
+                      : op == ir::Op::kReduceMax ? -INFINITY
+                      : op == ir::Op::kReduceMin ? INFINITY
+                                                 : 0.0;
+  std::vector<double> acc(r.numel(), init);
   for (int64_t i = 0; i < x.numel(); ++i) {
     int64_t rem = i, dst = 0;
     for (size_t k = x.dims.size(); k-- > 0;) {
       if (!red[k]) dst += (rem % x.dims[k]) * ks[k];
       rem /= x.dims[k];
     }
-    acc[dst] += x.float_at(i);
+    const double v = x.float_at(i);
+    double& a = acc[dst];
+    switch (op) {
+      case ir::Op::kReduceProd:
+        a *= v;
+        break;
+      case ir::Op::kReduceMax:
+        a = std::isnan(v) || v > a ? v : a;
+        break;
+      case ir::Op::kReduceMin:
+        a = std::isnan(v) || v < a ? v : a;
+        break;
+      case ir::Op::kReduceL2:
+      case ir::Op::kReduceSumSquare:
+        a += v * v;
+        break;
+      default:
+        a += v;
+    }
   }
-  for (int64_t i = 0; i < r.numel(); ++i) set_f(r, i, acc[i] / static_cast<double>(count));
+  const int64_t count = r.numel() ? x.numel() / r.numel() : 0;
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    double v = acc[i];
+    if (op == ir::Op::kReduceMean) v = count ? v / static_cast<double>(count) : NAN;
+    if (op == ir::Op::kReduceL2) v = std::sqrt(v);
+    if (is_float(r.dtype))
+      set_f(r, i, v);
+    else
+      set_i(r, i, std::isinf(v) ? (v > 0 ? INT64_MAX : INT64_MIN) : static_cast<int64_t>(v));
+  }
   return r;
 }
 
@@ -622,6 +792,7 @@ Evaluator::Hook Evaluator::hook(ir::Op op) {
   using ir::Op;
   switch (ir::op_kind(op)) {
     case ir::OpKind::kUnary:
+    case ir::OpKind::kPredicate:
       return &E::one<&E::unary>;
     case ir::OpKind::kBinary:
     case ir::OpKind::kCompare:
@@ -629,9 +800,11 @@ Evaluator::Hook Evaluator::hook(ir::Op op) {
     case ir::OpKind::kPassThrough:
     case ir::OpKind::kView:
       return &E::one<&E::copy>;
+    case ir::OpKind::kReduce:
+      return &E::one<&E::reduce>;
     case ir::OpKind::kMovement:
     case ir::OpKind::kShapeSource:
-    case ir::OpKind::kReduce:
+    case ir::OpKind::kScan:
     case ir::OpKind::kNormalization:
     case ir::OpKind::kLinear:
     case ir::OpKind::kFused:
@@ -654,6 +827,16 @@ Evaluator::Hook Evaluator::hook(ir::Op op) {
       return &E::one<&E::where>;
     case Op::kCast:
       return &E::one<&E::cast>;
+    case Op::kClip:
+      return &E::one<&E::clip>;
+    case Op::kGatherElements:
+      return &E::one<&E::gather_elements>;
+    case Op::kGatherND:
+      return &E::one<&E::gather_nd>;
+    case Op::kPad:
+      return &E::one<&E::pad>;
+    case Op::kCumSum:
+      return &E::one<&E::cumsum>;
     case Op::kConstant:
       return &E::constant;
     case Op::kShape:
@@ -662,8 +845,6 @@ Evaluator::Hook Evaluator::hook(ir::Op op) {
       return &E::one<&E::constant_of_shape>;
     case Op::kRange:
       return &E::one<&E::range>;
-    case Op::kReduceMean:
-      return &E::one<&E::reduce_mean>;
     case Op::kSoftmax:
       return &E::one<&E::softmax>;
     case Op::kLayerNormalization:

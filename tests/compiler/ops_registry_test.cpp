@@ -17,7 +17,8 @@ namespace kiln::ir {
 namespace {
 
 bool elementwise(OpKind k) {
-  return k == OpKind::kUnary || k == OpKind::kBinary || k == OpKind::kCompare;
+  return k == OpKind::kUnary || k == OpKind::kBinary || k == OpKind::kCompare ||
+         k == OpKind::kPredicate;
 }
 
 TEST(OpRegistry, EntriesAreInEnumOrderWithUniqueNames) {
@@ -74,7 +75,7 @@ TEST(OpRegistry, ElementwiseOpsHaveAReferenceAndAKernelFunctor) {
         << "kernels/kiln/kernels/elementwise.h has no op::" << info.functor;
     EXPECT_NE(info.dtypes, 0);
     const Scalar& s = info.scalar;
-    if (info.kind == OpKind::kUnary) {
+    if (info.kind == OpKind::kUnary || info.kind == OpKind::kPredicate) {
       EXPECT_TRUE(s.f1 || s.i1);
       EXPECT_EQ(s.f1 != nullptr, (info.dtypes & kFloatTypes) != 0);
     } else {

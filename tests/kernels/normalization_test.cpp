@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kiln/kernels/normalization.h"
+#include "kiln/kernels/reduce.h"
 #include "test_util.h"
 
 namespace kiln::kernels {
@@ -160,7 +161,7 @@ TEST(ReduceMean, GenericAxes) {
       od[i] = red[i] ? 1 : d[i];
     }
     std::vector<float> y(numel(od));
-    reduce_mean_f32(x.data(), d.data(), 4, red, y.data(), tb.get());
+    reduce<reduce_op::Mean>(x.data(), d.data(), 4, red, y.data(), tb.get());
     std::vector<double> sum(y.size(), 0.0);
     int64_t count = 1;
     for (int i = 0; i < 4; ++i) count *= red[i] ? d[i] : 1;

@@ -319,6 +319,150 @@ def int_unary(op):
                 [("y", I64, BS + [5])])
 
 
+def logic(op):
+    # bool x bool -> bool, from comparisons of the inputs; broadcast [4] against [batch, seq, 4].
+    nodes = [node("Greater", ["a", "zero"], ["p"]), node("Less", ["b", "zero"], ["q"]),
+             node(op, ["p", "q"], ["m"]), node("Cast", ["m"], ["y"], to=I64)]
+    return Case(op, nodes, [In("a", F, BS + [4]), In("b", F, [4])], [("y", I64, BS + [4])],
+                [const("zero", np.float32(0))])
+
+
+def predicates():
+    # Log of negatives is NaN, Exp(100 x) overflows to +inf for x > 0.9: both predicates see
+    # true and false elements. Softmax's masked-row NaN is what IsNaN guards in SDPA exports.
+    nodes = [node("Log", ["x"], ["l"]), node("IsNaN", ["l"], ["n"]),
+             node("Mul", ["x", "hundred"], ["h"]), node("Exp", ["h"], ["e"]),
+             node("IsInf", ["e"], ["i"]), node("Cast", ["n"], ["nf"], to=F),
+             node("Cast", ["i"], ["inf"], to=F), node("Add", ["nf", "inf"], ["y"])]
+    return Case("IsNaN_IsInf", nodes, [In("x", F, BS + [6])], [("y", F, BS + [6])],
+                [const("hundred", np.float32(100))], opset=13)
+
+
+def min_max(op):
+    # Variadic (three inputs, broadcast): imported as a chain of two-input nodes.
+    return Case(f"{op}_variadic", [node(op, ["a", "b", "c"], ["y"])],
+                [In("a", F, BS + [4]), In("b", F, [4]), In("c", F, ["seq", 1])],
+                [("y", F, BS + [4])])
+
+
+def min_max_int(op):
+    # Max(seq - 5, 1)-style size arithmetic on int64 at run time.
+    return Case(f"{op}_int64", [node(op, ["a", "b"], ["y"])],
+                [In("a", I64, BS, -5, 5), In("b", I64, ["seq"], -5, 5)], [("y", I64, BS)])
+
+
+def mod_cases():
+    return [
+        Case("Mod_int64", [node("Mod", ["a", "b"], ["y"])],
+             [In("a", I64, BS, -20, 20), In("b", I64, ["seq"], 1, 6)], [("y", I64, BS)]),
+        Case("Mod_int64_negative_divisor", [node("Mod", ["a", "b"], ["y"])],
+             [In("a", I64, BS, -20, 20)], [("y", I64, BS)], [const("b", np.int64(-3))]),
+        Case("FMod_float", [node("Mod", ["a", "b"], ["y"], fmod=1)],
+             [In("a", F, BS + [4], -9, 9), In("b", F, [4], 1, 3)], [("y", F, BS + [4])],
+             fused=("FMod",)),
+    ]
+
+
+def clip_cases():
+    return [
+        Case("Clip_min_max_inputs", [node("Clip", ["x", "lo", "hi"], ["y"])],
+             [In("x", F, BS + [5])], [("y", F, BS + [5])],
+             [const("lo", np.float32(-0.5)), const("hi", np.float32(1.0))]),
+        Case("Clip_max_only_runtime", [node("Clip", ["x", "", "hi"], ["y"])],
+             [In("x", F, BS + [5]), In("hi", F, [], 0, 1)], [("y", F, BS + [5])]),
+        Case("Clip_int64_min_only", [node("Clip", ["x", "lo"], ["y"])],
+             [In("x", I64, BS, -9, 9)], [("y", I64, BS)], [const("lo", np.int64(0))]),
+        Case("Clip_opset6_attributes", [node("Clip", ["x"], ["y"], min=-1.0, max=0.5)],
+             [In("x", F, BS + [5])], [("y", F, BS + [5])], opset=6),
+    ]
+
+
+def reduce_case(op, axes, keepdims, opset, axes_input, lo=-2.0, hi=2.0, dtype=F, tol=1e-5):
+    shape = ["batch", "seq", 6]
+    picked = {a % 3 for a in axes} if axes else {0, 1, 2}
+    out = [1 if i in picked else d for i, d in enumerate(shape)] if keepdims else \
+        [d for i, d in enumerate(shape) if i not in picked]
+    inits = []
+    if axes_input and axes:
+        n = node(op, ["x", "axes"], ["y"], keepdims=keepdims)
+        inits = [const("axes", np.array(axes, np.int64))]
+    elif axes:
+        n = node(op, ["x"], ["y"], axes=axes, keepdims=keepdims)
+    else:
+        n = node(op, ["x"], ["y"], keepdims=keepdims)
+    kind = "int64" if dtype == I64 else "axes_input" if axes_input else "axes_attr"
+    return Case(f"{op}_{'_'.join(map(str, axes)) or 'all'}_keep{keepdims}_{kind}_opset{opset}",
+                [n], [In("x", dtype, shape, lo, hi)], [("y", dtype, out)], inits, opset=opset,
+                tol=tol)
+
+
+def mean_pooling():
+    # sentence-transformers' mean pooling: sum(x * mask) / clamp(sum(mask), 1e-9) over seq.
+    nodes = [node("Unsqueeze", ["mask", "axes_last"], ["m0"]), node("Cast", ["m0"], ["m1"], to=F),
+             node("Mul", ["x", "m1"], ["xm"]),
+             node("ReduceSum", ["xm", "axes_seq"], ["s"], keepdims=0),
+             node("ReduceSum", ["m1", "axes_seq"], ["c0"], keepdims=0),
+             node("Clip", ["c0", "tiny"], ["c"]), node("Div", ["s", "c"], ["y"])]
+    return Case("ReduceSum_mean_pooling", nodes,
+                [In("x", F, BS + [6]), In("mask", I64, BS, 0, 2)], [("y", F, ["batch", 6])],
+                [const("axes_last", np.array([-1], np.int64)),
+                 const("axes_seq", np.array([1], np.int64)), const("tiny", np.float32(1e-9))])
+
+
+def position_ids():
+    # RoBERTa / XLM-R / MPNet: ids -> (ids != pad) -> cumsum over seq * mask + pad (CumSum on
+    # int64 at run time).
+    nodes = [node("Equal", ["ids", "pad"], ["eq"]), node("Not", ["eq"], ["ne"]),
+             node("Cast", ["ne"], ["m"], to=I64), node("CumSum", ["m", "one"], ["c"]),
+             node("Mul", ["c", "m"], ["cm"]), node("Add", ["cm", "pad"], ["y"])]
+    return Case("CumSum_position_ids", nodes, [In("ids", I64, BS, 0, 4)], [("y", I64, BS)],
+                [const("pad", np.int64(1)), const("one", np.int64(1))])
+
+
+def cumsum_float():
+    return Case("CumSum_float_exclusive_reverse",
+                [node("CumSum", ["x", "axis"], ["y"], exclusive=1, reverse=1)],
+                [In("x", F, BS + [5])], [("y", F, BS + [5])], [const("axis", np.int64(-2))])
+
+
+def gather_elements():
+    # torch.gather(x, 1, idx) (RoBERTa's position ids, pooling): idx [batch, 2, 3] into [batch, seq, 3].
+    return Case("GatherElements_axis1", [node("GatherElements", ["x", "idx"], ["y"], axis=1)],
+                [In("x", F, BS + [3]), In("idx", I64, ["batch", 2, 3], -MIN_SEQ, MIN_SEQ)],
+                [("y", F, ["batch", 2, 3])])
+
+
+def gather_nd():
+    # dynamo's x[arange(b), last_index] (batch_dims=1), and a batch_dims=0 row pick.
+    return [
+        Case("GatherND_batch_dims1", [node("GatherND", ["x", "idx"], ["y"], batch_dims=1)],
+             [In("x", F, BS + [4]), In("idx", I64, ["batch", 1], 0, MIN_SEQ)],
+             [("y", F, ["batch", 4])]),
+        Case("GatherND_batch_dims0", [node("GatherND", ["x", "idx"], ["y"])],
+             [In("x", F, [5, 3, 4]), In("idx", I64, ["seq", 2], -3, 3)],
+             [("y", F, ["seq", 4])]),
+    ]
+
+
+def pad_cases():
+    return [
+        # MobileBERT's trigram: pad seq by (0, 1) and (1, 0) with zeros.
+        Case("Pad_constant_seq", [node("Pad", ["x", "pads", "v"], ["y"])],
+             [In("x", F, BS + [4])], [("y", F, ["batch", "seq", 6])],
+             [const("pads", np.array([0, 0, 1, 0, 0, 1], np.int64)), const("v", np.float32(0.5))]),
+        Case("Pad_edge_axes", [node("Pad", ["x", "pads", "", "axes"], ["y"], mode="edge")],
+             [In("x", F, BS + [4])], [("y", F, ["batch", "seq", 7])],
+             [const("pads", np.array([2, 1], np.int64)), const("axes", np.array([-1], np.int64))],
+             opset=18),
+        Case("Pad_reflect", [node("Pad", ["x", "pads"], ["y"], mode="reflect")],
+             [In("x", F, BS + [4])], [("y", F, ["batch", "seq", 9])],
+             [const("pads", np.array([0, 0, 3, 0, 0, 2], np.int64))]),
+        Case("Pad_opset10_attributes", [node("Pad", ["x"], ["y"], pads=[0, 0, 2, 0, 0, 1],
+                                              value=-1.0)],
+             [In("x", F, BS + [4])], [("y", F, ["batch", "seq", 7])], opset=10),
+    ]
+
+
 def cases():
     return [
         unary("Sqrt", lo=0.0),
@@ -377,4 +521,36 @@ def cases():
         unary("Log", lo=0.01, hi=5.0),
         unary("Sin", lo=-7, hi=7),
         unary("Cos", lo=-7, hi=7),
+        compare("GreaterOrEqual"),
+        compare("LessOrEqual"),
+        logic("And"),
+        logic("Or"),
+        logic("Xor"),
+        predicates(),
+        unary("Softplus", lo=-25, hi=25),
+        unary("Sign"),
+        int_unary("Sign"),
+        unary("Floor", lo=-5, hi=5),
+        unary("Ceil", lo=-5, hi=5),
+        min_max("Min"),
+        min_max("Max"),
+        min_max_int("Max"),
+        *mod_cases(),
+        *clip_cases(),
+        reduce_case("ReduceSum", [1], 0, 13, True),
+        reduce_case("ReduceSum", [], 1, 13, False),
+        reduce_case("ReduceSum", [-1], 1, 13, True, lo=0, hi=5, dtype=I64),
+        reduce_case("ReduceMax", [1], 1, 18, True),
+        reduce_case("ReduceMax", [-1], 0, 13, False, lo=-9, hi=9, dtype=I64),
+        reduce_case("ReduceMin", [0, 2], 1, 13, False),
+        reduce_case("ReduceProd", [-1], 0, 18, True, lo=0.5, hi=1.5),
+        reduce_case("ReduceL2", [-1], 1, 13, False),
+        reduce_case("ReduceL2", [2], 0, 18, True),
+        reduce_case("ReduceSumSquare", [1, 2], 0, 18, True),
+        mean_pooling(),
+        position_ids(),
+        cumsum_float(),
+        gather_elements(),
+        *gather_nd(),
+        *pad_cases(),
     ]

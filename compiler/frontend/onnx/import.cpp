@@ -337,8 +337,9 @@ Status Importer::add_node(const onnx::NodeProto& np, size_t index) {
 }
 
 // One form per op whatever the opset, so passes and codegen see a single spelling:
-// Squeeze/Unsqueeze axes as an input (opset 13), ReduceMean axes as an attribute (opset < 18),
-// Softmax with an explicit axis.
+// Squeeze/Unsqueeze axes as an input (opset 13), Reduce* axes as an attribute (opset < 13 / 18),
+// Softmax with an explicit axis, Clip bounds as inputs (opset 11), Min/Max with two inputs (a
+// chain for more, Identity for one), Mod(fmod=1) as FMod.
 Status Importer::normalize(ir::Node* n) {
   if ((n->op == ir::Op::kSqueeze || n->op == ir::Op::kUnsqueeze) && n->has_attr("axes")) {
     ir::Value* axes =
@@ -347,7 +348,7 @@ Status Importer::normalize(ir::Node* n) {
     n->inputs.resize(1);
     n->inputs.push_back(axes);
   }
-  if (n->op == ir::Op::kReduceMean && n->input(1)) {
+  if (ir::op_kind(n->op) == ir::OpKind::kReduce && n->input(1)) {
     ir::Value* axes = n->input(1);
     if (!axes->constant)
       return err(n->describe() + ": axes input '" + axes->name + "' is not a constant");
@@ -366,6 +367,49 @@ Status Importer::normalize(ir::Node* n) {
     if (approx != "none" && approx != "tanh")
       return err(n->describe() + ": approximate='" + approx + "' is not an ONNX Gelu mode");
     n->attrs.erase("approximate");
+  }
+  if (n->op == ir::Op::kMod) {
+    if (n->attr_int("fmod", 0) != 0) n->op = ir::Op::kFMod;
+    n->attrs.erase("fmod");
+  }
+  if (n->op == ir::Op::kIsInf &&
+      (n->attr_int("detect_positive", 1) != 1 || n->attr_int("detect_negative", 1) != 1))
+    return err(n->describe() +
+               ": IsInf with detect_positive=0 or detect_negative=0 is not supported");
+  if (n->op == ir::Op::kClip && (n->has_attr("min") || n->has_attr("max"))) {  // opset < 11
+    n->inputs.resize(1);
+    for (const char* bound : {"min", "max"}) {
+      ir::Value* v = nullptr;
+      if (n->has_attr(bound))
+        v = g_->add_constant(
+            g_->unique_name(n->name + "/" + bound),
+            scalar_or_vector<float>(ir::DType::kFloat32, {n->attr_float(bound, 0.0f)}, true));
+      n->inputs.push_back(v);
+      n->attrs.erase(bound);
+    }
+  }
+  if (n->op == ir::Op::kPad && n->has_attr("pads")) {  // opset < 11
+    n->inputs.resize(1);
+    n->inputs.push_back(
+        g_->add_constant(g_->unique_name(n->name + "/pads"), int64_tensor(n->attr_ints("pads"))));
+    n->inputs.push_back(g_->add_constant(
+        g_->unique_name(n->name + "/value"),
+        scalar_or_vector<float>(ir::DType::kFloat32, {n->attr_float("value", 0.0f)}, true)));
+    n->attrs.erase("pads");
+    n->attrs.erase("value");
+  }
+  if (n->op == ir::Op::kMin || n->op == ir::Op::kMax) {
+    if (n->inputs.empty()) return err(n->describe() + " has no inputs");
+    if (n->inputs.size() == 1) n->op = ir::Op::kIdentity;
+    // Max(a, b, c, d) = Max(Max(Max(a, b), c), d): all but the last pair in new nodes.
+    while (n->inputs.size() > 2) {
+      ir::Value* partial =
+          g_->add_value(g_->unique_name(n->name + "/partial"), ir::DType::kFloat32);
+      g_->add_node(n->op, g_->unique_name(n->name + "/pair"), {n->inputs[0], n->inputs[1]},
+                   {partial});
+      n->inputs.erase(n->inputs.begin());
+      n->inputs[0] = partial;
+    }
   }
   if (n->op == ir::Op::kSoftmax && !n->has_attr("axis"))
     n->attrs["axis"] = int64_t{g_->opset < 13 ? 1 : -1};

@@ -69,6 +69,50 @@ struct Pow {
     return r;
   }
 };
+// Integer Mod (fmod=0) takes the divisor's sign, FMod the dividend's. A zero divisor gives 0 (and
+// -1 is special-cased: INT64_MIN % -1 traps on x86) instead of a SIGFPE in the user's process.
+struct Mod {
+  template <class T>
+  T operator()(T a, T b) const {
+    if (b == 0 || b == -1) return 0;
+    const T r = a % b;
+    return r != 0 && (r < 0) != (b < 0) ? r + b : r;
+  }
+};
+struct FMod {
+  float operator()(float a, float b) const { return std::fmod(a, b); }
+  template <class T>
+  T operator()(T a, T b) const {
+    return b == 0 || b == -1 ? 0 : a % b;
+  }
+};
+// Min / Max propagate a NaN of either input (as numpy's minimum / maximum).
+template <class T>
+bool is_nan_value(T x) {
+  if constexpr (std::is_floating_point_v<T>) return std::isnan(x);
+  return false;
+}
+struct Min {
+  template <class T>
+  T operator()(T a, T b) const {
+    return is_nan_value(a) || a < b ? a : b;
+  }
+};
+struct Max {
+  template <class T>
+  T operator()(T a, T b) const {
+    return is_nan_value(a) || a > b ? a : b;
+  }
+};
+struct And {
+  uint8_t operator()(uint8_t a, uint8_t b) const { return a && b; }
+};
+struct Or {
+  uint8_t operator()(uint8_t a, uint8_t b) const { return a || b; }
+};
+struct Xor {
+  uint8_t operator()(uint8_t a, uint8_t b) const { return (a != 0) != (b != 0); }
+};
 struct Equal {
   template <class T>
   uint8_t operator()(T a, T b) const {
@@ -86,6 +130,24 @@ struct Greater {
   uint8_t operator()(T a, T b) const {
     return a > b;
   }
+};
+struct GreaterOrEqual {
+  template <class T>
+  uint8_t operator()(T a, T b) const {
+    return a >= b;
+  }
+};
+struct LessOrEqual {
+  template <class T>
+  uint8_t operator()(T a, T b) const {
+    return a <= b;
+  }
+};
+struct IsNaN {
+  uint8_t operator()(float x) const { return std::isnan(x); }
+};
+struct IsInf {
+  uint8_t operator()(float x) const { return std::isinf(x); }
 };
 
 struct Sqrt {
@@ -146,6 +208,23 @@ struct Sin {
 };
 struct Cos {
   float operator()(float x) const { return std::cos(x); }
+};
+// softplus(x) = log(1 + exp(x)); above 20 that is x to float precision (and exp would overflow
+// past 88), the threshold torch uses.
+struct Softplus {
+  float operator()(float x) const { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+};
+struct Sign {
+  template <class T>
+  T operator()(T x) const {
+    return static_cast<T>((x > T(0)) - (x < T(0)));
+  }
+};
+struct Floor {
+  float operator()(float x) const { return std::floor(x); }
+};
+struct Ceil {
+  float operator()(float x) const { return std::ceil(x); }
 };
 struct Identity {
   template <class T>
@@ -225,6 +304,21 @@ void unary(const T* x, R* y, int64_t n, const kiln_backend* be) {
       for (; i + kVecFloats <= e; i += kVecFloats) store_vec(yo + i, f(load_vec(xi + i)));
     }
     for (; i < e; ++i) yo[i] = f(xi[i]);
+  });
+}
+
+// ONNX Clip: y = min(max(x, *lo), *hi); a null bound is no bound, NaN stays NaN. lo / hi do not
+// take part in deducing T (the generated code passes a literal nullptr for an omitted bound).
+template <class T>
+void clip(const T* x, const std::common_type_t<T>* lo, const std::common_type_t<T>* hi, T* y,
+          int64_t n, const kiln_backend* be) {
+  parallel_for(be, n, kGrainElements, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      T v = x[i];
+      if (lo && v < *lo) v = *lo;
+      if (hi && v > *hi) v = *hi;
+      y[i] = v;
+    }
   });
 }
 

@@ -8,5 +8,7 @@
 #include "kiln/kernels/gemm/gemm.h"
 #include "kiln/kernels/matmul.h"
 #include "kiln/kernels/normalization.h"
+#include "kiln/kernels/pad.h"
 #include "kiln/kernels/parallel.h"
+#include "kiln/kernels/reduce.h"
 #include "kiln/kernels/slice.h"

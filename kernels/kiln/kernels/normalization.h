@@ -1,4 +1,4 @@
-// Softmax, LayerNormalization and ReduceMean (f32).
+// Softmax and LayerNormalization (f32); the reductions are in reduce.h.
 #pragma once
 
 #include <algorithm>
@@ -174,49 +174,6 @@ inline void layernorm_f32(const float* x, const float* scale, const float* bias,
                           int64_t rows, int64_t n, float eps, const kiln_backend* be) {
   parallel_for(be, rows, grain_rows(n), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) layernorm_row_f32(x + r * n, scale, bias, y + r * n, n, eps);
-  });
-}
-
-// ReduceMean of x (dims xd, rank) over the axes with reduce[axis] != 0. The output is dense over
-// the kept axes (keepdims only changes the shape, not the layout). Accumulates in double.
-inline void reduce_mean_f32(const float* x, const int64_t* xd, int rank, const uint8_t* reduce,
-                            float* y, const kiln_backend* be) {
-  int64_t dense[kMaxRank];
-  dense_strides(xd, rank, dense);
-  int64_t kd[kMaxRank], ks[kMaxRank], rd[kMaxRank], rs[kMaxRank];
-  int nk = 0, nr = 0;
-  for (int i = 0; i < rank; ++i) {
-    if (reduce[i]) {
-      rd[nr] = xd[i];
-      rs[nr++] = dense[i];
-    } else {
-      kd[nk] = xd[i];
-      ks[nk++] = dense[i];
-    }
-  }
-  const int64_t kept = product(kd, 0, nk), count = product(rd, 0, nr);
-  parallel_for(be, kept, grain_rows(count), [&](int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; ++o) {
-      int64_t base = 0, idx = o;
-      for (int i = nk - 1; i >= 0; --i) {
-        base += (idx % kd[i]) * ks[i];
-        idx /= kd[i];
-      }
-      double sum = 0;
-      if (nr == 1 && rs[0] == 1) {
-        for (int64_t j = 0; j < count; ++j) sum += x[base + j];
-      } else {
-        for (int64_t j = 0; j < count; ++j) {
-          int64_t off = base, q = j;
-          for (int i = nr - 1; i >= 0; --i) {
-            off += (q % rd[i]) * rs[i];
-            q /= rd[i];
-          }
-          sum += x[off];
-        }
-      }
-      y[o] = static_cast<float>(count ? sum / static_cast<double>(count) : NAN);
-    }
   });
 }
 
