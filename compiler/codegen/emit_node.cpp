@@ -167,6 +167,8 @@ class NodeEmitter {
         return &E::emit_pad;
       case Op::kCumSum:
         return &E::emit_cumsum;
+      case Op::kTile:
+        return &E::emit_tile;
       case Op::kConstantOfShape:
         return &E::emit_constant_of_shape;
       case Op::kRange:
@@ -765,6 +767,15 @@ class NodeEmitter {
            : mode == "reflect" ? "kReflect"
                                : "kConstant")
        << ", " << value << ", " << po << ", od, be);\n";
+    return Status::ok();
+  }
+
+  Status emit_tile() {
+    KILN_ASSIGN_OR_RETURN(auto px, in_ptr(0));
+    KILN_ASSIGN_OR_RETURN(auto po, out_ptr());
+    const size_t rank = dims("xd", shape(in(0)));
+    dims("od", shape(out_value()));
+    b_ << "  kk::tile(" << px << ", xd, " << rank << ", " << po << ", od, be);\n";
     return Status::ok();
   }
 

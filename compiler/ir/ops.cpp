@@ -153,6 +153,7 @@ const OpInfo kOps[] = {
   // Pad(x, pads, constant_value?, axes?) (opset 11 inputs; the importer turns opset-2 attributes
   // into inputs); constant_value must be a constant.
   {Op::kPad,               "Pad",                OpKind::kMovement,    2,  operands({1, 3}),         true},
+  {Op::kTile,              "Tile",               OpKind::kMovement,    6,  operands({1}),            true},
 
   {Op::kConstant,          "Constant",           OpKind::kShapeSource, 1,  0,                        false},
   {Op::kShape,             "Shape",              OpKind::kShapeSource, 1,  0,                        false},

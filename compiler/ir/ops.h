@@ -82,6 +82,7 @@ enum class Op : uint16_t {
   kGatherElements,
   kGatherND,
   kPad,
+  kTile,
   // shape sources
   kConstant,
   kShape,

@@ -56,6 +56,7 @@ class NodeInference {
   Status gather_nd();
   Status pad();
   Status cumsum();
+  Status tile();
   Status check_indices(size_t i) const;
   Status clip();
   Status constant();
@@ -582,6 +583,20 @@ Status NodeInference::cumsum() {
     if (acc) sv = r;
   }
   set(0, t, x, sv);
+  return Status::ok();
+}
+
+// Tile(x, repeats): dim k times repeats[k].
+Status NodeInference::tile() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  const Shape& x = shape(0);
+  KILN_ASSIGN_OR_RETURN(auto reps, operand(1, "repeats"));
+  if (reps.size() != x.size())
+    return err("repeats has " + std::to_string(reps.size()) + " elements for input '" +
+               in(0)->name + "' of shape " + str(x));
+  Shape s = x;
+  for (size_t k = 0; k < x.size(); ++k) s[k] = x[k] * reps[k];
+  set(0, in(0)->dtype, s);
   return Status::ok();
 }
 
@@ -1207,6 +1222,8 @@ NodeInference::Hook NodeInference::hook(Op op) {
       return &N::pad;
     case Op::kCumSum:
       return &N::cumsum;
+    case Op::kTile:
+      return &N::tile;
     case Op::kConstant:
       return &N::constant;
     case Op::kShape:

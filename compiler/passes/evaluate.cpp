@@ -140,6 +140,7 @@ class Evaluator {
   Result<Tensor> gather_nd();
   Tensor pad();
   Tensor cumsum();
+  Tensor tile();
   Tensor cast();
   Tensor copy();
   Tensor transpose();
@@ -350,6 +351,22 @@ Tensor Evaluator::cumsum() {
         if (exclusive) acc += v;
       }
     }
+  return r;
+}
+
+Tensor Evaluator::tile() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);
+  const auto xs = row_major_strides(x.dims);
+  const size_t es = ir::dtype_size(r.dtype);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    int64_t rem = i, src = 0;
+    for (size_t k = r.dims.size(); k-- > 0;) {
+      src += (rem % r.dims[k]) % x.dims[k] * xs[k];
+      rem /= r.dims[k];
+    }
+    std::memcpy(r.bytes.data() + i * es, x.bytes.data() + src * es, es);
+  }
   return r;
 }
 
@@ -837,6 +854,8 @@ Evaluator::Hook Evaluator::hook(ir::Op op) {
       return &E::one<&E::pad>;
     case Op::kCumSum:
       return &E::one<&E::cumsum>;
+    case Op::kTile:
+      return &E::one<&E::tile>;
     case Op::kConstant:
       return &E::constant;
     case Op::kShape:

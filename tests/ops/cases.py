@@ -553,4 +553,8 @@ def cases():
         gather_elements(),
         *gather_nd(),
         *pad_cases(),
+        Case("Tile", [node("Tile", ["x", "reps"], ["y"])], [In("x", F, BS + [3])],
+             [("y", F, ["batch", "seq", 6])], [const("reps", np.array([1, 1, 2], np.int64))]),
+        Case("Tile_int64_leading", [node("Tile", ["x", "reps"], ["y"])], [In("x", I64, [2, 3], -5, 5)],
+             [("y", I64, [4, 9])], [const("reps", np.array([2, 3], np.int64))]),
     ]

@@ -416,6 +416,33 @@ void transpose(const T* in, const int64_t* id, int rank, const int64_t* perm, T*
   strided_copy(in, is, out, od, rank, be);
 }
 
+// ONNX Tile: out (dims od) [i] = in (dims id) [i mod id], rank >= 1; a row of the last dim at a
+// time.
+template <class T>
+void tile(const T* in, const int64_t* id, int rank, T* out, const int64_t* od,
+          const kiln_backend* be) {
+  if (rank == 0) {  // a scalar tiles to itself
+    out[0] = in[0];
+    return;
+  }
+  int64_t is[kMaxRank];
+  dense_strides(id, rank, is);
+  const int64_t inner = od[rank - 1], n_in = id[rank - 1];
+  const int64_t rows = product(od, 0, rank - 1);
+  if (inner == 0 || n_in == 0) return;
+  parallel_for(be, rows, grain_rows(inner), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t rem = r, src = 0;
+      for (int k = rank - 2; k >= 0; --k) {
+        src += (rem % od[k]) % id[k] * is[k];
+        rem /= od[k];
+      }
+      T* o = out + r * inner;
+      for (int64_t j = 0; j < inner; ++j) o[j] = in[src + j % n_in];
+    }
+  });
+}
+
 inline void copy_bytes(const void* in, void* out, int64_t nbytes, const kiln_backend* be) {
   parallel_for(be, nbytes, 1 << 20, [&](int64_t b, int64_t e) {
     std::memcpy(static_cast<char*>(out) + b, static_cast<const char*>(in) + b,
