@@ -68,6 +68,10 @@ int print_ops(bool json) {
 
 int kiln::tools::compile(const CompileArgs& a) {
   auto t0 = Clock::now();
+  if (a.quantize != "none" && a.quantize != "int8")
+    return fail("unknown --quantize value '" + a.quantize + "' (expected int8 or none)");
+  if (a.quantize == "none" && !a.quantize_exclude.empty())
+    return fail("--quantize-exclude needs --quantize int8");
   auto target = kiln::target::target_from_name(a.target);
   if (!target) return fail(target.status().message());
   if (a.cased && a.vocab.empty()) return fail("--cased describes a vocabulary: give --vocab too");
