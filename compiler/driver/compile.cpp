@@ -47,7 +47,8 @@ Result<CompileReport> compile(const CompileOptions& o) {
   auto t0 = Clock::now();
   frontend::ImportOptions import_opts;
   import_opts.max_seq = o.max_seq;
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> graph, frontend::import_onnx(o.model, import_opts));
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Graph> graph,
+                        frontend::import_onnx(o.model, import_opts));
   ir::Graph& g = *graph;
   r.onnx_nodes = g.nodes().size();
   stage("import", g);
@@ -56,7 +57,8 @@ Result<CompileReport> compile(const CompileOptions& o) {
   auto t1 = Clock::now();
   passes::PipelineOptions pipeline;
   pipeline.after_pass = stage;
-  if (auto s = passes::run_pipeline(g, pipeline); !s) return Status::error(o.model + ": " + s.message());
+  if (auto s = passes::run_pipeline(g, pipeline); !s)
+    return Status::error(o.model + ": " + s.message());
   codegen::QuantizationMetadata quantization;
   if (o.quantize == "int8") {
     auto report = quantize::quantize_int8(g, {o.quantize_exclude});

@@ -19,8 +19,8 @@ struct CompileOptions {
   std::string model;       // the ONNX file
   std::string output_dir;  // created if missing
   std::string target = "native";
-  int64_t max_seq = 0;  // 0: min(512, the model's max positions)
-  int jobs = 2;         // parallel C++ compiler processes
+  int64_t max_seq = 0;                        // 0: min(512, the model's max positions)
+  int jobs = 2;                               // parallel C++ compiler processes
   std::string quantize = "none";              // none | int8
   std::vector<std::string> quantize_exclude;  // glob patterns over node / weight names
   // quant-report: every Dense output becomes an extra graph output after the original ones.
@@ -31,9 +31,9 @@ struct CompileOptions {
 
 struct CompileReport {
   target::Target target;
-  size_t onnx_nodes = 0;                 // nodes as imported
-  std::map<std::string, int> ops;        // op -> node count after the pipeline
-  std::vector<ir::Symbol> symbols;       // with their compiled maxima
+  size_t onnx_nodes = 0;                   // nodes as imported
+  std::map<std::string, int> ops;          // op -> node count after the pipeline
+  std::vector<ir::Symbol> symbols;         // with their compiled maxima
   std::vector<std::string> model_outputs;  // the model's own outputs (before quant-report's extra)
   size_t quantized_layers = 0, quantized_tables = 0;
   std::vector<std::string> quantize_excluded;
