@@ -1,12 +1,17 @@
-"""kiln.compile: from a torch.nn.Module (or an ONNX file) to a kiln artifact on the PC.
+"""kiln.compile: from a Hugging Face model, a torch.nn.Module or an ONNX file to a kiln artifact
+on the PC.
 
     import kiln
-    kiln.compile(model, example_inputs=(ids, mask), target="rpi5", output_dir="bert/")
+    kiln.compile(hf_model, target="rpi5", output_dir="bert/")  # transformers, sentence-transformers
+    kiln.compile(module, example_inputs=(ids, mask), target="rpi5", output_dir="bert/")
 
-A module is exported with torch.onnx.export (dynamic batch and sequence axes), then the `kiln`
-CLI compiles it. Host only: the board needs just kiln.runtime.
+A module is exported with torch.onnx.export (dynamic batch and sequence axes; a Hugging Face
+model through kiln.hf's positional wrapper), then the `kiln` CLI compiles it. Host only: the
+board needs just kiln.runtime.
 """
+import inspect
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -37,11 +42,30 @@ def kiln_binary():
     raise CompileError("the kiln compiler was not found: build it (scripts/build.sh) or set KILN_BIN")
 
 
-def export(module, example_inputs, path, input_names=None, output_names=None, opset=14):
-    """torch.onnx.export with dim 0 = `batch` and dim 1 = `seq` dynamic for every input of rank
-    >= 2 (dim 0 only for rank 1) whose dims match the first input's, and the same for outputs."""
+def _torch_version():
     import torch
 
+    major, minor = re.match(r"(\d+)\.(\d+)", torch.__version__).groups()
+    return int(major), int(minor)
+
+
+def default_exporter():
+    """The exporter kiln.compile uses for a transformers model: torch.onnx.export's own default
+    (dynamo from torch 2.9), TorchScript before."""
+    return "dynamo" if _torch_version() >= (2, 9) else "torchscript"
+
+
+def export(module, example_inputs, path, input_names=None, output_names=None, opset=None,
+           exporter="torchscript", max_seq=None):
+    """torch.onnx.export with dim 0 = `batch` and dim 1 = `seq` dynamic for every input of rank
+    >= 2 (dim 0 only for rank 1) whose dims match the first input's, and the same for outputs
+    (TorchScript; dynamo infers the outputs' dims). exporter: "torchscript" (dynamo=False, opset
+    default 14) or "dynamo" (torch.export, opset default the exporter's; external weights in
+    `<path>.data`, which kiln reads). max_seq: the `seq` bound dynamo may assume."""
+    import torch
+
+    if exporter not in ("torchscript", "dynamo"):
+        raise CompileError(f"exporter {exporter!r}: use 'dynamo' or 'torchscript'")
     if isinstance(example_inputs, dict):
         input_names = input_names or list(example_inputs)
         example_inputs = tuple(example_inputs[n] for n in input_names)
@@ -56,37 +80,73 @@ def export(module, example_inputs, path, input_names=None, output_names=None, op
     output_names = output_names or [f"output_{i}" for i in range(len(outs))]
     batch, seq = args[0].shape[0], (args[0].shape[1] if args[0].dim() > 1 else None)
 
-    def axes(t):
+    def axes(t, batch_dim="batch", seq_dim="seq"):
         d = {}
         if t.dim() >= 1 and t.shape[0] == batch:
-            d[0] = "batch"
+            d[0] = batch_dim
         if seq is not None and t.dim() >= 2 and t.shape[1] == seq:
-            d[1] = "seq"  # kiln's name: gets the compiled maximum (--max-seq) for any input rank
+            d[1] = seq_dim  # kiln's name: gets the compiled maximum (--max-seq) for any input rank
         return d
 
-    dynamic = {n: axes(t) for n, t in zip(input_names, args)}
-    dynamic.update({n: axes(t) for n, t in zip(output_names, outs)})
+    # torch >= 2.9 exports with dynamo unless told otherwise; torch < 2.5 has no such argument
+    has_dynamo_arg = "dynamo" in inspect.signature(torch.onnx.export).parameters
+    options = {} if opset is None else {"opset_version": opset}
+    if exporter == "dynamo":
+        if not has_dynamo_arg:
+            raise CompileError(f"exporter 'dynamo' needs torch >= 2.5 (this is torch "
+                               f"{torch.__version__}): use exporter='torchscript'")
+        dims = (torch.export.Dim("batch", min=1),
+                torch.export.Dim("seq", min=1, **({"max": max_seq} if max_seq else {})))
+        options.update(dynamo=True, verbose=False,
+                       dynamic_shapes=tuple(axes(t, *dims) for t in args))
+    else:
+        dynamic = {n: axes(t) for n, t in zip(input_names, args)}
+        dynamic.update({n: axes(t) for n, t in zip(output_names, outs)})
+        options.update(dynamic_axes=dynamic, do_constant_folding=True,
+                       opset_version=14 if opset is None else opset)
+        if has_dynamo_arg:
+            options["dynamo"] = False
     with torch.no_grad():
-        torch.onnx.export(module, args, str(path), opset_version=opset, input_names=input_names,
-                          output_names=output_names, dynamic_axes=dynamic,
-                          do_constant_folding=True)
+        torch.onnx.export(module, args, str(path), input_names=input_names,
+                          output_names=output_names, **options)
     return Path(path)
 
 
 def compile(model, example_inputs=None, target="native", output_dir="kiln_model", max_seq=None,
-            quantize=None, input_names=None, output_names=None, opset=14, verbose=False,
-            vocab=None, cased=False, bundle=None, quantize_exclude=None):
-    """Compiles `model` (a torch.nn.Module, or the path of an ONNX file) into `output_dir`.
+            quantize=None, input_names=None, output_names=None, opset=None, verbose=False,
+            vocab=None, cased=False, bundle=None, quantize_exclude=None, exporter=None):
+    """Compiles `model` into `output_dir` and returns the artifact directory as a Path.
 
+    model: one of
+    - a `transformers` PreTrainedModel with a text forward (BertModel,
+      BertForSequenceClassification, DistilBertModel, RobertaModel, ModernBertModel, ...):
+      inputs input_ids, attention_mask and token_type_ids, those its forward takes
+      (token_type_ids only with config.type_vocab_size > 1); outputs named after its ModelOutput's
+      tensor fields (last_hidden_state, pooler_output, logits, ...);
+    - a `sentence_transformers.SentenceTransformer` over a transformers model: the inputs its
+      tokenizer returns, pooling (and Normalize, Dense, ...) inside the artifact, output
+      `sentence_embedding`;
+    - any other torch.nn.Module, with example_inputs;
+    - the path of an ONNX file (compiled as it is).
     example_inputs: a tuple of tensors/arrays (names input_0, ...) or a dict name -> tensor;
-    dim 0 of every input is exported as `batch` and dim 1 as `sequence` (dynamic).
+    dim 0 of every input is exported as `batch` and dim 1 as `seq` (dynamic). Optional for the
+    Hugging Face models: a tokenizer's output (its keys choose the inputs) or nothing (kiln makes
+    int64 inputs of batch 2 x seq 11 with padding).
+    input_names / output_names: for a Hugging Face model, which of its inputs / outputs to keep.
+    max_seq: the longest sequence the artifact runs; default min(512, the model's positions:
+    kiln compile reads them from the position table, for a Hugging Face model from its config,
+    less the RoBERTa family's pad offset, and a SentenceTransformer's max_seq_length).
+    exporter: "dynamo" (torch.onnx.export(dynamo=True, dynamic_shapes=...), torch >= 2.5) or
+    "torchscript" (dynamo=False). Default: for a Hugging Face model, dynamo with torch >= 2.9 (its
+    default there), else TorchScript; TorchScript for any other module, as before.
+    opset: the ONNX opset. Default: TorchScript 14 for a plain module, 17 for a Hugging Face model
+    (14 with torch < 2.0); dynamo its own (18+).
     vocab / cased: pack a BERT vocab.txt (tokenizer on the board, Module.encode).
     bundle: also write this .tar.gz for the board (artifact + runtime + infer.py).
     quantize: None / "none" (FP32) or "int8" (dynamic INT8: weight GEMMs and embedding tables);
     quantize_exclude: glob patterns (`*`, `?`) over node / weight names to keep in FP32.
-    Compiler warnings (e.g. an exclude pattern that matches nothing) are issued as
-    warnings.warn(..., kiln.CompileWarning).
-    Returns the artifact directory as a Path."""
+    Errors raise kiln.CompileError. Compiler warnings (e.g. an exclude pattern that matches
+    nothing) are issued as warnings.warn(..., kiln.CompileWarning)."""
     if quantize_exclude and quantize in (None, "none"):
         raise CompileError("quantize_exclude needs quantize='int8'")
     if isinstance(quantize_exclude, str):
@@ -96,10 +156,18 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
         if isinstance(model, (str, os.PathLike)):
             onnx_path = Path(model)
         else:
-            if example_inputs is None:
+            from . import hf
+
+            if hf.kind(model):
+                model, example_inputs, input_names, output_names, max_seq = hf.prepare(
+                    model, example_inputs, input_names, output_names, max_seq)
+                exporter = exporter or default_exporter()
+                if opset is None and exporter == "torchscript":
+                    opset = 17 if _torch_version() >= (2, 0) else 14
+            elif example_inputs is None:
                 raise CompileError("example_inputs are needed to export a torch.nn.Module")
             onnx_path = export(model, example_inputs, Path(tmp) / "model.onnx", input_names,
-                               output_names, opset)
+                               output_names, opset, exporter or "torchscript", max_seq)
         cmd = [kiln_binary(), "compile", str(onnx_path), "-o", str(output_dir), "--target", target]
         if max_seq:
             cmd += ["--max-seq", str(max_seq)]
