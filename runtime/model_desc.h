@@ -57,6 +57,11 @@ struct ModelDesc {
   std::string target_name, target_arch, target_cpu;
   std::vector<std::string> features;
   std::string compiler_version;
+  struct Fusion {
+    std::string op;
+    int64_t fused = 0, replaced = 0;
+  };
+  std::vector<Fusion> fusions;  // model.json compiler.fusions: informational, for inspect
   std::string library = "model.so";
   std::string params_file = "model.params";
   uint64_t params_bytes = 0;

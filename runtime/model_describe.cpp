@@ -72,6 +72,10 @@ void Model::build_describe() {
   json j;
   j["format_version"] = KILN_FORMAT_VERSION;
   j["compiler_version"] = desc_.compiler_version;
+  json fusions = json::array();
+  for (const ModelDesc::Fusion& f : desc_.fusions)
+    fusions.push_back({{"op", f.op}, {"fused", f.fused}, {"replaced", f.replaced}});
+  j["fusions"] = fusions;
   j["dir"] = dir_;
   json features = json::array();
   for (const std::string& f : desc_.features)

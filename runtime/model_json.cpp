@@ -418,6 +418,16 @@ Status parse_model_json(const std::string& path, ModelDesc* out) {
     if (root.contains("compiler") && root["compiler"].is_object() &&
         root["compiler"].contains("version") && root["compiler"]["version"].is_string())
       m.compiler_version = root["compiler"]["version"].get<std::string>();
+    if (root.contains("compiler") && root["compiler"].is_object() &&
+        root["compiler"].contains("fusions") && root["compiler"]["fusions"].is_array())
+      for (const auto& f : root["compiler"]["fusions"]) {  // only shown by inspect: skip odd ones
+        if (!f.is_object() || !f.contains("op") || !f["op"].is_string() || !f.contains("fused") ||
+            !f["fused"].is_number_integer() || !f.contains("replaced") ||
+            !f["replaced"].is_number_integer())
+          continue;
+        m.fusions.push_back(
+            {f["op"].get<std::string>(), f["fused"].get<int64_t>(), f["replaced"].get<int64_t>()});
+      }
     parse_target(root, &m);
     if (root.contains("library")) m.library = get_file_name(root, "library", "model.json");
     parse_params(root, &m);

@@ -116,6 +116,9 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
   j["format_version"] = kFormatVersion;
   j["abi_version"] = KILN_ABI_VERSION;
   j["compiler"] = {{"name", "kiln"}, {"version", kCompilerVersion}};
+  for (const passes::FusionCount& f : opts.fusions)
+    j["compiler"]["fusions"].push_back(
+        {{"op", f.op}, {"fused", f.fused}, {"replaced", f.replaced}});
   j["target"] = {{"name", opts.target.name},
                  {"arch", opts.target.arch},
                  {"cpu", opts.target.cpu},

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "compiler/ir/graph.h"
+#include "compiler/passes/pipeline.h"
 #include "compiler/target/target.h"
 
 namespace kiln::codegen {
@@ -27,6 +28,7 @@ struct CodegenOptions {
   bool keep_source = true;                 // keep model.cpp in output_dir
   int jobs = 2;                            // parallel compiler processes
   QuantizationMetadata quantization;
+  std::vector<passes::FusionCount> fusions;  // recorded in model.json "compiler" for inspect
 };
 
 // The graph must satisfy the pass pipeline's output contract.

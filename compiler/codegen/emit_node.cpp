@@ -556,7 +556,8 @@ class NodeEmitter {
     b_ << "  kk::attention_f32(be, q, " << pk << ", " << pv << ", " << ld << ", " << ld << ", "
        << ld << ", " << pm << ", md, " << po << ", " << int_literal(h) << ", " << dim_expr(os[0])
        << ", " << dim_expr(os[1]) << ", " << heads << ", " << hd << ", "
-       << float_literal(n_->attr_float("scale", 1.0f)) << ");\n";
+       << float_literal(n_->attr_float("scale", 1.0f)) << ", "
+       << (n_->attr_int("empty_rows_zero", 0) ? "true" : "false") << ");\n";
     return Status::ok();
   }
 

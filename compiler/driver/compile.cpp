@@ -57,13 +57,15 @@ Result<CompileReport> compile(const CompileOptions& o) {
   auto t1 = Clock::now();
   passes::PipelineOptions pipeline;
   pipeline.after_pass = stage;
-  if (auto s = passes::run_pipeline(g, pipeline); !s)
-    return Status::error(o.model + ": " + s.message());
+  auto pipeline_report = passes::run_pipeline(g, pipeline);
+  if (!pipeline_report) return Status::error(o.model + ": " + pipeline_report.status().message());
+  r.fusions = pipeline_report->fusions;
+  r.warnings = passes::unfused_warnings(g);
   codegen::QuantizationMetadata quantization;
   if (o.quantize == "int8") {
     auto report = quantize::quantize_int8(g, {o.quantize_exclude});
     if (!report) return Status::error(o.model + ": quantize: " + report.status().message());
-    r.warnings = report->warnings;
+    r.warnings.insert(r.warnings.end(), report->warnings.begin(), report->warnings.end());
     r.quantized_layers = report->quantized.size();
     r.quantized_tables = report->embeddings.size();
     r.quantize_excluded = report->excluded;
@@ -85,6 +87,7 @@ Result<CompileReport> compile(const CompileOptions& o) {
   KILN_ASSIGN_OR_RETURN(cg.source_sha256, util::sha256_file(o.model));
   cg.jobs = o.jobs;
   cg.quantization = quantization;
+  cg.fusions = r.fusions;
   std::error_code ec;
   std::filesystem::create_directories(o.output_dir, ec);
   if (ec) return Status::error(o.output_dir + ": cannot create directory: " + ec.message());

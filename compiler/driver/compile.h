@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "compiler/ir/graph.h"
+#include "compiler/passes/pipeline.h"
 #include "compiler/target/target.h"
 
 namespace kiln {
@@ -31,13 +32,14 @@ struct CompileOptions {
 
 struct CompileReport {
   target::Target target;
-  size_t onnx_nodes = 0;                   // nodes as imported
-  std::map<std::string, int> ops;          // op -> node count after the pipeline
-  std::vector<ir::Symbol> symbols;         // with their compiled maxima
+  size_t onnx_nodes = 0;                     // nodes as imported
+  std::map<std::string, int> ops;            // op -> node count after the pipeline
+  std::vector<passes::FusionCount> fusions;  // what each fusion that fired made
+  std::vector<ir::Symbol> symbols;           // with their compiled maxima
   std::vector<std::string> model_outputs;  // the model's own outputs (before quant-report's extra)
   size_t quantized_layers = 0, quantized_tables = 0;
   std::vector<std::string> quantize_excluded;
-  std::vector<std::string> warnings;
+  std::vector<std::string> warnings;  // unfused fast paths, quantizer notes
   double import_seconds = 0, passes_seconds = 0, codegen_seconds = 0;
 };
 

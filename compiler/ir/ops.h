@@ -174,8 +174,9 @@ std::vector<Op> all_ops();
 struct DenseIn {
   enum : size_t { kX, kWeight, kBias, kResidual, kLnScale, kLnBias, kCount };
 };
-// Attention(q, k, v, mask?) {num_heads, scale, qkv_packed}; packed: q holds [.., 3 * hidden] and
-// k, v are omitted.
+// Attention(q, k, v, mask?) {num_heads, scale, qkv_packed, empty_rows_zero}; packed: q holds
+// [.., 3 * hidden] and k, v are omitted. empty_rows_zero: a query row whose keys are all masked
+// with -inf gives 0 (SDPA's Where(IsNaN(p), 0, p)), else NaN as Softmax does.
 struct AttentionIn {
   enum : size_t { kQuery, kKey, kValue, kMask, kCount };
 };

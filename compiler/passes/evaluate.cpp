@@ -674,7 +674,9 @@ Tensor Evaluator::attention() {
             sc[j] += static_cast<float>(mask->float_at((*mb)(((b * heads + hh) * s + i) * s + j)));
           mx = std::max(mx, static_cast<double>(sc[j]));
         }
+        if (mx == -INFINITY) mx = 0;  // every key masked with -inf: 0 / 0 (NaN) below
         for (int64_t j = 0; j < s; ++j) sum += std::exp(sc[j] - mx);
+        if (sum == 0 && n_.attr_int("empty_rows_zero", 0)) sum = INFINITY;  // rows of 0
         for (int64_t d = 0; d < hd; ++d) {
           double acc = 0;
           for (int64_t j = 0; j < s; ++j)

@@ -35,11 +35,66 @@ Status check_pipeline_output(const ir::Graph& g) {
   return Status::ok();
 }
 
-Status run_pipeline(ir::Graph& g, const PipelineOptions& opts) {
+namespace {
+
+int count_op(const ir::Graph& g, ir::Op op) {
+  int n = 0;
+  for (const auto& node : g.nodes()) n += node->op == op;
+  return n;
+}
+int count_packed_attention(const ir::Graph& g) {
+  int n = 0;
+  for (const auto& node : g.nodes())
+    n += node->op == ir::Op::kAttention && node->attr_int("qkv_packed", 0) != 0;
+  return n;
+}
+int count_dense_layer_norm(const ir::Graph& g) {
+  int n = 0;
+  for (const auto& node : g.nodes())
+    n += node->op == ir::Op::kDense && node->input(ir::DenseIn::kLnScale) != nullptr;
+  return n;
+}
+
+// v comes from a MatMul within a few element-wise steps (scale, mask Add).
+bool from_matmul(const ir::Value* v, int depth = 0) {
+  const ir::Node* n = v ? v->producer : nullptr;
+  if (!n || depth > 6) return false;
+  if (n->op == ir::Op::kMatMul) return true;
+  if (n->op != ir::Op::kAdd && n->op != ir::Op::kMul && n->op != ir::Op::kDiv &&
+      n->op != ir::Op::kSub)
+    return false;
+  for (const ir::Value* in : n->inputs)
+    if (from_matmul(in, depth + 1)) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> unfused_warnings(const ir::Graph& g) {
+  std::vector<std::string> w;
+  for (const auto& n : g.nodes()) {
+    if (n->op == ir::Op::kMatMul)
+      for (const ir::Value* in : n->inputs)
+        if (in && in->constant && in->shape && in->shape->size() >= 2)
+          w.push_back(n->describe() + ": MatMul by the constant weight '" + in->name +
+                      "' stayed unfused: it runs as a generic MatMul, not a packed Dense GEMM "
+                      "(and is not quantized by --quantize int8)");
+    if (n->op == ir::Op::kSoftmax && from_matmul(n->input(0)))
+      w.push_back(n->describe() +
+                  ": softmax over MatMul scores stayed unfused (not an Attention): the scores "
+                  "are materialised and the attention runs as separate ops");
+  }
+  return w;
+}
+
+Result<PipelineReport> run_pipeline(ir::Graph& g, const PipelineOptions& opts) {
   using Pass = Status (*)(ir::Graph&);
+  using Count = int (*)(const ir::Graph&);
   struct Step {
     const char* name;
     Pass pass;
+    const char* fused_op = nullptr;  // fusions: what the report calls their result
+    Count count = nullptr;           // and how it counts them
   };
   const Step steps[] = {
       {"simplify", simplify},
@@ -47,19 +102,26 @@ Status run_pipeline(ir::Graph& g, const PipelineOptions& opts) {
       {"eliminate_dead_code", eliminate_dead_code},
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
       {"fold_constants", fold_constants},
-      {"fuse_layer_norm", fuse_layer_norm},
-      {"fuse_gelu", fuse_gelu},
+      {"fuse_layer_norm", fuse_layer_norm, "LayerNormalization",
+       [](const ir::Graph& x) { return count_op(x, ir::Op::kLayerNormalization); }},
+      {"fuse_gelu", fuse_gelu, "Gelu",
+       [](const ir::Graph& x) {
+         return count_op(x, ir::Op::kGelu) + count_op(x, ir::Op::kGeluTanh);
+       }},
       // The fusions below check single consumers: drop the LayerNorm/GELU leftovers first.
       {"eliminate_dead_code", eliminate_dead_code},
       // Attention first: it needs the projections' outputs as plain values; fuse_qkv then merges
       // the three projections while they are still MatMul + Add, and fuse_dense makes that one
       // Dense (with the output projection's residual Add, which Attention's output feeds).
-      {"fuse_attention", fuse_attention},
-      {"fuse_qkv", fuse_qkv},
-      {"fuse_dense", fuse_dense},
+      {"fuse_attention", fuse_attention, "Attention",
+       [](const ir::Graph& x) { return count_op(x, ir::Op::kAttention); }},
+      {"fuse_qkv", fuse_qkv, "packed QKV", count_packed_attention},
+      {"fuse_dense", fuse_dense, "Dense",
+       [](const ir::Graph& x) { return count_op(x, ir::Op::kDense); }},
       // After fuse_dense: the LayerNorm goes into the Dense that absorbed the residual Add.
-      {"fuse_dense_layer_norm", fuse_dense_layer_norm},
-      {"fuse_embed_layer_norm", fuse_embed_layer_norm},
+      {"fuse_dense_layer_norm", fuse_dense_layer_norm, "Dense+LayerNorm", count_dense_layer_norm},
+      {"fuse_embed_layer_norm", fuse_embed_layer_norm, "EmbeddingLayerNorm",
+       [](const ir::Graph& x) { return count_op(x, ir::Op::kEmbeddingLayerNorm); }},
       {"eliminate_dead_code", eliminate_dead_code},
       {"simplify", simplify},
       {"fold_constants", fold_constants},
@@ -67,14 +129,26 @@ Status run_pipeline(ir::Graph& g, const PipelineOptions& opts) {
       {"eliminate_dead_code", eliminate_dead_code},
   };
   KILN_RETURN_IF_ERROR(ir::infer_shapes(g));
+  PipelineReport report;
   for (const Step& s : steps) {
+    const int nodes_before = static_cast<int>(g.nodes().size());
+    const int fused_before = s.count ? s.count(g) : 0;
     if (auto st = s.pass(g); !st) return Status::error(std::string(s.name) + ": " + st.message());
+    if (s.count) {
+      // Dead leftovers are the replaced nodes: drop them now to count them.
+      KILN_RETURN_IF_ERROR(eliminate_dead_code(g));
+      const int fused = s.count(g) - fused_before;
+      if (fused > 0)
+        report.fusions.push_back(
+            {s.fused_op, fused, nodes_before - static_cast<int>(g.nodes().size()) + fused});
+    }
     // Passes leave shapes of rewritten values stale; re-infer so the next pass sees them.
     if (auto st = ir::infer_shapes(g); !st)
       return Status::error("shape inference after " + std::string(s.name) + ": " + st.message());
     if (opts.after_pass) opts.after_pass(s.name, g);
   }
-  return check_pipeline_output(g);
+  KILN_RETURN_IF_ERROR(check_pipeline_output(g));
+  return report;
 }
 
 }  // namespace kiln::passes

@@ -160,12 +160,13 @@ std::vector<double> reference(const Case& c, const Inputs& in, float scale) {
   return out;
 }
 
-std::vector<float> run(const Case& c, const Inputs& in, float scale, const kiln_backend* be) {
+std::vector<float> run(const Case& c, const Inputs& in, float scale, const kiln_backend* be,
+                       bool empty_rows_zero = false) {
   const int64_t h = c.heads * c.hd;
   std::vector<float> out(c.batch * c.seq * h, NAN);
   attention_f32(be, in.q, in.k, in.v, in.ldq, in.ldk, in.ldv,
                 in.mask.empty() ? nullptr : in.mask.data(), in.mask_dims, out.data(), h, c.batch,
-                c.seq, c.heads, c.hd, scale);
+                c.seq, c.heads, c.hd, scale, empty_rows_zero);
   return out;
 }
 
@@ -220,6 +221,19 @@ TEST(Attention, AllMinusInfinityRowIsNanLikePyTorch) {
   const int64_t per_batch = c.seq * c.heads * c.hd;
   for (int64_t e = 0; e < per_batch; ++e) ASSERT_TRUE(std::isnan(got[e])) << e;
   for (int64_t e = per_batch; e < 2 * per_batch; ++e) ASSERT_TRUE(std::isfinite(got[e])) << e;
+}
+
+// With empty_rows_zero (SDPA's Where(IsNaN(p), 0, p) fused in) that row is 0 and the others are
+// exactly what they are without the flag.
+TEST(Attention, AllMinusInfinityRowIsZeroBehindSdpaGuard) {
+  const Case c{2, 5, 2, 12, MaskKind::kPadFinfo, false};
+  Inputs in = make_inputs(c, 7);
+  for (int64_t j = 0; j < c.seq; ++j) in.mask[j] = -INFINITY;
+  const std::vector<float> plain = run(c, in, 0.25f, nullptr);
+  const std::vector<float> got = run(c, in, 0.25f, nullptr, true);
+  const int64_t per_batch = c.seq * c.heads * c.hd;
+  for (int64_t e = 0; e < per_batch; ++e) ASSERT_EQ(got[e], 0.0f) << e;
+  for (int64_t e = per_batch; e < 2 * per_batch; ++e) ASSERT_EQ(got[e], plain[e]) << e;
 }
 
 // A fully padded row under a finfo.min mask attends uniformly (the mean of V), not NaN.

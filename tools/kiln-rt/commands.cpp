@@ -593,6 +593,12 @@ int cmd_inspect(int argc, char** argv) {
   std::printf("ops (%zu nodes)\n", d["nodes"].size());
   for (const auto& op : d["ops"].items())
     std::printf("  %-24s %d\n", op.key().c_str(), op.value().get<int>());
+  if (d.contains("fusions") && !d["fusions"].empty()) {
+    std::printf("fusions (kiln op: nodes made, from how many graph nodes)\n");
+    for (const auto& f : d["fusions"])
+      std::printf("  %-24s %d from %d\n", f["op"].get<std::string>().c_str(), f["fused"].get<int>(),
+                  f["replaced"].get<int>());
+  }
   std::printf("nodes\n");
   for (const auto& n : d["nodes"]) {
     // Attributes as compact JSON (fusions show here: gelu, ln_epsilon, row_first, quantize...).

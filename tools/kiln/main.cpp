@@ -108,6 +108,11 @@ int kiln::tools::compile(const CompileArgs& a) {
               r.target.arch.c_str(), a.output_dir.c_str());
   std::printf("  graph: %zu ONNX nodes -> %zu nodes:", r.onnx_nodes, nodes);
   for (const auto& [op, count] : r.ops) std::printf(" %s:%d", op.c_str(), count);
+  std::printf("\n  fusions:");
+  if (r.fusions.empty()) std::printf(" none");
+  for (size_t i = 0; i < r.fusions.size(); ++i)
+    std::printf("%s %s %d (from %d nodes)", i ? "," : "", r.fusions[i].op.c_str(),
+                r.fusions[i].fused, r.fusions[i].replaced);
   std::printf("\n  symbols:");
   for (const auto& s : r.symbols)
     std::printf(" %s (max %s)", s.name.c_str(),

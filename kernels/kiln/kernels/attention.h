@@ -152,6 +152,7 @@ struct AttentionArgs {
   int64_t ldo;
   int64_t seq, num_heads, head_size, s_pad;
   float scale;
+  bool empty_rows_zero;
 };
 
 // Horizontal op(x[0], x[1], ...) by halving: log2(width) vector ops instead of a serial chain.
@@ -282,8 +283,9 @@ inline void attention_scores(const AttentionArgs& a, const float* const* qr, con
 // (s_pad is a multiple of the vector width), inv[r] = 1 / sum. The rows go through each loop
 // together: six independent max / exp / sum chains overlap where one row's would stall (the
 // row-at-a-time version took ~25% of the kernel at S = 128). A row whose every value is -inf
-// gives NaN, as PyTorch's softmax does.
-inline void attention_softmax(float* sc, int64_t s_pad, float* inv) {
+// gives NaN, as PyTorch's softmax does, or 0 with empty_rows_zero (what SDPA's exports make of
+// that NaN with Where(IsNaN(p), 0, p)).
+inline void attention_softmax(float* sc, int64_t s_pad, float* inv, bool empty_rows_zero) {
   constexpr int kVf = kMatmulVecFloats;
   MatmulVec vmax[kAttentionRows];
 #pragma GCC unroll 8
@@ -314,7 +316,10 @@ inline void attention_softmax(float* sc, int64_t s_pad, float* inv) {
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < kAttentionRows; ++r) inv[r] = 1.0f / hsum(vsum[r]);
+  for (int r = 0; r < kAttentionRows; ++r) {
+    const float sum = hsum(vsum[r]);
+    inv[r] = empty_rows_zero && sum == 0.0f ? 0.0f : 1.0f / sum;
+  }
 }
 
 // out_r[c0 .. c0 + kVecs * width) = inv[r] * sum_j sc[r][j] v_j[c0 ..] for r < rows.
@@ -387,7 +392,7 @@ inline void attention_rows(const AttentionArgs& a, int64_t b, int64_t h, int64_t
     }
     attention_scores(a, qr, mr, kt, sc);
     float inv[kAttentionRows];
-    attention_softmax(sc, a.s_pad, inv);
+    attention_softmax(sc, a.s_pad, inv, a.empty_rows_zero);
     int64_t c0 = 0;
     for (; c0 + kAttentionPvVecs * kVf <= hd; c0 += kAttentionPvVecs * kVf)
       attention_pv<kAttentionPvVecs>(a, v, sc, inv, orow, rows, c0);
@@ -419,14 +424,17 @@ inline int64_t gcd64(int64_t x, int64_t y) {
 // full size of [batch, num_heads, seq, seq]), dense. out: [batch, seq, num_heads * head_size]
 // with row stride ldo. Work items = (batch, head, block of query rows); the number of row blocks
 // per head makes the item count a multiple of the thread count, so B = 1 with 5 heads on 2
-// threads still splits evenly.
+// threads still splits evenly. empty_rows_zero: a query row whose scores are all -inf (every key
+// masked with -inf) gives 0 instead of NaN.
 inline void attention_f32(const kiln_backend* be, const float* q, const float* k, const float* v,
                           int64_t ldq, int64_t ldk, int64_t ldv, const float* mask,
                           const int64_t* mask_dims, float* out, int64_t ldo, int64_t batch,
-                          int64_t seq, int64_t num_heads, int64_t head_size, float scale) {
+                          int64_t seq, int64_t num_heads, int64_t head_size, float scale,
+                          bool empty_rows_zero = false) {
   if (batch <= 0 || seq <= 0 || num_heads <= 0 || head_size <= 0) return;
-  detail::AttentionArgs a{q, k, v,   ldq, ldk, ldv,       mask,      0, 0,
-                          0, 0, out, ldo, seq, num_heads, head_size, 0, scale};
+  detail::AttentionArgs a{
+      q,   k,   v,         ldq,       ldk, ldv,   mask,           0, 0, 0, 0, out,
+      ldo, seq, num_heads, head_size, 0,   scale, empty_rows_zero};
   a.s_pad = (seq + kAttentionKeys - 1) / kAttentionKeys * kAttentionKeys;
   if (mask) {
     int64_t st[4];
