@@ -1,6 +1,10 @@
-// fuse_gelu: exact-erf GELU subgraph -> Gelu.
+// fuse_gelu: GELU subgraphs -> Gelu (exact, erf) or GeluTanh (the tanh approximation:
+// transformers' gelu_new / gelu_pytorch_tanh as the TorchScript exporter and pre-opset-20 dynamo
+// write them out).
 //
-//   e = Erf(Div(x, 1.4142135) | Mul(x, 0.70710677));  a = Add(e, 1)
+//   e = Erf(Div(x, 1.4142135) | Mul(x, 0.70710677))
+//     | Tanh(Mul(0.7978846, Add(x, Mul(0.044715, Pow(x, 3) | Mul(x, Mul(x, x))))))
+//   a = Add(e, 1)
 //   y = Mul(Mul(x, a), 0.5) | Mul(Mul(x, 0.5), a) | Mul(x, Mul(a, 0.5))   (operands in any order)
 #include <cmath>
 
@@ -27,6 +31,36 @@ ir::Value* erf_argument(const ir::Value* v) {
   return nullptr;
 }
 
+// For a two-input node: the input whose partner is a constant scalar near `c`, or nullptr.
+ir::Value* times_constant(const ir::Node* n, double c) {
+  for (int side = 0; n && side < 2; ++side)
+    if (near(constant_scalar(n->input(1 - side)), c)) return n->input(side);
+  return nullptr;
+}
+
+// v = x^3 as Pow(x, 3), Mul(x, Mul(x, x)) or Mul(Mul(x, x), x)?
+bool is_cube_of(const ir::Value* v, const ir::Value* x) {
+  if (const ir::Node* p = producer_op(v, ir::Op::kPow))
+    return p->input(0) == x && near(constant_scalar(p->input(1)), 3.0);
+  const ir::Node* m = producer_op(v, ir::Op::kMul);
+  const ir::Value* sq = m ? other_input(m, x) : nullptr;
+  const ir::Node* s = producer_op(sq, ir::Op::kMul);
+  return s && s->input(0) == x && s->input(1) == x;
+}
+
+// Input of Mul(sqrt(2/pi), Add(x, Mul(0.044715, x^3))), or nullptr.
+ir::Value* tanh_argument(const ir::Value* v) {
+  const ir::Value* w = times_constant(producer_op(v, ir::Op::kMul), std::sqrt(2.0 / M_PI));
+  const ir::Node* add = producer_op(w, ir::Op::kAdd);
+  for (int side = 0; add && side < 2; ++side) {
+    ir::Value* x = add->input(side);
+    const ir::Value* cube =
+        times_constant(producer_op(add->input(1 - side), ir::Op::kMul), 0.044715);
+    if (cube && is_cube_of(cube, x)) return x;
+  }
+  return nullptr;
+}
+
 // Mul(x, 0.5) in either order?
 bool is_half_of(const ir::Value* v, const ir::Value* x) {
   const ir::Node* m = producer_op(v, ir::Op::kMul);
@@ -39,8 +73,10 @@ ir::Node* single_mul_consumer(const ir::Graph& g, const ir::Value* v) {
   return c[0];
 }
 
+// erf: the Erf or Tanh node.
 bool try_fuse(ir::Graph& g, ir::Node* erf) {
-  ir::Value* x = erf_argument(erf->input(0));
+  const bool exact = erf->op == ir::Op::kErf;
+  ir::Value* x = exact ? erf_argument(erf->input(0)) : tanh_argument(erf->input(0));
   if (!x || x->dtype != ir::DType::kFloat32) return false;
   auto c = g.consumers(erf->outputs[0]);
   if (c.size() != 1 || c[0]->op != ir::Op::kAdd ||
@@ -62,7 +98,8 @@ bool try_fuse(ir::Graph& g, ir::Node* erf) {
   }
   if (!final_mul) return false;
   ir::Value* out = take_output(g, final_mul, 0);
-  g.add_node(ir::Op::kGelu, fused_node_name(g, erf->name, "Gelu"), {x}, {out});
+  g.add_node(exact ? ir::Op::kGelu : ir::Op::kGeluTanh,
+             fused_node_name(g, erf->name, exact ? "Gelu" : "GeluTanh"), {x}, {out});
   return true;
 }
 
@@ -71,7 +108,7 @@ bool try_fuse(ir::Graph& g, ir::Node* erf) {
 Status fuse_gelu(ir::Graph& g) {
   std::vector<ir::Node*> erfs;
   for (const auto& n : g.nodes())
-    if (n->op == ir::Op::kErf) erfs.push_back(n.get());
+    if (n->op == ir::Op::kErf || n->op == ir::Op::kTanh) erfs.push_back(n.get());
   for (ir::Node* e : erfs) try_fuse(g, e);
   return g.topo_sort();
 }
