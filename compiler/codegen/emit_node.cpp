@@ -169,6 +169,10 @@ class NodeEmitter {
         return &E::emit_cumsum;
       case Op::kTile:
         return &E::emit_tile;
+      case Op::kTrilu:
+        return &E::emit_trilu;
+      case Op::kScatterND:
+        return &E::emit_scatter_nd;
       case Op::kConstantOfShape:
         return &E::emit_constant_of_shape;
       case Op::kRange:
@@ -777,6 +781,47 @@ class NodeEmitter {
     const size_t rank = dims("xd", shape(in(0)));
     dims("od", shape(out_value()));
     b_ << "  kk::tile(" << px << ", xd, " << rank << ", " << po << ", od, be);\n";
+    return Status::ok();
+  }
+
+  // Trilu over the last two dims; k (a scalar, default 0) is read at run time.
+  Status emit_trilu() {
+    const Shape& xs = shape(in(0));
+    const size_t r = xs.size();
+    if (r < 2) return Status::error(where() + ": input must have rank >= 2");
+    std::string k = "0";
+    if (in(1)) {
+      KILN_ASSIGN_OR_RETURN(auto pk, in_ptr(1));
+      k = "static_cast<int64_t>((" + pk + ")[0])";
+    }
+    KILN_ASSIGN_OR_RETURN(auto px, in_ptr(0));
+    KILN_ASSIGN_OR_RETURN(auto po, out_ptr());
+    b_ << "  kk::trilu(" << px << ", " << po << ", " << product_expr(xs, 0, r - 2) << ", "
+       << dim_expr(xs[r - 2]) << ", " << dim_expr(xs[r - 1]) << ", " << k << ", "
+       << (n_->attr_int("upper", 1) != 0 ? "true" : "false") << ", be);\n";
+    return Status::ok();
+  }
+
+  Status emit_scatter_nd() {
+    const Shape &ds = shape(in(0)), &is = shape(in(1));
+    if (is.empty() || !is.back().is_constant())
+      return Status::error(where() + ": indices need a constant last dim");
+    const std::string red = n_->attr_string("reduction", "none");
+    const char* reduction = red == "add"   ? "kAdd"
+                            : red == "mul" ? "kMul"
+                            : red == "max" ? "kMax"
+                            : red == "min" ? "kMin"
+                                           : "kNone";
+    KILN_ASSIGN_OR_RETURN(auto pd, in_ptr(0));
+    KILN_ASSIGN_OR_RETURN(auto pi, in_ptr(1));
+    KILN_ASSIGN_OR_RETURN(auto pu, in_ptr(2));
+    KILN_ASSIGN_OR_RETURN(auto po, out_ptr());
+    dims("dd", ds);
+    emit_checked_call("scatter_nd",
+                      pd + ", dd, " + std::to_string(ds.size()) + ", " + pi + ", " +
+                          product_expr(is, 0, is.size() - 1) + ", " + int_literal(is.back().coef) +
+                          ", " + pu + ", kk::ScatterReduction::" + reduction + ", " + po,
+                      in(1));
     return Status::ok();
   }
 

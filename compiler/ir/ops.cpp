@@ -154,6 +154,10 @@ const OpInfo kOps[] = {
   // into inputs); constant_value must be a constant.
   {Op::kPad,               "Pad",                OpKind::kMovement,    2,  operands({1, 3}),         true},
   {Op::kTile,              "Tile",               OpKind::kMovement,    6,  operands({1}),            true},
+  // Trilu(x, k?) {upper}: k is a scalar read at run time (a constant, or computed from seq).
+  {Op::kTrilu,             "Trilu",              OpKind::kMovement,    14, 0,                        true},
+  // ScatterND(data, indices, updates) {reduction: none, add, mul, max, min}.
+  {Op::kScatterND,         "ScatterND",          OpKind::kMovement,    11, 0,                        true},
 
   {Op::kConstant,          "Constant",           OpKind::kShapeSource, 1,  0,                        false},
   {Op::kShape,             "Shape",              OpKind::kShapeSource, 1,  0,                        false},

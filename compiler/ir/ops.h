@@ -83,6 +83,8 @@ enum class Op : uint16_t {
   kGatherND,
   kPad,
   kTile,
+  kTrilu,
+  kScatterND,
   // shape sources
   kConstant,
   kShape,

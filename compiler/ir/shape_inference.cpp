@@ -57,6 +57,8 @@ class NodeInference {
   Status pad();
   Status cumsum();
   Status tile();
+  Status trilu();
+  Status scatter_nd();
   Status check_indices(size_t i) const;
   Status clip();
   Status constant();
@@ -597,6 +599,52 @@ Status NodeInference::tile() {
   Shape s = x;
   for (size_t k = 0; k < x.size(); ++k) s[k] = x[k] * reps[k];
   set(0, in(0)->dtype, s);
+  return Status::ok();
+}
+
+// Trilu(x, k?) {upper}: x's shape and dtype; rank >= 2; k a scalar int64.
+Status NodeInference::trilu() {
+  KILN_RETURN_IF_ERROR(need_inputs(1));
+  if (shape(0).size() < 2)
+    return err("input '" + in(0)->name + "' of shape " + str(shape(0)) + " has rank < 2");
+  if (const Value* k = in(1)) {
+    if (!k->shape || shape_numel(*k->shape) != Dim(1))
+      return err("k '" + k->name + "' is not a scalar" +
+                 (k->shape ? " (shape " + str(*k->shape) + ")" : ""));
+    if (k->dtype != DType::kInt64 && k->dtype != DType::kInt32)
+      return err("k '" + k->name + "' has dtype " + dtype_name(k->dtype) + ", int64 is required");
+  }
+  set(0, in(0)->dtype, shape(0));
+  return Status::ok();
+}
+
+// ScatterND(data, indices [..., k], updates [indices dims but the last, data dims after k])
+// {reduction}: data's shape and dtype.
+Status NodeInference::scatter_nd() {
+  KILN_RETURN_IF_ERROR(need_inputs(3));
+  KILN_RETURN_IF_ERROR(check_indices(1));
+  const Shape &d = shape(0), &i = shape(1), &u = shape(2);
+  if (i.empty() || !i.back().is_constant())
+    return err("indices '" + in(1)->name + "' of shape " + str(i) +
+               " need a constant last dimension");
+  const int64_t k = i.back().coef;
+  if (k < 1 || k > static_cast<int64_t>(d.size()))
+    return err("indices '" + in(1)->name + "' of shape " + str(i) + " index " + std::to_string(k) +
+               " dims of data '" + in(0)->name + "' of shape " + str(d));
+  Shape want(i.begin(), i.end() - 1);
+  want.insert(want.end(), d.begin() + k, d.end());
+  if (u != want)
+    return err("updates '" + in(2)->name + "' have shape " + str(u) + ", " + str(want) +
+               " expected from data " + str(d) + " and indices " + str(i));
+  if (in(2)->dtype != in(0)->dtype)
+    return err("updates '" + in(2)->name + "' have dtype " + dtype_name(in(2)->dtype) + ", data '" +
+               in(0)->name + "' has " + dtype_name(in(0)->dtype));
+  const std::string red = n_.attr_string("reduction", "none");
+  if (red != "none" && red != "add" && red != "mul" && red != "max" && red != "min")
+    return err("reduction '" + red + "' is not one of none, add, mul, max, min");
+  if (red != "none" && in(0)->dtype == DType::kBool)
+    return err("reduction '" + red + "' on bool data");
+  set(0, in(0)->dtype, d);
   return Status::ok();
 }
 
@@ -1224,6 +1272,10 @@ NodeInference::Hook NodeInference::hook(Op op) {
       return &N::cumsum;
     case Op::kTile:
       return &N::tile;
+    case Op::kTrilu:
+      return &N::trilu;
+    case Op::kScatterND:
+      return &N::scatter_nd;
     case Op::kConstant:
       return &N::constant;
     case Op::kShape:

@@ -141,6 +141,8 @@ class Evaluator {
   Tensor pad();
   Tensor cumsum();
   Tensor tile();
+  Tensor trilu();
+  Result<Tensor> scatter_nd();
   Tensor cast();
   Tensor copy();
   Tensor transpose();
@@ -366,6 +368,69 @@ Tensor Evaluator::tile() {
       rem /= r.dims[k];
     }
     std::memcpy(r.bytes.data() + i * es, x.bytes.data() + src * es, es);
+  }
+  return r;
+}
+
+// Trilu: element (i, j) of each matrix kept where j - i >= k (upper) or <= k (lower), else 0.
+Tensor Evaluator::trilu() {
+  const Tensor& x = *in(0);
+  Tensor r = out(0);  // zeros
+  const int64_t k = in(1) ? in(1)->int_at(0) : 0;
+  const bool upper = n_.attr_int("upper", 1) != 0;
+  const size_t rank = x.dims.size();
+  const int64_t rows = x.dims[rank - 2], cols = x.dims[rank - 1];
+  const size_t es = ir::dtype_size(r.dtype);
+  for (int64_t e = 0; e < r.numel(); ++e) {
+    const int64_t i = e / cols % rows, j = e % cols;
+    if (upper ? j - i >= k : j - i <= k)
+      std::memcpy(r.bytes.data() + e * es, x.bytes.data() + e * es, es);
+  }
+  return r;
+}
+
+// ScatterND: a copy of data with the slab at each index tuple replaced (or combined by the
+// reduction) by the update's, in index order; negative indices count from the end.
+Result<Tensor> Evaluator::scatter_nd() {
+  const Tensor &x = *in(0), &idx = *in(1), &upd = *in(2);
+  Tensor r = out(0);
+  r.bytes = x.bytes;
+  const int64_t k = idx.dims.back();
+  const auto xs = row_major_strides(x.dims);
+  int64_t slab = 1;
+  for (size_t d = k; d < x.dims.size(); ++d) slab *= x.dims[d];
+  const std::string red = n_.attr_string("reduction", "none");
+  const size_t es = ir::dtype_size(r.dtype);
+  const bool fl = is_float(r.dtype);
+  for (int64_t t = 0; t < idx.numel() / k; ++t) {
+    int64_t dst = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t d = x.dims[j], v = idx.int_at(t * k + j);
+      if (v < -d || v >= d)
+        return err("index " + std::to_string(v) + " out of range for dim " + std::to_string(d));
+      dst += (v < 0 ? v + d : v) * xs[j];
+    }
+    for (int64_t e = 0; e < slab; ++e) {
+      const int64_t o = dst + e, u = t * slab + e;
+      if (red == "none") {
+        std::memcpy(r.bytes.data() + o * es, upd.bytes.data() + u * es, es);
+      } else if (fl) {
+        const double a = r.float_at(o), b = upd.float_at(u);
+        set_f(r, o,
+              red == "add"                     ? a + b
+              : red == "mul"                   ? a * b
+              : std::isnan(a) || std::isnan(b) ? a + b
+              : red == "max"                   ? std::max(a, b)
+                                               : std::min(a, b));
+      } else {
+        const int64_t a = r.int_at(o), b = upd.int_at(u);
+        set_i(r, o,
+              red == "add"   ? a + b
+              : red == "mul" ? a * b
+              : red == "max" ? std::max(a, b)
+                             : std::min(a, b));
+      }
+    }
   }
   return r;
 }
@@ -858,6 +923,10 @@ Evaluator::Hook Evaluator::hook(ir::Op op) {
       return &E::one<&E::cumsum>;
     case Op::kTile:
       return &E::one<&E::tile>;
+    case Op::kTrilu:
+      return &E::one<&E::trilu>;
+    case Op::kScatterND:
+      return &E::one<&E::scatter_nd>;
     case Op::kConstant:
       return &E::constant;
     case Op::kShape:

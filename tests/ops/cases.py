@@ -463,6 +463,75 @@ def pad_cases():
     ]
 
 
+def trilu_cases():
+    # opset 17 (Trilu is 14+): merged with the other opset-17 cases.
+    return [
+        Case("Trilu_upper", [node("Trilu", ["x"], ["y"])], [In("x", F, BS + [5])],
+             [("y", F, BS + [5])], opset=17),
+        Case("Trilu_lower_negative_k", [node("Trilu", ["x", "k"], ["y"], upper=0)],
+             [In("x", F, ["batch", 4, "seq"])], [("y", F, ["batch", 4, "seq"])],
+             [const("k", np.int64(-1))], opset=17),
+        # k read at run time, beyond the matrix for some draws (|k| up to 4 with seq 3).
+        Case("Trilu_int64_runtime_k", [node("Trilu", ["x", "k"], ["y"])],
+             [In("x", I64, ["seq", "seq"], -9, 9), In("k", I64, [], -4, 5)],
+             [("y", I64, ["seq", "seq"])], opset=17),
+        Case("Trilu_bool", [node("Trilu", ["x", "k"], ["t"], upper=0),
+                            node("Cast", ["t"], ["y"], to=I64)],
+             [In("x", B, BS + ["seq"])], [("y", I64, BS + ["seq"])], [const("k", np.int64(1))],
+             opset=17),
+        # transformers' causal mask from the run-time seq: ones(seq, seq, bool).triu(1) ->
+        # Where(mask, min, scores); ConstantOfShape and Trilu run once per call.
+        Case("Trilu_causal_mask_runtime_seq",
+             [node("Shape", ["x"], ["s"]), node("Gather", ["s", "one"], ["n"], axis=0),
+              node("Unsqueeze", ["n", "axes0"], ["n1"]), node("Concat", ["n1", "n1"], ["nn"], axis=0),
+              node("ConstantOfShape", ["nn"], ["ones"],
+                   value=numpy_helper.from_array(np.array([True]))),
+              node("Trilu", ["ones", "one"], ["m"]), node("Where", ["m", "neg", "x"], ["y"])],
+             [In("x", F, BS + ["seq"])], [("y", F, BS + ["seq"])],
+             [const("one", np.int64(1)), const("axes0", np.array([0], np.int64)),
+              const("neg", np.float32(-1e4))], opset=17),
+        # A mask of constants only: constant folding evaluates the Trilu.
+        Case("Trilu_folded", [node("Trilu", ["c", "k"], ["t"], upper=0),
+                              node("Add", ["x", "t"], ["y"])],
+             [In("x", F, ["batch", 4, 6])], [("y", F, ["batch", 4, 6])],
+             [weight("c", 4, 6), const("k", np.int64(2))], opset=17),
+    ]
+
+
+def scatter_nd_cases():
+    return [
+        # x[b, s] = row, with negative indices, (b, s) pairs distinct for every fed shape.
+        Case("ScatterND_rows_negative_indices", [node("ScatterND", ["x", "idx", "u"], ["y"])],
+             [In("x", F, BS + [4]), In("u", F, [2, 4])], [("y", F, BS + [4])],
+             [const("idx", np.array([[0, -1], [-1, 1]], np.int64))]),
+        # Indices read at run time (duplicates: the last one wins, in index order, as in the
+        # reference).
+        Case("ScatterND_runtime_indices", [node("ScatterND", ["x", "idx", "u"], ["y"])],
+             [In("x", F, ["seq", 4]), In("idx", I64, [3, 1], -MIN_SEQ, MIN_SEQ),
+              In("u", F, [3, 4])], [("y", F, ["seq", 4])]),
+        Case("ScatterND_bool", [node("Greater", ["x", "zero"], ["m"]),
+                                node("ScatterND", ["m", "idx", "t"], ["s"]),
+                                node("Cast", ["s"], ["y"], to=I64)],
+             [In("x", F, BS)], [("y", I64, BS)],
+             [const("zero", np.float32(0)), const("idx", np.array([[0, 0], [-1, -1]], np.int64)),
+              const("t", np.array([True, False]))]),
+        # reduction (opset 16+): add with a duplicate index, element updates (k = rank).
+        Case("ScatterND_add_duplicates",
+             [node("ScatterND", ["x", "idx", "u"], ["y"], reduction="add")],
+             [In("x", F, ["batch", 5]), In("u", F, [3])], [("y", F, ["batch", 5])],
+             [const("idx", np.array([[0, 1], [0, 1], [-1, -1]], np.int64))], opset=18),
+        Case("ScatterND_mul_int64", [node("ScatterND", ["x", "idx", "u"], ["y"], reduction="mul")],
+             [In("x", I64, BS, -5, 5), In("u", I64, [2], -3, 3)], [("y", I64, BS)],
+             [const("idx", np.array([[0, 2], [0, -1]], np.int64))], opset=18),
+        Case("ScatterND_max", [node("ScatterND", ["x", "idx", "u"], ["y"], reduction="max")],
+             [In("x", F, ["seq", 3]), In("u", F, [2, 3])], [("y", F, ["seq", 3])],
+             [const("idx", np.array([[1], [-1]], np.int64))], opset=18),
+        Case("ScatterND_min", [node("ScatterND", ["x", "idx", "u"], ["y"], reduction="min")],
+             [In("x", F, ["seq", 3]), In("u", F, [2, 3])], [("y", F, ["seq", 3])],
+             [const("idx", np.array([[0], [0]], np.int64))], opset=18),
+    ]
+
+
 def cases():
     return [
         unary("Sqrt", lo=0.0),
@@ -557,4 +626,6 @@ def cases():
              [("y", F, ["batch", "seq", 6])], [const("reps", np.array([1, 1, 2], np.int64))]),
         Case("Tile_int64_leading", [node("Tile", ["x", "reps"], ["y"])], [In("x", I64, [2, 3], -5, 5)],
              [("y", I64, [4, 9])], [const("reps", np.array([2, 3], np.int64))]),
+        *trilu_cases(),
+        *scatter_nd_cases(),
     ]

@@ -11,4 +11,6 @@
 #include "kiln/kernels/pad.h"
 #include "kiln/kernels/parallel.h"
 #include "kiln/kernels/reduce.h"
+#include "kiln/kernels/scatter.h"
 #include "kiln/kernels/slice.h"
+#include "kiln/kernels/trilu.h"

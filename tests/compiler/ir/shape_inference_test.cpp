@@ -219,5 +219,28 @@ TEST(ShapeInference, CastRangeConstantOfShape) {
   EXPECT_EQ(cos->dtype, DType::kFloat32);
 }
 
+TEST(ShapeInference, TriluAndScatterND) {
+  Fixture f;
+  Value* t = f.op("Trilu", {f.x, f.i64({1}, {})}, {{"upper", int64_t{0}}});
+  Value* idx = f.input("idx", DType::kInt64, {Dim(3), Dim(2)});
+  Value* upd = f.input("upd", DType::kFloat32, {Dim(3), Dim(32)});
+  Value* sc = f.op("ScatterND", {f.x, idx, upd}, {{"reduction", std::string("add")}});
+  ASSERT_TRUE(infer_shapes(f.g).is_ok());
+  EXPECT_EQ(f.shape(t), "[batch, seq, 32]");
+  EXPECT_EQ(f.shape(sc), "[batch, seq, 32]");
+  Fixture g;
+  g.op("Trilu", {g.op("ReduceSum", {g.x}, {{"keepdims", int64_t{0}}})});
+  Status s = infer_shapes(g.g);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("rank < 2"), std::string::npos) << s.message();
+  Fixture h;
+  Value* idx2 = h.input("idx", DType::kInt64, {Dim(3), Dim(2)});
+  Value* upd2 = h.input("upd", DType::kFloat32, {Dim(3), Dim(31)});
+  h.op("ScatterND", {h.x, idx2, upd2});
+  s = infer_shapes(h.g);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("[3, 32] expected"), std::string::npos) << s.message();
+}
+
 }  // namespace
 }  // namespace kiln::ir
