@@ -194,7 +194,7 @@ class NodeEmitter {
       case Op::kEmbeddingLayerNorm:
         return &E::emit_embedding_layer_norm;
       default:
-        return nullptr;  // Split, Shape, Constant: removed before codegen
+        return nullptr;  // Split, Shape, Constant, Einsum: removed before codegen
     }
   }
 

@@ -181,6 +181,9 @@ const OpInfo kOps[] = {
 
   {Op::kMatMul,            "MatMul",             OpKind::kLinear,      1,  0,                        true},
   {Op::kGemm,              "Gemm",               OpKind::kLinear,      7,  0,                        true},
+  // Einsum: the importer lowers the equations exporters write into Transpose / MatMul / Mul /
+  // ReduceSum (frontend/onnx/einsum.cpp); what stays must fold.
+  {Op::kEinsum,            "Einsum",             OpKind::kLinear,      12, 0,                        false},
 
   {Op::kDense,             "Dense",              OpKind::kFused,       0,  0,                        true},
   {Op::kAttention,         "Attention",          OpKind::kFused,       0,  0,                        true},

@@ -105,6 +105,7 @@ enum class Op : uint16_t {
   // linear algebra
   kMatMul,
   kGemm,
+  kEinsum,
   // kiln's fused ops (schemas below)
   kDense,
   kAttention,

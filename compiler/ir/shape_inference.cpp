@@ -5,6 +5,9 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
+
+#include "compiler/ir/einsum.h"
 
 namespace kiln::ir {
 namespace {
@@ -59,6 +62,7 @@ class NodeInference {
   Status tile();
   Status trilu();
   Status scatter_nd();
+  Status einsum();
   Status check_indices(size_t i) const;
   Status clip();
   Status constant();
@@ -645,6 +649,39 @@ Status NodeInference::scatter_nd() {
   if (red != "none" && in(0)->dtype == DType::kBool)
     return err("reduction '" + red + "' on bool data");
   set(0, in(0)->dtype, d);
+  return Status::ok();
+}
+
+// Einsum(inputs...) {equation}: one dim per output label, the size its inputs give it (a size-1
+// dim broadcasts).
+Status NodeInference::einsum() {
+  if (n_.inputs.empty()) return err("has no inputs");
+  KILN_RETURN_IF_ERROR(need_inputs(n_.inputs.size()));
+  std::vector<size_t> ranks;
+  for (size_t i = 0; i < n_.inputs.size(); ++i) {
+    if (in(i)->dtype != in(0)->dtype)
+      return err("inputs '" + in(0)->name + "' and '" + in(i)->name + "' have different dtypes");
+    ranks.push_back(shape(i).size());
+  }
+  const std::string equation = n_.attr_string("equation", "");
+  auto labels = parse_einsum(equation, ranks);
+  if (!labels) return err("equation '" + equation + "': " + labels.status().message());
+  std::map<int, Dim> size;
+  for (size_t i = 0; i < n_.inputs.size(); ++i)
+    for (size_t j = 0; j < ranks[i]; ++j) {
+      const int l = labels->inputs[i][j];
+      const Dim& d = shape(i)[j];
+      auto it = size.find(l);
+      if (it == size.end() || it->second == Dim(1)) {
+        size[l] = d;
+      } else if (d != Dim(1) && d != it->second) {
+        return err("label '" + einsum_label_name(l) + "' of equation '" + equation +
+                   "' has sizes " + str(it->second) + " and " + str(d));
+      }
+    }
+  Shape s;
+  for (int l : labels->output) s.push_back(size[l]);
+  set(0, in(0)->dtype, s);
   return Status::ok();
 }
 
@@ -1294,6 +1331,8 @@ NodeInference::Hook NodeInference::hook(Op op) {
       return &N::matmul;
     case Op::kGemm:
       return &N::gemm;
+    case Op::kEinsum:
+      return &N::einsum;
     case Op::kDense:
       return &N::dense;
     case Op::kAttention:

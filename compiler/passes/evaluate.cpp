@@ -7,6 +7,7 @@
 #include <functional>
 #include <type_traits>
 
+#include "compiler/ir/einsum.h"
 #include "compiler/ir/shape_inference.h"
 
 namespace kiln::passes {
@@ -143,6 +144,7 @@ class Evaluator {
   Tensor tile();
   Tensor trilu();
   Result<Tensor> scatter_nd();
+  Result<Tensor> einsum();
   Tensor cast();
   Tensor copy();
   Tensor transpose();
@@ -431,6 +433,70 @@ Result<Tensor> Evaluator::scatter_nd() {
                              : std::min(a, b));
       }
     }
+  }
+  return r;
+}
+
+// Einsum, any equation parse_einsum accepts (repeated labels read diagonals): for each output
+// element, the sum over the other labels of the product of the inputs, in double.
+Result<Tensor> Evaluator::einsum() {
+  std::vector<size_t> ranks;
+  for (const Tensor* t : in_) ranks.push_back(t->dims.size());
+  auto labels = ir::parse_einsum(n_.attr_string("equation", ""), ranks);
+  if (!labels) return err(labels.status().message());
+  std::vector<int> loop = labels->output;        // output labels, then the summed ones
+  std::vector<int64_t> extent(loop.size(), -1);  // -1: not seen yet
+  auto slot = [&](int l) -> size_t {
+    auto it = std::find(loop.begin(), loop.end(), l);
+    if (it != loop.end()) return it - loop.begin();
+    loop.push_back(l);
+    extent.push_back(-1);
+    return loop.size() - 1;
+  };
+  for (size_t i = 0; i < in_.size(); ++i)
+    for (size_t j = 0; j < ranks[i]; ++j) {
+      const size_t s = slot(labels->inputs[i][j]);
+      if (extent[s] < 0 || extent[s] == 1) extent[s] = in_[i]->dims[j];  // size 1 broadcasts
+    }
+  // strides[i][s]: input i's element stride along loop label s (0 where it lacks or broadcasts it)
+  std::vector<std::vector<int64_t>> strides(in_.size(), std::vector<int64_t>(loop.size(), 0));
+  for (size_t i = 0; i < in_.size(); ++i) {
+    const auto st = row_major_strides(in_[i]->dims);
+    for (size_t j = 0; j < ranks[i]; ++j)
+      if (in_[i]->dims[j] != 1) strides[i][slot(labels->inputs[i][j])] += st[j];
+  }
+  Tensor r = out(0);
+  const size_t n_out = labels->output.size();
+  int64_t summed = 1;
+  for (size_t s = n_out; s < loop.size(); ++s) summed *= extent[s];
+  const bool fl = is_float(r.dtype);
+  for (int64_t o = 0; o < r.numel(); ++o) {
+    double acc = 0;
+    int64_t iacc = 0;
+    for (int64_t t = 0; t < summed; ++t) {
+      std::vector<int64_t> off(in_.size(), 0);
+      int64_t rem_o = o, rem_t = t;
+      for (size_t s = loop.size(); s-- > 0;) {
+        int64_t& rem = s < n_out ? rem_o : rem_t;
+        const int64_t c = rem % extent[s];
+        rem /= extent[s];
+        for (size_t i = 0; i < in_.size(); ++i) off[i] += c * strides[i][s];
+      }
+      double p = 1;
+      int64_t ip = 1;
+      for (size_t i = 0; i < in_.size(); ++i) {
+        if (fl)
+          p *= in_[i]->float_at(off[i]);
+        else
+          ip *= in_[i]->int_at(off[i]);
+      }
+      acc += p;
+      iacc += ip;
+    }
+    if (fl)
+      set_f(r, o, acc);
+    else
+      set_i(r, o, iacc);
   }
   return r;
 }
@@ -943,6 +1009,8 @@ Evaluator::Hook Evaluator::hook(ir::Op op) {
       return &E::one<&E::matmul>;
     case Op::kGemm:
       return &E::one<&E::gemm>;
+    case Op::kEinsum:
+      return &E::one<&E::einsum>;
     case Op::kDense:
       return &E::one<&E::dense>;
     case Op::kAttention:

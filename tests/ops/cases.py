@@ -532,6 +532,61 @@ def scatter_nd_cases():
     ]
 
 
+def einsum(name, equation, operands, out_shape, inits=(), **kw):
+    """Einsum over operands [(name, shape)]; those named in inits are constants."""
+    consts = {t.name for t in inits}
+    return Case(f"Einsum_{name}", [node("Einsum", [n for n, _ in operands], ["y"],
+                                        equation=equation)],
+                [In(n, F, shape) for n, shape in operands if n not in consts],
+                [("y", F, out_shape)], list(inits), tol=kw.pop("tol", 2e-5), **kw)
+
+
+def einsum_cases():
+    h = ["batch", 2]
+    return [
+        einsum("bhqd_bhkd", "bhqd,bhkd->bhqk", [("q", h + ["seq", 4]), ("k", h + ["seq", 4])],
+               h + ["seq", "seq"]),
+        einsum("bhqk_bhkd", "bhqk,bhkd->bhqd", [("p", h + ["seq", "seq"]), ("v", h + ["seq", 4])],
+               h + ["seq", 4]),
+        einsum("bqhd_bkhd", "bqhd,bkhd->bhqk",
+               [("q", BS + [2, 4]), ("k", BS + [2, 4])], h + ["seq", "seq"]),
+        einsum("ellipsis_broadcast", "...ij,...jk->...ik", [("a", BS + [3, 5]), ("b", ["seq", 5, 2])],
+               BS + [3, 2]),
+        einsum("bij_bjk", "bij,bjk->bik", [("a", BS + [5]), ("b", ["batch", 5, 3])],
+               BS + [3]),
+        einsum("implicit_output", "ij,kj", [("a", ["seq", 5]), ("b", [3, 5])], ["seq", 3]),
+        einsum("outer", "i,j->ij", [("a", ["seq"]), ("b", [5])], ["seq", 5]),
+        einsum("transpose", "ij->ji", [("x", ["seq", 5])], [5, "seq"]),
+        einsum("batched_transpose", "bij->bji", [("x", BS + [5])], ["batch", 5, "seq"]),
+        einsum("sum", "bij->bi", [("x", BS + [5])], BS),
+        # two contracted labels (one summed after the MatMul), no M, no N
+        einsum("two_contracted", "bhd,bhd->b", [("a", h + [4]), ("b", h + [4])], ["batch"]),
+        # d only in a and not in the output: summed first; then a broadcast product
+        einsum("sum_then_outer", "bsd,be->bse", [("a", BS + [3]), ("b", ["batch", 4])],
+               BS + [4]),
+        # labels of b alone in front of the MatMul's batch (b unsqueezed into a's)
+        einsum("both_sides_extra", "xyi,zwi->xzyw", [("a", ["batch", 3, 4]), ("b", [2, 5, 4])],
+               ["batch", 2, 3, 5]),
+        einsum("right_extra", "ij,bjk->bik", [("a", ["seq", 5]), ("b", ["batch", 5, 3])],
+               BS + [3]),
+        # projections by a constant weight reach the Dense fast path
+        einsum("dense", "bsh,hd->bsd", [("x", BS + [6]), ("w", [6, 8])], BS + [8],
+               [weight("w", 6, 8)], rel_tol_int8=0.05, fused=("Dense",)),
+        einsum("dense_weight_transposed", "bsh,dh->bsd", [("x", BS + [6]), ("w", [8, 6])],
+               BS + [8], [weight("w", 8, 6)], rel_tol_int8=0.05, fused=("Dense",)),
+        # a rotary table: outer(arange(seq), inv_freq) -> cos, from the run-time seq
+        Case("Einsum_rotary_table",
+             [node("Shape", ["x"], ["s"]), node("Gather", ["s", "one"], ["n"], axis=0),
+              node("Range", ["zero", "n", "one"], ["r"]), node("Cast", ["r"], ["t"], to=F),
+              node("Einsum", ["t", "inv_freq"], ["f"], equation="i,j->ij"),
+              node("Cos", ["f"], ["y"])],
+             [In("x", I64, BS, 0, 5)], [("y", F, ["seq", 4])],
+             [const("zero", np.int64(0)), const("one", np.int64(1)),
+              const("inv_freq", 1.0 / (10000 ** (np.arange(0, 8, 2, dtype=np.float32) / 8)))],
+             opset=12, tol=2e-5),
+    ]
+
+
 def cases():
     return [
         unary("Sqrt", lo=0.0),
@@ -628,4 +683,5 @@ def cases():
              [("y", I64, [4, 9])], [const("reps", np.array([2, 3], np.int64))]),
         *trilu_cases(),
         *scatter_nd_cases(),
+        *einsum_cases(),
     ]

@@ -9,6 +9,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "compiler/frontend/onnx/einsum.h"
 #include "compiler/frontend/onnx/tensor_proto.h"
 #include "compiler/ir/shape_inference.h"
 
@@ -460,6 +461,12 @@ Result<std::unique_ptr<ir::Graph>> Importer::run() {
   }
   KILN_RETURN_IF_ERROR(drop_unused_extra_outputs());
   if (auto s = ir::infer_shapes(*g_); !s) return err(s.message());
+  // Einsum's lowering reads the operands' ranks, so it follows shape inference.
+  if (std::any_of(g_->nodes().begin(), g_->nodes().end(),
+                  [](const auto& n) { return n->op == ir::Op::kEinsum; })) {
+    if (auto s = lower_einsums(*g_); !s) return err(s.message());
+    if (auto s = ir::infer_shapes(*g_); !s) return err(s.message());
+  }
   KILN_RETURN_IF_ERROR(set_seq_max());
   return std::move(g_);
 }

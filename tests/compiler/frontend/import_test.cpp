@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 
 #include "compiler/frontend/onnx/import.h"
 #include "compiler/passes/pipeline.h"
@@ -160,6 +161,34 @@ TEST(Import, Opset20GeluBothApproximations) {
   EXPECT_EQ(t->nodes()[0]->op, ir::Op::kGeluTanh);
   EXPECT_FALSE(t->nodes()[0]->has_attr("approximate"));
   ASSERT_TRUE(passes::run_pipeline(*t).is_ok());
+}
+
+TEST(Import, EinsumBecomesMatMulTransposeAndMul) {
+  auto g = load("einsum.onnx");
+  ASSERT_TRUE(g);
+  std::map<std::string, int> ops;
+  for (const auto& n : g->nodes()) ++ops[ir::op_name(n->op)];
+  EXPECT_EQ(ops, (std::map<std::string, int>{
+                     {"MatMul", 2}, {"Transpose", 2}, {"Unsqueeze", 1}, {"Mul", 1}}));
+  const auto names = g->symbol_names();
+  std::map<std::string, const ir::Value*> out;
+  for (const ir::Value* v : g->outputs) out[v->name] = v;
+  // The projection is MatMul(x, w) with w untouched, as fuse_dense wants it.
+  const ir::Node* proj = out.at("proj")->producer;
+  ASSERT_TRUE(proj);
+  EXPECT_EQ(proj->op, ir::Op::kMatMul);
+  EXPECT_EQ(proj->inputs[0]->name, "x");
+  EXPECT_EQ(proj->inputs[1]->name, "w");
+  EXPECT_EQ(ir::shape_str(*out.at("proj")->shape, names), "[b, s, 6]");
+  EXPECT_EQ(ir::shape_str(*out.at("scores")->shape, names), "[b, 2, s, s]");
+  EXPECT_EQ(out.at("outer")->producer->op, ir::Op::kMul);
+  EXPECT_EQ(ir::shape_str(*out.at("outer")->shape, names), "[s, 5]");
+}
+
+TEST(ImportErrors, EinsumOutsideTheLoweredFormsNamesNodeAndEquation) {
+  const std::string msg = import_error("einsum_diagonal.onnx");
+  EXPECT_NE(msg.find("node 'diag' (Einsum)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("equation 'ii->i' is not supported"), std::string::npos) << msg;
 }
 
 TEST(ImportErrors, MissingFile) {

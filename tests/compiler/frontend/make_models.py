@@ -196,6 +196,25 @@ for approx in ("none", "tanh"):
                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
          f"gelu_{approx}.onnx", 20)
 
+# einsum.onnx: equations the importer lowers (compiler/frontend/onnx/einsum.cpp): a projection by a
+# constant weight, attention scores over [b, s, heads, d], a rotary-style outer product.
+vi = helper.make_tensor_value_info
+save(helper.make_graph(
+    [helper.make_node("Einsum", ["x", "w"], ["proj"], equation="bsh,hd->bsd", name="proj"),
+     helper.make_node("Einsum", ["q", "k"], ["scores"], equation="bqhd,bkhd->bhqk", name="scores"),
+     helper.make_node("Einsum", ["t", "f"], ["outer"], equation="i,j->ij", name="outer")],
+    "einsum",
+    [vi("x", TensorProto.FLOAT, ["b", "s", 4]), vi("q", TensorProto.FLOAT, ["b", "s", 2, 3]),
+     vi("k", TensorProto.FLOAT, ["b", "s", 2, 3]), vi("t", TensorProto.FLOAT, ["s"]),
+     vi("f", TensorProto.FLOAT, [5])],
+    [vi("proj", TensorProto.FLOAT, None), vi("scores", TensorProto.FLOAT, None),
+     vi("outer", TensorProto.FLOAT, None)],
+    [helper.make_tensor("w", TensorProto.FLOAT, [4, 6], np.ones(24, np.float32).tolist())]),
+    "einsum.onnx", 13)
+save(helper.make_graph([helper.make_node("Einsum", ["x"], ["y"], equation="ii->i", name="diag")],
+                       "g", [vi("x", TensorProto.FLOAT, [4, 4])], [vi("y", TensorProto.FLOAT, None)]),
+     "einsum_diagonal.onnx", 13)
+
 # Bad inputs.
 x_info = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4])]
 y_info = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]

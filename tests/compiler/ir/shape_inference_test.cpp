@@ -219,6 +219,28 @@ TEST(ShapeInference, CastRangeConstantOfShape) {
   EXPECT_EQ(cos->dtype, DType::kFloat32);
 }
 
+TEST(ShapeInference, EinsumLabelsEllipsisAndImplicitOutput) {
+  Fixture f;
+  Value* b = f.input("b", DType::kFloat32, {Dim::symbol(1), Dim(32), Dim(5)});
+  Value* mm = f.op("Einsum", {f.x, b}, {{"equation", std::string("...j,...jk->...k")}});
+  Value* imp = f.op("Einsum", {f.x, b}, {{"equation", std::string("bsj, s j k")}});
+  Value* t = f.op("Einsum", {f.x}, {{"equation", std::string("bsh->hb")}});
+  ASSERT_TRUE(infer_shapes(f.g).is_ok());
+  EXPECT_EQ(f.shape(mm), "[batch, seq, 5]");
+  EXPECT_EQ(f.shape(imp), "[batch, 5]");  // b and k occur once
+  EXPECT_EQ(f.shape(t), "[32, batch]");
+  // h: 32 against seq; one term for two inputs; a term of the wrong rank; a label no input has
+  for (const char* bad : {"bsh,hjk->bk", "bsh->b", "bs,sjk->b", "bsh,sjk->bq"}) {
+    Fixture g;
+    Value* b2 = g.input("b", DType::kFloat32, {Dim::symbol(1), Dim(32), Dim(5)});
+    g.op("Einsum", {g.x, b2}, {{"equation", std::string(bad)}});
+    Status s = infer_shapes(g.g);
+    ASSERT_FALSE(s.is_ok()) << bad;
+    EXPECT_NE(s.message().find(std::string("equation '") + bad + "'"), std::string::npos)
+        << s.message();
+  }
+}
+
 TEST(ShapeInference, TriluAndScatterND) {
   Fixture f;
   Value* t = f.op("Trilu", {f.x, f.i64({1}, {})}, {{"upper", int64_t{0}}});
