@@ -4,9 +4,6 @@ with torch. Runs in the zoo venv only (torch 2.x, transformers 5.x); elsewhere i
     $(scripts/setup_venv.sh | tail -1) -m pytest -q tests/zoo
 """
 
-import os
-import sys
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -18,23 +15,14 @@ pytest.importorskip("onnxscript")
 ort = pytest.importorskip("onnxruntime")
 np = pytest.importorskip("numpy")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import zoo  # noqa: E402
-
-_cases = {}
-
-
-def _case(name):
-    if name not in _cases:
-        _cases[name] = zoo.build(name)
-    return _cases[name]
+import zoo  # noqa: E402  (conftest.py puts tests/zoo on sys.path)
 
 
 @pytest.mark.parametrize("exporter", zoo.EXPORTERS)
 @pytest.mark.parametrize("name", list(zoo.MODELS))
-def test_export_matches_torch(name, exporter, tmp_path):
-    case = _case(name)
-    path = zoo.export(case, exporter, str(tmp_path / f"{name}.{exporter}.onnx"))
+def test_export_matches_torch(name, exporter, zoo_exports):
+    case = zoo_exports.case(name)
+    path = zoo_exports.path(name, exporter)  # the session's export, shared with test_zoo_compile.py
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == list(case.input_names)
     for batch, seq in [(1, 1), (3, 7), (2, zoo.MAX_POS)]:
