@@ -57,6 +57,18 @@ TEST_F(CliTest, RunWritesOutputs) {
   EXPECT_EQ(pooled.shape, (std::vector<int64_t>{2, kHidden}));
 }
 
+// --flag=value works like --flag value; a repeated single-value option keeps its last value.
+TEST_F(CliTest, RunInlineValuesAndRepeats) {
+  ASSERT_EQ(rt({"run", dir_, "--input=input_ids=" + dir_ + "/ids.npy", "--input",
+                "token_type_ids=" + dir_ + "/types.npy", "--output-dir=" + dir_ + "/nope",
+                "--output-dir", dir_ + "/out2", "--threads=1", "--threads", "2"}),
+            0);
+  tools::NpyArray hidden;
+  std::string err;
+  ASSERT_TRUE(tools::read_npy(dir_ + "/out2/hidden.npy", &hidden, &err)) << err;
+  EXPECT_EQ(hidden.shape, (std::vector<int64_t>{2, 3, kHidden}));
+}
+
 TEST_F(CliTest, RunErrors) {
   const std::string ids = "input_ids=" + dir_ + "/ids.npy";
   const std::string types = "token_type_ids=" + dir_ + "/types.npy";
@@ -69,7 +81,11 @@ TEST_F(CliTest, RunErrors) {
   EXPECT_NE(rt({"run"}), 0);
   EXPECT_NE(rt({"run", dir_, "--bogus"}), 0);
   EXPECT_NE(rt({"run", dir_, "--threads", "x", "--input", ids, "--input", types}), 0);
+  EXPECT_NE(rt({"run", dir_, "--threads", "0", "--input", ids, "--input", types}), 0);
+  EXPECT_NE(rt({"run", dir_, "--input", ids, "--input", types, "--threads"}), 0);  // no value
+  EXPECT_NE(rt({"run", dir_, "--input", ids, types}), 0);  // one value per --input
   EXPECT_NE(rt({"frobnicate"}), 0);
+  EXPECT_NE(rt({}), 0);
   EXPECT_EQ(rt({"run", "--help"}), 0);
   EXPECT_EQ(rt({"--help"}), 0);
 }
@@ -78,6 +94,11 @@ TEST_F(CliTest, BenchAndInspect) {
   EXPECT_EQ(rt({"bench", dir_, "--runs", "3", "--warmup", "1", "--json"}), 0);
   EXPECT_EQ(rt({"bench", dir_, "--batch", "4", "--seq", "16", "--runs", "2", "--threads", "2"}), 0);
   EXPECT_NE(rt({"bench", dir_, "--seq", "17", "--runs", "1"}), 0);  // above the max
+  EXPECT_NE(rt({"bench", dir_, "--seq", "0"}), 0);
+  EXPECT_NE(rt({"bench", dir_, "--runs", "1.5"}), 0);
+  EXPECT_NE(rt({"bench", dir_, "--warmup", "-1"}), 0);
+  EXPECT_NE(rt({"inspect"}), 0);
+  EXPECT_NE(rt({"inspect", dir_, "--bogus"}), 0);
   EXPECT_EQ(rt({"inspect", dir_}), 0);
   EXPECT_EQ(rt({"inspect", dir_, "--json"}), 0);
   EXPECT_EQ(rt({"bench", "--help"}), 0);

@@ -1,13 +1,13 @@
-// kiln-rt subcommands: run (npy in, npy out), bench (generated inputs, timing) and inspect
-// (kiln_model_describe, printed for people).
+// kiln-rt's commands: run (npy in, npy out), bench (generated inputs, timing) and inspect
+// (kiln_model_describe, printed for people); cli.cpp parses their arguments.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <map>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,7 +18,6 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "kiln/kernels/gemm/variant_names.h"
 #include "kiln/runtime.hpp"
 #include "npy.h"
 #include "runtime/shape_expr.h"
@@ -27,125 +26,6 @@ namespace kiln::tools {
 namespace {
 
 using nlohmann::json;
-
-// Thrown for usage and I/O errors; printed as "kiln-rt: error: <message>".
-struct CliError {
-  std::string message;
-};
-
-const char kUsage[] =
-    "usage: kiln-rt <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  run DIR --input NAME=FILE.npy [...]   run a kiln artifact on .npy inputs\n"
-    "  bench DIR [--batch B] [--seq S]       time runs on generated inputs\n"
-    "  inspect DIR                           describe an artifact\n"
-    "\n"
-    "`kiln-rt <command> --help` shows a command's options.\n";
-
-const char kRunUsage[] =
-    "usage: kiln-rt run DIR --input NAME=FILE.npy [--input ...] [--output-dir D] [--threads N]\n"
-    "                   [--verbose]\n"
-    "       kiln-rt run DIR --text \"a sentence\" [--text ...] [...]\n"
-    "\n"
-    "Loads the artifact in DIR (model.json, model.so, model.params), sets each input from a .npy\n"
-    "file (float32/int64/int32/bool/int8/uint8, C order; int32 is accepted for int64 inputs),\n"
-    "runs once and writes NAME.npy for every output to D (default \".\"). Prints each output's\n"
-    "name, shape, dtype and checksums: sum = sum of elements, sum_abs = sum of absolute values.\n"
-    "\n"
-    "  --input NAME=FILE   value of input NAME (every input is required)\n"
-    "  --text TEXT         a text for the packed tokenizer (artifacts compiled with --vocab);\n"
-    "                      repeat for a batch: sets input_ids, attention_mask and\n"
-    "                      token_type_ids, padded to the longest (too long: truncated, warning)\n"
-    "  --output-dir D      where to write outputs (created if missing)\n"
-    "  --threads N         threads (default: KILN_NUM_THREADS or the number of cores)\n"
-    "  --verbose           print load/run times, the bound shapes and the kernel variants\n"
-    "                      model.so picked; KILN_GEMM_VARIANT=NAME and KILN_GEMM_S8_VARIANT=NAME\n"
-    "                      force one when this CPU and target allow it (FP32 NAME:%s;\n"
-    "                      INT8 NAME:%s)\n";
-
-const char kBenchUsage[] =
-    "usage: kiln-rt bench DIR [--batch B] [--seq S] [--threads N] [--runs N] [--warmup N]\n"
-    "                     [--profile] [--json]\n"
-    "\n"
-    "Generates valid inputs (int inputs: *mask* = 1, *type* = 0, others ids in [0, 100); float\n"
-    "inputs uniform in [-1, 1); bool inputs true), runs --warmup untimed then --runs timed runs\n"
-    "and prints median/min/mean/max milliseconds.\n"
-    "\n"
-    "  --batch B    value of symbol 'batch' (default 1)\n"
-    "  --seq S      value of symbol 'seq' and other symbols (default min(128, compiled max))\n"
-    "  --threads N  threads (default: KILN_NUM_THREADS or the number of cores)\n"
-    "  --runs N     timed runs (default 20)\n"
-    "  --warmup N   untimed runs first (default 3)\n"
-    "  --profile    time every node during the timed runs (also on with KILN_PROFILE=1) and\n"
-    "               print ms per run by op type and the 10 slowest nodes\n"
-    "  --json       print one JSON object: median_ms, min_ms, mean_ms, max_ms, runs, warmup,\n"
-    "               threads, batch, seq (and profile, see kiln_model_profile)\n";
-
-const char kInspectUsage[] =
-    "usage: kiln-rt inspect DIR [--json]\n"
-    "\n"
-    "Prints the artifact's target and required CPU features (and whether this CPU has them),\n"
-    "the kernel variants model.so picked on this CPU, symbols, inputs and outputs, op\n"
-    "histogram, nodes, memory plan and params.\n"
-    "  --json   print kiln_model_describe()'s JSON instead\n";
-
-bool is_help(const std::string& a) {
-  return a == "--help" || a == "-h" || a == "help";
-}
-
-int64_t parse_int(const std::string& flag, const std::string& v, int64_t lo, int64_t hi) {
-  char* end = nullptr;
-  errno = 0;
-  long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || errno != 0 || x < lo || x > hi)
-    throw CliError{flag + ": expected an integer in [" + std::to_string(lo) + ", " +
-                   std::to_string(hi) + "], got '" + v + "'"};
-  return x;
-}
-
-// Common argument walker: positional DIR plus --flags (with or without values).
-struct Args {
-  std::string dir;
-  std::vector<std::pair<std::string, std::string>> flags;  // value "" for switches
-  bool help = false;
-};
-
-Args parse_args(int argc, char** argv, const std::vector<std::string>& with_value,
-                const std::vector<std::string>& switches) {
-  Args a;
-  for (int i = 2; i < argc; ++i) {
-    std::string s = argv[i];
-    if (is_help(s)) {
-      a.help = true;
-      continue;
-    }
-    if (s.rfind("--", 0) == 0) {
-      std::string value;
-      size_t eq = s.find('=');
-      std::string flag = s.substr(0, eq);
-      bool inline_value = eq != std::string::npos;
-      if (inline_value) value = s.substr(eq + 1);
-      if (std::find(with_value.begin(), with_value.end(), flag) != with_value.end()) {
-        if (!inline_value) {
-          if (i + 1 >= argc) throw CliError{flag + " needs a value"};
-          value = argv[++i];
-        }
-        a.flags.emplace_back(flag, value);
-      } else if (std::find(switches.begin(), switches.end(), flag) != switches.end() &&
-                 !inline_value) {
-        a.flags.emplace_back(flag, "");
-      } else {
-        throw CliError{"unknown option '" + s + "' (see --help)"};
-      }
-    } else if (a.dir.empty()) {
-      a.dir = s;
-    } else {
-      throw CliError{"unexpected argument '" + s + "' (see --help)"};
-    }
-  }
-  return a;
-}
 
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -166,14 +46,6 @@ std::string expected_inputs(const json& d) {
     s += "\n  " + in["name"].get<std::string>() + ": " + in["dtype"].get<std::string>() + " " +
          declared_shape_str(in["shape"]);
   return s;
-}
-
-LoadOptions load_options(const Args& a) {
-  LoadOptions o;
-  for (const auto& f : a.flags)
-    if (f.first == "--threads")
-      o.num_threads = static_cast<int>(parse_int(f.first, f.second, 1, 1024));
-  return o;
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -229,9 +101,9 @@ std::string file_name_for(const std::string& name) {
 void encode_texts(Model& m, const std::vector<std::string>& texts, bool verbose,
                   std::vector<bool>* given) {
   if (!kiln_model_has_tokenizer(m.get()))
-    throw CliError{
+    throw std::runtime_error(
         "--text: this artifact has no tokenizer (compile it with `kiln compile ... "
-        "--vocab vocab.txt`), give --input NAME=FILE.npy instead"};
+        "--vocab vocab.txt`), give --input NAME=FILE.npy instead");
   std::vector<const char*> ptrs;
   for (const std::string& t : texts) ptrs.push_back(t.c_str());
   kiln_encoding enc;
@@ -241,7 +113,7 @@ void encode_texts(Model& m, const std::vector<std::string>& texts, bool verbose,
     const int idx = kiln_model_input_index(m.get(), name);  // -1: the model lacks it
     if (idx < 0) continue;
     if ((*given)[idx])
-      throw CliError{std::string("input '") + name + "' is given by --input and --text"};
+      throw std::runtime_error(std::string("input '") + name + "' is given by --input and --text");
     (*given)[idx] = true;
   }
   if (verbose)
@@ -251,84 +123,6 @@ void encode_texts(Model& m, const std::vector<std::string>& texts, bool verbose,
         std::printf(" %lld", static_cast<long long>(enc.input_ids[b * enc.seq + k]));
       std::printf("\n");
     }
-}
-
-int cmd_run(int argc, char** argv) {
-  Args a =
-      parse_args(argc, argv, {"--input", "--output-dir", "--threads", "--text"}, {"--verbose"});
-  if (a.help) {
-    std::printf(kRunUsage, kernels::gemm::kGemmF32VariantNames, kernels::gemm::kGemmS8VariantNames);
-    return 0;
-  }
-  if (a.dir.empty()) throw CliError{"run: missing artifact directory (see kiln-rt run --help)"};
-  std::string out_dir = ".";
-  bool verbose = false;
-  std::vector<std::pair<std::string, std::string>> inputs;
-  std::vector<std::string> texts;
-  for (const auto& f : a.flags) {
-    if (f.first == "--text") texts.push_back(f.second);
-    if (f.first == "--output-dir") out_dir = f.second;
-    if (f.first == "--verbose") verbose = true;
-    if (f.first == "--input") {
-      size_t eq = f.second.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == f.second.size())
-        throw CliError{"--input expects NAME=FILE.npy, got '" + f.second + "'"};
-      inputs.emplace_back(f.second.substr(0, eq), f.second.substr(eq + 1));
-    }
-  }
-  auto t0 = std::chrono::steady_clock::now();
-  Model m(a.dir, load_options(a));
-  const double load_ms = ms_since(t0);
-  const json d = json::parse(m.describe());
-  std::vector<bool> given(m.num_inputs(), false);
-  for (const auto& in : inputs) {
-    int idx = kiln_model_input_index(m.get(), in.first.c_str());
-    if (idx < 0)
-      throw CliError{"unknown input '" + in.first +
-                     "'; the model's inputs are:" + expected_inputs(d)};
-    if (given[idx]) throw CliError{"input '" + in.first + "' is given twice"};
-    NpyArray arr;
-    std::string err;
-    if (!read_npy(in.second, &arr, &err)) throw CliError{err};
-    m.set_input(idx, arr.dtype, arr.shape, arr.data.data());
-    given[idx] = true;
-    if (verbose)
-      std::printf("input %s: %s %s from %s\n", in.first.c_str(), kiln_dtype_name(arr.dtype),
-                  shape_str(arr.shape).c_str(), in.second.c_str());
-  }
-  if (!texts.empty()) encode_texts(m, texts, verbose, &given);
-  for (int i = 0; i < m.num_inputs(); ++i)
-    if (!given[i])
-      throw CliError{
-          "missing input '" + m.input_info(i).name +
-          "' (give --input NAME=FILE.npy for each); the model's inputs are:" + expected_inputs(d)};
-  t0 = std::chrono::steady_clock::now();
-  m.run();
-  const double run_ms = ms_since(t0);
-  if (verbose) {
-    std::printf("loaded in %.2f ms, ran in %.3f ms on %d thread(s)\n", load_ms, run_ms,
-                m.num_threads());
-    std::printf("kernels: %s\n", kernel_variant_str(d).c_str());
-  }
-  if (out_dir != "." && out_dir != "") {
-    std::string cmd_dir = out_dir;
-    // Create the output directory (one level; parents must exist).
-    if (mkdir(cmd_dir.c_str(), 0777) != 0 && errno != EEXIST)
-      throw CliError{"cannot create output directory '" + out_dir + "': " + std::strerror(errno)};
-  }
-  for (int i = 0; i < m.num_outputs(); ++i) {
-    TensorInfo t = m.get_output(i);
-    const std::string path = out_dir + "/" + file_name_for(t.name) + ".npy";
-    std::string err;
-    if (!write_npy(path, t.dtype, t.shape.data(), static_cast<int>(t.shape.size()), t.data,
-                   t.nbytes, &err))
-      throw CliError{err};
-    double sum, sum_abs;
-    checksums(t, &sum, &sum_abs);
-    std::printf("%s: shape %s dtype %s sum %.9g sum_abs %.9g -> %s\n", t.name.c_str(),
-                shape_str(t.shape).c_str(), kiln_dtype_name(t.dtype), sum, sum_abs, path.c_str());
-  }
-  return 0;
 }
 
 bool name_has(const std::string& name, const char* part) {
@@ -407,105 +201,6 @@ void print_profile(const json& p) {
   }
 }
 
-int cmd_bench(int argc, char** argv) {
-  Args a = parse_args(argc, argv, {"--batch", "--seq", "--threads", "--runs", "--warmup"},
-                      {"--json", "--profile"});
-  if (a.help) {
-    std::fputs(kBenchUsage, stdout);
-    return 0;
-  }
-  if (a.dir.empty()) throw CliError{"bench: missing artifact directory (see kiln-rt bench --help)"};
-  int64_t batch = 1, seq = -1, runs = 20, warmup = 3;
-  bool as_json = false, profile = false;
-  for (const auto& f : a.flags) {
-    if (f.first == "--profile") profile = true;
-    if (f.first == "--batch") batch = parse_int(f.first, f.second, 1, 1 << 20);
-    if (f.first == "--seq") seq = parse_int(f.first, f.second, 1, 1 << 24);
-    if (f.first == "--runs") runs = parse_int(f.first, f.second, 1, 1000000);
-    if (f.first == "--warmup") warmup = parse_int(f.first, f.second, 0, 1000000);
-    if (f.first == "--json") as_json = true;
-  }
-  Model m(a.dir, load_options(a));
-  const json d = json::parse(m.describe());
-  std::vector<std::string> names;
-  int64_t sym[KILN_MAX_SYMBOLS] = {};
-  int64_t seq_used = 0;
-  for (size_t s = 0; s < d["symbols"].size() && s < KILN_MAX_SYMBOLS; ++s) {
-    const std::string name = d["symbols"][s]["name"];
-    const int64_t max = d["symbols"][s]["max"];
-    names.push_back(name);
-    if (name == "batch") {
-      sym[s] = batch;
-    } else {
-      int64_t v = seq > 0 ? seq : (max > 0 ? std::min<int64_t>(128, max) : 128);
-      if (seq <= 0 && max > 0) v = std::min(v, max);
-      sym[s] = v;
-      if (name == "seq" || seq_used == 0) seq_used = v;
-    }
-  }
-  if (seq_used == 0) seq_used = seq > 0 ? seq : 0;
-  std::mt19937 rng(1234);
-  std::vector<std::vector<uint8_t>> bufs;
-  for (int i = 0; i < m.num_inputs(); ++i) {
-    const json& in = d["inputs"][i];
-    std::vector<int64_t> shape;
-    int64_t numel = 1;
-    for (const auto& dim : in["shape"]) {
-      int64_t v;
-      if (dim.is_number_integer()) {
-        v = dim.get<int64_t>();
-      } else {
-        rt::SymDim sd;
-        std::string err;
-        if (!rt::parse_sym_dim(dim.get<std::string>(), names, &sd, &err) || !sd.eval(sym, &v))
-          throw CliError{"input '" + in["name"].get<std::string>() + "': " + err};
-      }
-      shape.push_back(v);
-      numel *= v;
-    }
-    TensorInfo info = m.input_info(i);
-    bufs.push_back(generate_input(info.name, info.dtype, numel, rng));
-    m.set_input(i, info.dtype, shape, bufs.back().data());
-  }
-  for (int64_t i = 0; i < warmup; ++i) m.run();
-  profile = profile || json::parse(m.profile())["enabled"].get<bool>();  // KILN_PROFILE=1
-  if (profile) m.set_profiling(true);  // count the timed runs only
-  std::vector<double> times;
-  for (int64_t i = 0; i < runs; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    m.run();
-    times.push_back(ms_since(t0));
-  }
-  std::vector<double> sorted = times;
-  std::sort(sorted.begin(), sorted.end());
-  const size_t n = sorted.size();
-  const double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-  double mean = 0;
-  for (double t : times) mean += t / n;
-  if (as_json) {
-    json j = {{"median_ms", median},
-              {"min_ms", sorted.front()},
-              {"mean_ms", mean},
-              {"max_ms", sorted.back()},
-              {"runs", runs},
-              {"warmup", warmup},
-              {"threads", m.num_threads()},
-              {"batch", batch},
-              {"seq", seq_used},
-              {"target", d["target"]["name"]}};
-    if (profile) j["profile"] = json::parse(m.profile());
-    std::printf("%s\n", j.dump().c_str());
-  } else {
-    std::printf("%s: batch %lld seq %lld, %d thread(s), %lld runs (%lld warmup)\n", a.dir.c_str(),
-                static_cast<long long>(batch), static_cast<long long>(seq_used), m.num_threads(),
-                static_cast<long long>(runs), static_cast<long long>(warmup));
-    std::printf("median %.3f ms  min %.3f ms  mean %.3f ms  max %.3f ms\n", median, sorted.front(),
-                mean, sorted.back());
-    if (profile) print_profile(json::parse(m.profile()));
-  }
-  return 0;
-}
-
 std::string human_bytes(uint64_t b) {
   char buf[64];
   if (b >= (1ull << 20))
@@ -543,21 +238,159 @@ void print_quantization(const std::string& dir) {
   }
 }
 
-int cmd_inspect(int argc, char** argv) {
-  Args a = parse_args(argc, argv, {}, {"--json"});
-  if (a.help) {
-    std::fputs(kInspectUsage, stdout);
-    return 0;
+}  // namespace
+
+int cmd_run(const RunArgs& a) {
+  const std::string& out_dir = a.output_dir;
+  const bool verbose = a.verbose;
+  LoadOptions o;
+  o.num_threads = a.threads;
+  auto t0 = std::chrono::steady_clock::now();
+  Model m(a.dir, o);
+  const double load_ms = ms_since(t0);
+  const json d = json::parse(m.describe());
+  std::vector<bool> given(m.num_inputs(), false);
+  for (const auto& in : a.inputs) {
+    int idx = kiln_model_input_index(m.get(), in.first.c_str());
+    if (idx < 0)
+      throw std::runtime_error("unknown input '" + in.first +
+                               "'; the model's inputs are:" + expected_inputs(d));
+    if (given[idx]) throw std::runtime_error("input '" + in.first + "' is given twice");
+    NpyArray arr;
+    std::string err;
+    if (!read_npy(in.second, &arr, &err)) throw std::runtime_error(err);
+    m.set_input(idx, arr.dtype, arr.shape, arr.data.data());
+    given[idx] = true;
+    if (verbose)
+      std::printf("input %s: %s %s from %s\n", in.first.c_str(), kiln_dtype_name(arr.dtype),
+                  shape_str(arr.shape).c_str(), in.second.c_str());
   }
-  if (a.dir.empty())
-    throw CliError{"inspect: missing artifact directory (see kiln-rt inspect --help)"};
-  bool as_json = false;
-  for (const auto& f : a.flags)
-    if (f.first == "--json") as_json = true;
+  if (!a.texts.empty()) encode_texts(m, a.texts, verbose, &given);
+  for (int i = 0; i < m.num_inputs(); ++i)
+    if (!given[i])
+      throw std::runtime_error(
+          "missing input '" + m.input_info(i).name +
+          "' (give --input NAME=FILE.npy for each); the model's inputs are:" + expected_inputs(d));
+  t0 = std::chrono::steady_clock::now();
+  m.run();
+  const double run_ms = ms_since(t0);
+  if (verbose) {
+    std::printf("loaded in %.2f ms, ran in %.3f ms on %d thread(s)\n", load_ms, run_ms,
+                m.num_threads());
+    std::printf("kernels: %s\n", kernel_variant_str(d).c_str());
+  }
+  if (out_dir != "." && out_dir != "") {
+    // Create the output directory (one level; parents must exist).
+    if (mkdir(out_dir.c_str(), 0777) != 0 && errno != EEXIST)
+      throw std::runtime_error("cannot create output directory '" + out_dir +
+                               "': " + std::strerror(errno));
+  }
+  for (int i = 0; i < m.num_outputs(); ++i) {
+    TensorInfo t = m.get_output(i);
+    const std::string path = out_dir + "/" + file_name_for(t.name) + ".npy";
+    std::string err;
+    if (!write_npy(path, t.dtype, t.shape.data(), static_cast<int>(t.shape.size()), t.data,
+                   t.nbytes, &err))
+      throw std::runtime_error(err);
+    double sum, sum_abs;
+    checksums(t, &sum, &sum_abs);
+    std::printf("%s: shape %s dtype %s sum %.9g sum_abs %.9g -> %s\n", t.name.c_str(),
+                shape_str(t.shape).c_str(), kiln_dtype_name(t.dtype), sum, sum_abs, path.c_str());
+  }
+  return 0;
+}
+
+int cmd_bench(const BenchArgs& a) {
+  const int64_t batch = a.batch, seq = a.seq, runs = a.runs, warmup = a.warmup;
+  bool profile = a.profile;
+  LoadOptions o;
+  o.num_threads = a.threads;
+  Model m(a.dir, o);
+  const json d = json::parse(m.describe());
+  std::vector<std::string> names;
+  int64_t sym[KILN_MAX_SYMBOLS] = {};
+  int64_t seq_used = 0;
+  for (size_t s = 0; s < d["symbols"].size() && s < KILN_MAX_SYMBOLS; ++s) {
+    const std::string name = d["symbols"][s]["name"];
+    const int64_t max = d["symbols"][s]["max"];
+    names.push_back(name);
+    if (name == "batch") {
+      sym[s] = batch;
+    } else {
+      int64_t v = seq > 0 ? seq : (max > 0 ? std::min<int64_t>(128, max) : 128);
+      if (seq <= 0 && max > 0) v = std::min(v, max);
+      sym[s] = v;
+      if (name == "seq" || seq_used == 0) seq_used = v;
+    }
+  }
+  if (seq_used == 0) seq_used = seq > 0 ? seq : 0;
+  std::mt19937 rng(1234);
+  std::vector<std::vector<uint8_t>> bufs;
+  for (int i = 0; i < m.num_inputs(); ++i) {
+    const json& in = d["inputs"][i];
+    std::vector<int64_t> shape;
+    int64_t numel = 1;
+    for (const auto& dim : in["shape"]) {
+      int64_t v;
+      if (dim.is_number_integer()) {
+        v = dim.get<int64_t>();
+      } else {
+        rt::SymDim sd;
+        std::string err;
+        if (!rt::parse_sym_dim(dim.get<std::string>(), names, &sd, &err) || !sd.eval(sym, &v))
+          throw std::runtime_error("input '" + in["name"].get<std::string>() + "': " + err);
+      }
+      shape.push_back(v);
+      numel *= v;
+    }
+    TensorInfo info = m.input_info(i);
+    bufs.push_back(generate_input(info.name, info.dtype, numel, rng));
+    m.set_input(i, info.dtype, shape, bufs.back().data());
+  }
+  for (int64_t i = 0; i < warmup; ++i) m.run();
+  profile = profile || json::parse(m.profile())["enabled"].get<bool>();  // KILN_PROFILE=1
+  if (profile) m.set_profiling(true);  // count the timed runs only
+  std::vector<double> times;
+  for (int64_t i = 0; i < runs; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    m.run();
+    times.push_back(ms_since(t0));
+  }
+  std::vector<double> sorted = times;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  const double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  double mean = 0;
+  for (double t : times) mean += t / n;
+  if (a.json) {
+    json j = {{"median_ms", median},
+              {"min_ms", sorted.front()},
+              {"mean_ms", mean},
+              {"max_ms", sorted.back()},
+              {"runs", runs},
+              {"warmup", warmup},
+              {"threads", m.num_threads()},
+              {"batch", batch},
+              {"seq", seq_used},
+              {"target", d["target"]["name"]}};
+    if (profile) j["profile"] = json::parse(m.profile());
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s: batch %lld seq %lld, %d thread(s), %lld runs (%lld warmup)\n", a.dir.c_str(),
+                static_cast<long long>(batch), static_cast<long long>(seq_used), m.num_threads(),
+                static_cast<long long>(runs), static_cast<long long>(warmup));
+    std::printf("median %.3f ms  min %.3f ms  mean %.3f ms  max %.3f ms\n", median, sorted.front(),
+                mean, sorted.back());
+    if (profile) print_profile(json::parse(m.profile()));
+  }
+  return 0;
+}
+
+int cmd_inspect(const InspectArgs& a) {
   LoadOptions o;
   o.num_threads = 1;
   Model m(a.dir, o);
-  if (as_json) {
+  if (a.json) {
     std::printf("%s\n", m.describe().c_str());
     return 0;
   }
@@ -622,33 +455,6 @@ int cmd_inspect(int argc, char** argv) {
               d["params"]["count"].get<int>(),
               human_bytes(d["params"]["bytes"].get<uint64_t>()).c_str());
   return 0;
-}
-
-}  // namespace
-
-int rt_main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
-  const std::string cmd = argv[1];
-  try {
-    if (is_help(cmd)) {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (cmd == "run") return cmd_run(argc, argv);
-    if (cmd == "bench") return cmd_bench(argc, argv);
-    if (cmd == "inspect") return cmd_inspect(argc, argv);
-    throw CliError{"unknown command '" + cmd + "' (expected run, bench or inspect)"};
-  } catch (const CliError& e) {
-    std::fprintf(stderr, "kiln-rt: error: %s\n", e.message.c_str());
-  } catch (const kiln::Error& e) {
-    std::fprintf(stderr, "kiln-rt: error: %s\n", e.what());
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "kiln-rt: error: %s\n", e.what());
-  }
-  return 1;
 }
 
 }  // namespace kiln::tools

@@ -1,10 +1,49 @@
 // kiln-rt's commands as a library, so the compiler CLI can forward `kiln run|bench|inspect`.
+// rt_main (cli.cpp) parses the command line with CLI11 into one of the argument structs below and
+// runs that command (commands.cpp).
 #pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace kiln::tools {
 
-// argv[1] is the subcommand: run, bench or inspect (see `kiln-rt --help`). Returns the exit code;
-// errors go to stderr prefixed "kiln-rt: error: ".
+// argv[1] is the subcommand: run, bench or inspect (see `kiln-rt --help`). Returns the exit code
+// (CLI11's for a bad command line); errors go to stderr prefixed "kiln-rt: error: ".
 int rt_main(int argc, char** argv);
+
+// 0 threads: KILN_NUM_THREADS or the number of cores.
+struct RunArgs {
+  std::string dir;
+  std::vector<std::pair<std::string, std::string>> inputs;  // --input NAME=FILE.npy
+  std::vector<std::string> texts;                           // --text, for the packed tokenizer
+  std::string output_dir = ".";
+  int threads = 0;
+  bool verbose = false;
+};
+
+struct BenchArgs {
+  std::string dir;
+  int64_t batch = 1;
+  int64_t seq = 0;  // 0: min(128, compiled maximum)
+  int threads = 0;
+  int64_t runs = 20;
+  int64_t warmup = 3;
+  bool profile = false;
+  bool json = false;
+};
+
+struct InspectArgs {
+  std::string dir;
+  bool json = false;
+};
+
+// Each returns the exit code and throws std::runtime_error (kiln::Error among them) on bad input
+// or a failed run.
+int cmd_run(const RunArgs& a);
+int cmd_bench(const BenchArgs& a);
+int cmd_inspect(const InspectArgs& a);
 
 }  // namespace kiln::tools
