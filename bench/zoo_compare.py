@@ -106,14 +106,15 @@ def compile_kiln(path, art, max_seq, *extra):
     return next((ln.strip() for ln in proc.stdout.splitlines() if "graph:" in ln), None)
 
 
-def time_one(system, art, onnx, npz, seq, threads, runs, warmup):
+def time_one(system, path, npz, seq, threads, runs, warmup):
+    """One process timing `system` on `path` (kiln: artifact dir, ORT: ONNX file); median ms."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), KILN_NUM_THREADS=str(threads),
                PYTHONPATH=str(PEERS))
     if system.startswith("kiln"):
-        cmd = [str(KILN), "bench", str(art), "--batch", "1", "--seq", str(seq), "--threads",
+        cmd = [str(KILN), "bench", str(path), "--batch", "1", "--seq", str(seq), "--threads",
                str(threads), "--runs", str(runs), "--warmup", str(warmup), "--json"]
     else:
-        cmd = [sys.executable, str(PEERS / "ort_worker.py"), str(onnx), str(npz), str(threads),
+        cmd = [sys.executable, str(PEERS / "ort_worker.py"), str(path), str(npz), str(threads),
                str(runs), str(warmup)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -179,8 +180,7 @@ def main():
         for r in range(a.rounds):
             rot = order[r % len(order):] + order[:r % len(order)]
             for s, t in rot:
-                times[(s, t)].append(time_one(s, files[s], files[s], npz, a.seq, t, a.runs,
-                                              a.warmup))
+                times[(s, t)].append(time_one(s, files[s], npz, a.seq, t, a.runs, a.warmup))
         med = {k: statistics.median(v) for k, v in times.items()}
         for t in threads:
             row = f"  {t} thread{'s' if t > 1 else ' '}: kiln {med[('kiln', t)]:7.1f} ms  " \

@@ -783,6 +783,7 @@ Tensor Evaluator::attention() {
   const int64_t nb = r.dims[0], s = r.dims[1], h = r.dims[2];
   const int64_t heads = n_.attr_int("num_heads", 1), hd = h / heads;
   const float scale = n_.attr_float("scale", 1.0f);
+  const bool empty_rows_zero = n_.attr_int("empty_rows_zero", 0) != 0;
   const int64_t ld = packed ? 3 * h : h;
   const Tensor& k = packed ? q : *in(1);
   const Tensor& v = packed ? q : *in(2);
@@ -807,11 +808,11 @@ Tensor Evaluator::attention() {
         }
         if (mx == -INFINITY) mx = 0;  // every key masked with -inf: 0 / 0 (NaN) below
         for (int64_t j = 0; j < s; ++j) sum += std::exp(sc[j] - mx);
-        if (sum == 0 && n_.attr_int("empty_rows_zero", 0)) sum = INFINITY;  // rows of 0
+        const double inv = empty_rows_zero && sum == 0 ? 0.0 : 1.0 / sum;
         for (int64_t d = 0; d < hd; ++d) {
           double acc = 0;
           for (int64_t j = 0; j < s; ++j)
-            acc += std::exp(sc[j] - mx) / sum * v.float_at((b * s + j) * ld + vo + hh * hd + d);
+            acc += std::exp(sc[j] - mx) * inv * v.float_at((b * s + j) * ld + vo + hh * hd + d);
           set_f(r, (b * s + i) * h + hh * hd + d, acc);
         }
       }

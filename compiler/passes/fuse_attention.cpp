@@ -161,22 +161,6 @@ ir::Value* Matcher::materialise(const Rows& r, const std::string& name) {
   return v;
 }
 
-// v comes from a MatMul through Div / Mul by constant scalars and Adds (a few levels deep).
-bool leads_to_matmul(const ir::Value* v, int depth = 0) {
-  const ir::Node* n = v ? v->producer : nullptr;
-  if (!n || depth > 8) return false;
-  if (n->op == ir::Op::kMatMul) return true;
-  if (n->op == ir::Op::kDiv)
-    return constant_scalar(n->input(1)) && leads_to_matmul(n->input(0), depth + 1);
-  if (n->op == ir::Op::kMul || n->op == ir::Op::kAdd) {
-    for (int i = 0; i < 2; ++i)
-      if ((n->op == ir::Op::kAdd || constant_scalar(n->input(1 - i))) &&
-          leads_to_matmul(n->input(i), depth + 1))
-        return true;
-  }
-  return false;
-}
-
 bool broadcasts_to(const ir::Shape& m, const ir::Shape& s) {
   if (m.size() > s.size()) return false;
   for (size_t i = 0; i < m.size(); ++i) {
@@ -215,7 +199,7 @@ bool Matcher::try_fuse(ir::Node* softmax) {
       const ir::Value* o = add->input(1 - i);
       if (float_rank(a, 4) && *a->shape == scores_shape && o && o->shape &&
           o->dtype == ir::DType::kFloat32 && broadcasts_to(*o->shape, scores_shape) &&
-          leads_to_matmul(a))
+          scores_from_matmul(a))
         side = i;
     }
     if (side < 0) return false;

@@ -3,6 +3,7 @@
 
 #include "compiler/ir/shape_inference.h"
 #include "compiler/passes/passes.h"
+#include "compiler/passes/rewrite.h"
 
 namespace kiln::passes {
 
@@ -37,35 +38,24 @@ Status check_pipeline_output(const ir::Graph& g) {
 
 namespace {
 
-int count_op(const ir::Graph& g, ir::Op op) {
+template <class Pred>
+int count_nodes(const ir::Graph& g, Pred pred) {
   int n = 0;
-  for (const auto& node : g.nodes()) n += node->op == op;
+  for (const auto& node : g.nodes()) n += pred(*node);
   return n;
+}
+int count_op(const ir::Graph& g, ir::Op op) {
+  return count_nodes(g, [op](const ir::Node& n) { return n.op == op; });
 }
 int count_packed_attention(const ir::Graph& g) {
-  int n = 0;
-  for (const auto& node : g.nodes())
-    n += node->op == ir::Op::kAttention && node->attr_int("qkv_packed", 0) != 0;
-  return n;
+  return count_nodes(g, [](const ir::Node& n) {
+    return n.op == ir::Op::kAttention && n.attr_int("qkv_packed", 0) != 0;
+  });
 }
 int count_dense_layer_norm(const ir::Graph& g) {
-  int n = 0;
-  for (const auto& node : g.nodes())
-    n += node->op == ir::Op::kDense && node->input(ir::DenseIn::kLnScale) != nullptr;
-  return n;
-}
-
-// v comes from a MatMul within a few element-wise steps (scale, mask Add).
-bool from_matmul(const ir::Value* v, int depth = 0) {
-  const ir::Node* n = v ? v->producer : nullptr;
-  if (!n || depth > 6) return false;
-  if (n->op == ir::Op::kMatMul) return true;
-  if (n->op != ir::Op::kAdd && n->op != ir::Op::kMul && n->op != ir::Op::kDiv &&
-      n->op != ir::Op::kSub)
-    return false;
-  for (const ir::Value* in : n->inputs)
-    if (from_matmul(in, depth + 1)) return true;
-  return false;
+  return count_nodes(g, [](const ir::Node& n) {
+    return n.op == ir::Op::kDense && n.input(ir::DenseIn::kLnScale) != nullptr;
+  });
 }
 
 }  // namespace
@@ -79,7 +69,7 @@ std::vector<std::string> unfused_warnings(const ir::Graph& g) {
           w.push_back(n->describe() + ": MatMul by the constant weight '" + in->name +
                       "' stayed unfused: it runs as a generic MatMul, not a packed Dense GEMM "
                       "(and is not quantized by --quantize int8)");
-    if (n->op == ir::Op::kSoftmax && from_matmul(n->input(0)))
+    if (n->op == ir::Op::kSoftmax && scores_from_matmul(n->input(0)))
       w.push_back(n->describe() +
                   ": softmax over MatMul scores stayed unfused (not an Attention): the scores "
                   "are materialised and the attention runs as separate ops");

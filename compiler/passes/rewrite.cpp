@@ -27,6 +27,26 @@ ir::Value* other_input(const ir::Node* n, const ir::Value* v) {
   return nullptr;
 }
 
+namespace {
+bool scores_from_matmul(const ir::Value* v, int depth) {
+  const ir::Node* n = v ? v->producer : nullptr;
+  if (!n || depth > 8) return false;
+  if (n->op == ir::Op::kMatMul) return true;
+  if (n->op == ir::Op::kDiv)
+    return constant_scalar(n->input(1)) && scores_from_matmul(n->input(0), depth + 1);
+  if (n->op == ir::Op::kMul || n->op == ir::Op::kAdd)
+    for (int i = 0; i < 2; ++i)  // Add: either side (scores or mask); Mul: the non-constant one
+      if ((n->op == ir::Op::kAdd || constant_scalar(n->input(1 - i))) &&
+          scores_from_matmul(n->input(i), depth + 1))
+        return true;
+  return false;
+}
+}  // namespace
+
+bool scores_from_matmul(const ir::Value* v) {
+  return scores_from_matmul(v, 0);
+}
+
 void set_constant(ir::Value* v, ir::Tensor t) {
   v->dtype = t.dtype;
   ir::Shape s(t.dims.begin(), t.dims.end());

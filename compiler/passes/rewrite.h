@@ -13,6 +13,9 @@ namespace kiln::passes {
 ir::Node* producer_op(const ir::Value* v, ir::Op op);
 // The scalar value of a constant whose elements are all equal (a broadcast scalar), else nullopt.
 std::optional<double> constant_scalar(const ir::Value* v);
+// v comes from a MatMul through Div / Mul by constant scalars and Adds (a few levels deep): the
+// attention scores that fuse_attention takes and unfused_warnings looks for.
+bool scores_from_matmul(const ir::Value* v);
 // For a two-input node: the input that is not `v` (nullptr if `v` is not an input).
 ir::Value* other_input(const ir::Node* n, const ir::Value* v);
 
