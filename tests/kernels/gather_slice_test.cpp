@@ -1,9 +1,11 @@
-// Gather (axes, negative indices, errors), Slice (steps, negative, clamping), Concat.
+// Gather (axes, negative indices, errors), ScatterND's index check, Slice (steps, negative,
+// clamping), Concat.
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "kiln/kernels/gather.h"
+#include "kiln/kernels/scatter.h"
 #include "kiln/kernels/slice.h"
 #include "test_util.h"
 
@@ -61,6 +63,27 @@ TEST(Gather, OutOfRangeNamesNodeTensorValueAndRange) {
                    sizeof(err), nullptr),
             1);
   EXPECT_EQ(std::string(err), "node 'n': index -11 in 'i' is out of range [-10, 10)");
+}
+
+// A bad index tuple is an error naming node, index tensor, value and range, and nothing is
+// written (indices are checked before the copy); a negative index counts from the end.
+TEST(ScatterND, OutOfRangeIndexIsAnErrorAndWritesNothing) {
+  const int64_t dd[] = {2, 3};
+  const std::vector<float> data = {0, 1, 2, 3, 4, 5}, updates = {7, 8, 9, 10, 11, 12};
+  std::vector<float> out(6, -1.0f);
+  char err[160] = {};
+  std::vector<int64_t> idx = {-1, 2};  // row -1 = 1 is fine, row 2 is not
+  EXPECT_EQ(
+      scatter_nd(data.data(), dd, 2, idx.data(), 2, 1, updates.data(), ScatterReduction::kNone,
+                 out.data(), "scat", "idx", err, sizeof(err), nullptr),
+      1);
+  EXPECT_EQ(std::string(err), "node 'scat': index 2 in 'idx' is out of range [-2, 2)");
+  EXPECT_EQ(out, std::vector<float>(6, -1.0f));
+  idx = {-1, 0};
+  EXPECT_EQ(scatter_nd(data.data(), dd, 2, idx.data(), 2, 1, updates.data(), ScatterReduction::kAdd,
+                       out.data(), "scat", "idx", err, sizeof(err), nullptr),
+            0);
+  EXPECT_EQ(out, (std::vector<float>{10, 12, 14, 10, 12, 14}));
 }
 
 TEST(Slice, AxisNormalisation) {
