@@ -90,6 +90,7 @@ class Model {
   Status load_impl(const std::string& dir, const kiln_load_options* opts);
   Status check_target() const;
   Status check_params();
+  Status check_library(const std::string& path) const;
   Status load_library();
   Status check_graph_checksum(const std::string& path) const;
   Status load_tokenizer();

@@ -63,6 +63,10 @@ struct ModelDesc {
   };
   std::vector<Fusion> fusions;  // model.json compiler.fusions: informational, for inspect
   std::string library = "model.so";
+  // model.json library_bytes / library_crc32 (absent in artifacts compiled before them).
+  bool has_library_checksum = false;
+  uint64_t library_bytes = 0;
+  uint32_t library_crc32 = 0;
   std::string params_file = "model.params";
   uint64_t params_bytes = 0;
   int64_t params_count = 0;

@@ -1,15 +1,13 @@
 // Reads model.json into a ModelDesc, checking every field, index, dtype, shape expression and the
 // arena plan, so that nothing later in the runtime can index out of range on a corrupt artifact.
-#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "artifact/graph_checksum.h"
 #include "kiln/backend.h"
+#include "runtime/artifact_file.h"
 #include "runtime/dtype.h"
 #include "runtime/model_desc.h"
 
@@ -133,6 +131,16 @@ void parse_params(const json& root, ModelDesc* m) {
     m->has_table_crc = true;
     m->table_crc32 = static_cast<uint32_t>(get_int(p, "table_crc32", "params", 0, UINT32_MAX));
   }
+}
+
+// Optional (additive): model.so's size and CRC-32, checked before dlopen (model_load.cpp).
+void parse_library_checksum(const json& root, ModelDesc* m) {
+  if (!root.contains("library_bytes") && !root.contains("library_crc32")) return;
+  m->has_library_checksum = true;
+  m->library_bytes = static_cast<uint64_t>(
+      get_int(root, "library_bytes", "model.json", 1, static_cast<int64_t>(kMaxLibraryBytes)));
+  m->library_crc32 =
+      static_cast<uint32_t>(get_int(root, "library_crc32", "model.json", 0, UINT32_MAX));
 }
 
 void parse_arena(const json& root, ModelDesc* m) {
@@ -378,12 +386,8 @@ bool shape_numel(const std::vector<SymDim>& shape, const int64_t* sym, int64_t* 
 }
 
 Status parse_model_json(const std::string& path, ModelDesc* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return error(KILN_ERROR_IO, "cannot open '" + path + "': " + std::strerror(errno));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return error(KILN_ERROR_IO, "cannot read '" + path + "'");
-  const std::string text = ss.str();
+  std::string text;
+  KILN_RT_TRY(read_artifact_file(path, kMaxModelJsonBytes, &text));
   json root;
   try {
     root = json::parse(text);
@@ -430,6 +434,7 @@ Status parse_model_json(const std::string& path, ModelDesc* out) {
       }
     parse_target(root, &m);
     if (root.contains("library")) m.library = get_file_name(root, "library", "model.json");
+    parse_library_checksum(root, &m);
     parse_params(root, &m);
     parse_symbols(root, &m);
     parse_arena(root, &m);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "runtime/artifact_file.h"
 #include "runtime/cpu_features.h"
 #include "runtime/dtype.h"
 #include "runtime/model.h"
@@ -20,6 +21,16 @@ std::string canonical_arch(const std::string& a) {
   if (a == "arm64" || a == "armv8" || a == "aarch64") return "aarch64";
   if (a == "x86-64" || a == "amd64" || a == "x64" || a == "x86_64") return "x86_64";
   return a;
+}
+
+// A file that model.json names otherwise than usual (a damaged model.json?): say where the name
+// comes from.
+Status named_by_model_json(Status s, const char* field, const std::string& name,
+                           const char* usual) {
+  if (!s.ok() && name != usual)
+    s.message +=
+        " (the name '" + name + "' is model.json's " + field + ", usually '" + usual + "')";
+  return s;
 }
 
 }  // namespace
@@ -49,7 +60,9 @@ Status Model::load_impl(const std::string& dir, const kiln_load_options* opts) {
   KILN_RT_TRY(parse_model_json(dir_ + "/model.json", &desc_));
   KILN_RT_TRY(check_target());
   const bool verify = !opts || opts->verify_params != 0;
-  KILN_RT_TRY(params_.open(dir_ + "/" + desc_.params_file, verify));
+  KILN_RT_TRY(
+      named_by_model_json(params_.open(dir_ + "/" + desc_.params_file, verify, desc_.params_bytes),
+                          "params.file", desc_.params_file, "model.params"));
   KILN_RT_TRY(check_params());
   KILN_RT_TRY(load_library());
   KILN_RT_TRY(load_tokenizer());
@@ -119,10 +132,6 @@ Status Model::check_params() {
     return error(KILN_ERROR_CORRUPT, file + ": " + std::to_string(entries.size()) +
                                          " tensors, model.json says " +
                                          std::to_string(desc_.params_count));
-  if (desc_.params_bytes != params_.file_bytes())
-    return error(KILN_ERROR_CORRUPT, file + ": " + std::to_string(params_.file_bytes()) +
-                                         " bytes, model.json says " +
-                                         std::to_string(desc_.params_bytes));
   if (desc_.has_table_crc && desc_.table_crc32 != params_.table_crc32())
     return error(KILN_ERROR_CORRUPT, file +
                                          ": table checksum differs from model.json's "
@@ -143,11 +152,33 @@ Status Model::check_params() {
   return ok_status();
 }
 
+// dlopen runs the library's code (relocations, constructors) before any symbol can be checked,
+// so a damaged model.so (a flipped byte on an SD card) would crash the process instead of
+// failing: its size and CRC-32 are checked against model.json first. model.json without them
+// (compiled before they existed) is accepted unchecked, as additive fields are.
+Status Model::check_library(const std::string& path) const {
+  ArtifactFile f;
+  KILN_RT_TRY(f.open(path, kMaxLibraryBytes));
+  if (!desc_.has_library_checksum) return ok_status();
+  const std::string damaged =
+      ": model.so is damaged or not the one this model.json was compiled with; copy the "
+      "artifact again or recompile";
+  if (f.size() != desc_.library_bytes)
+    return error(KILN_ERROR_CORRUPT, path + ": " + std::to_string(f.size()) +
+                                         " bytes, model.json's library_bytes says " +
+                                         std::to_string(desc_.library_bytes) + damaged);
+  uint32_t crc = 0;
+  KILN_RT_TRY(f.crc32(&crc));
+  if (crc != desc_.library_crc32)
+    return error(KILN_ERROR_CORRUPT, path + ": CRC-32 " + std::to_string(crc) +
+                                         ", model.json's library_crc32 says " +
+                                         std::to_string(desc_.library_crc32) + damaged);
+  return ok_status();
+}
+
 Status Model::load_library() {
   const std::string path = dir_ + "/" + desc_.library;
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0)
-    return error(KILN_ERROR_IO, "cannot open '" + path + "': " + std::strerror(errno));
+  KILN_RT_TRY(named_by_model_json(check_library(path), "library", desc_.library, "model.so"));
   dlerror();
   library_ = dlopen(path.c_str(), RTLD_LOCAL | RTLD_NOW);
   if (!library_) {

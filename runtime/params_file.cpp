@@ -2,10 +2,7 @@
 // truncated or corrupted file yields a message, never a crash.
 #include "runtime/params_file.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,6 +11,7 @@
 
 #include "artifact/crc32.h"
 #include "artifact/params_format.h"
+#include "runtime/artifact_file.h"
 #include "runtime/dtype.h"
 
 namespace kiln::rt {
@@ -46,25 +44,22 @@ struct Cursor {
 
 }  // namespace
 
-Status ParamsFile::open(const std::string& path, bool verify_data) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return error(KILN_ERROR_IO, "cannot open '" + path + "': " + std::strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return error(KILN_ERROR_IO, "cannot stat '" + path + "': " + std::strerror(e));
-  }
-  size_ = static_cast<uint64_t>(st.st_size);
-  if (size_ < af::kParamsHeaderBytes) {
-    ::close(fd);
+Status ParamsFile::open(const std::string& path, bool verify_data, uint64_t expected_bytes) {
+  ArtifactFile file;
+  KILN_RT_TRY(file.open(path, UINT64_MAX));
+  size_ = file.size();
+  // Before mapping anything: a huge (sparse) or truncated file is refused here.
+  if (size_ != expected_bytes)
+    return error(size_ < expected_bytes ? KILN_ERROR_IO : KILN_ERROR_CORRUPT,
+                 path + ": " + (size_ < expected_bytes ? "truncated" : "wrong size") + ": " +
+                     std::to_string(size_) + " bytes, model.json's params.bytes says " +
+                     std::to_string(expected_bytes));
+  if (size_ < af::kParamsHeaderBytes)
     return error(KILN_ERROR_IO, path + ": truncated: " + std::to_string(size_) +
                                     " bytes, smaller than the " +
                                     std::to_string(af::kParamsHeaderBytes) + "-byte header");
-  }
-  map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
   int e = errno;
-  ::close(fd);
   if (map_ == MAP_FAILED) {
     map_ = nullptr;
     return error(KILN_ERROR_IO, "cannot mmap '" + path + "': " + std::strerror(e));
@@ -155,22 +150,29 @@ Status ParamsFile::open(const std::string& path, bool verify_data) {
     if (base[i] != 0)
       return error(KILN_ERROR_CORRUPT,
                    path + ": reserved header byte " + std::to_string(i) + " is not zero");
-  if (verify_data) {
-    std::vector<std::pair<uint64_t, uint64_t>> spans;  // [begin, end) of every tensor's data
-    for (const ParamEntry& e : entries_) spans.emplace_back(e.offset, e.offset + e.nbytes);
-    std::sort(spans.begin(), spans.end());
-    uint64_t pos = h.table_offset + h.table_bytes;
-    spans.emplace_back(size_, size_);
-    for (const auto& span : spans) {
-      if (span.first < pos && span.first != span.second)
-        return error(KILN_ERROR_CORRUPT, path + ": tensor data at " + std::to_string(span.first) +
-                                             " overlaps other data");
+  // Between the table, the tensors and the end of the file there is only alignment padding:
+  // fewer than 64 bytes per gap, so the file is no larger than the tensors model.json declares.
+  std::vector<std::pair<uint64_t, uint64_t>> spans;  // [begin, end) of every tensor's data
+  for (const ParamEntry& e : entries_) spans.emplace_back(e.offset, e.offset + e.nbytes);
+  std::sort(spans.begin(), spans.end());
+  uint64_t pos = h.table_offset + h.table_bytes;
+  spans.emplace_back(size_, size_);
+  for (const auto& span : spans) {
+    if (span.first < pos && span.first != span.second)
+      return error(KILN_ERROR_CORRUPT, path + ": tensor data at " + std::to_string(span.first) +
+                                           " overlaps other data");
+    if (span.first > pos && span.first - pos >= af::kParamsAlignment)
+      return error(KILN_ERROR_CORRUPT, path + ": " + std::to_string(span.first - pos) +
+                                           " bytes at " + std::to_string(pos) +
+                                           " belong to no tensor (only alignment padding, under " +
+                                           std::to_string(af::kParamsAlignment) +
+                                           " bytes, may lie between tensors)");
+    if (verify_data)
       for (uint64_t i = pos; i < span.first; ++i)
         if (base[i] != 0)
           return error(KILN_ERROR_CORRUPT, path + ": padding byte " + std::to_string(i) +
                                                " is not zero (corrupted file?)");
-      pos = std::max(pos, span.second);
-    }
+    pos = std::max(pos, span.second);
   }
   return ok_status();
 }

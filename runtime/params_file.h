@@ -1,5 +1,6 @@
 // model.params, mmap'ed read-only and validated (artifact/params_format.h): magic, version,
-// header and table crc32, sizes, 64-byte alignment and, optionally, every tensor's crc32.
+// header and table crc32, sizes, 64-byte alignment, no bytes outside the tensors but alignment
+// padding and, optionally, every tensor's crc32.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +27,8 @@ class ParamsFile {
   ParamsFile(const ParamsFile&) = delete;
   ParamsFile& operator=(const ParamsFile&) = delete;
 
-  Status open(const std::string& path, bool verify_data);
+  // expected_bytes: model.json's params.bytes, checked against the file's size before mapping it.
+  Status open(const std::string& path, bool verify_data, uint64_t expected_bytes);
 
   const uint8_t* data() const { return static_cast<const uint8_t*>(map_); }
   uint64_t file_bytes() const { return size_; }

@@ -1,4 +1,4 @@
-// Artifact writer: lowering -> memory plan -> model.params -> model.json -> sources -> model.so.
+// Artifact writer: lowering -> memory plan -> model.params -> sources -> model.so -> model.json.
 #include "compiler/codegen/emit_artifact.h"
 
 #include <sys/stat.h>
@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "artifact/crc32.h"
 #include "artifact/graph_checksum.h"
 #include "compiler/codegen/emit_cpp.h"
 #include "compiler/codegen/lowering.h"
@@ -77,6 +79,14 @@ Status write_text(const std::string& path, const std::string& text) {
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     return Status::error("cannot write '" + path + "': " + std::strerror(errno));
+  return Status::ok();
+}
+
+Status read_binary(const std::string& path, std::string* out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::error("cannot read '" + path + "': " + std::strerror(errno));
+  out->assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  if (f.bad()) return Status::error("cannot read '" + path + "'");
   return Status::ok();
 }
 
@@ -182,7 +192,6 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
   j["nodes"] = nodes;
   const uint32_t graph_crc32 = artifact::graph_checksum(nlohmann::json::parse(j.dump()));
   j["graph_crc32"] = graph_crc32;
-  KILN_RETURN_IF_ERROR(write_text(opts.output_dir + "/model.json", j.dump(1) + "\n"));
 
   // model.cpp (+ parts) and model.so
   const int parts =
@@ -198,10 +207,19 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
                     (p == 0 ? "/model.cpp" : "/model_" + std::to_string(p) + ".cpp"));
     KILN_RETURN_IF_ERROR(write_text(paths.back(), sources[p]));
   }
-  Status built = build_shared_library(opts.target, paths, opts.output_dir + "/model.so", opts.jobs);
+  const std::string library = opts.output_dir + "/model.so";
+  Status built = build_shared_library(opts.target, paths, library, opts.jobs);
   if (!opts.keep_source)
     for (const auto& p : paths) std::remove(p.c_str());
-  return built;
+  KILN_RETURN_IF_ERROR(built);
+
+  // model.json last: it records model.so's size and CRC-32, which the runtime checks before
+  // dlopen (a damaged library would crash the process inside dlopen instead of failing).
+  std::string so;
+  KILN_RETURN_IF_ERROR(read_binary(library, &so));
+  j["library_bytes"] = so.size();
+  j["library_crc32"] = artifact::crc32(so.data(), so.size());
+  return write_text(opts.output_dir + "/model.json", j.dump(1) + "\n");
 }
 
 }  // namespace kiln::codegen

@@ -10,6 +10,10 @@
  *
  * Every function returns a kiln_status; on failure kiln_last_error() (thread-local) names what
  * is wrong: the file, input, tensor, node, shape or dtype. No function aborts on bad input.
+ *
+ * Loading checks every file before using it: a damaged or foreign model.so (checked against the
+ * size and CRC-32 model.json records, before it is dlopen'ed), files that are devices, FIFOs or
+ * directories, and sizes that disagree with model.json are errors, never a crash or a hang.
  */
 #ifndef KILN_C_API_H_
 #define KILN_C_API_H_

@@ -182,6 +182,13 @@ def test_model_json_from_another_compile(env):
     other = compile_model(env["onnx"], env["tmp"] / "other_compile", "native", "--max-seq", "16")
     art = fresh_copy(env, "json_swap")
     shutil.copy(other / "model.json", art / "model.json")
+    # model.json records model.so's size and CRC-32: checked first, before dlopen.
+    expect_error(lambda: run_model(art, inputs(), env["tmp"]), "model.so",
+                 "not the one this model.json was compiled with")
+    # Without them (compiled before they existed) the graph checksum still tells.
+    meta = json.loads((art / "model.json").read_text())
+    del meta["library_bytes"], meta["library_crc32"]
+    (art / "model.json").write_text(json.dumps(meta))
     expect_error(lambda: run_model(art, inputs(), env["tmp"]), "different compiles")
 
 

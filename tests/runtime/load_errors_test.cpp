@@ -105,8 +105,8 @@ TEST_F(LoadErrorTest, TruncatedParams) {
     EXPECT_NE(message_.find("model.params"), std::string::npos) << message_;
   }
   write_params(std::vector<uint8_t>(params_.begin(), params_.begin() + n - 1));
-  expect(KILN_ERROR_IO, "truncated: expected " + std::to_string(n) + " bytes, the file has " +
-                            std::to_string(n - 1));
+  expect(KILN_ERROR_IO, "truncated: " + std::to_string(n - 1) +
+                            " bytes, model.json's params.bytes says " + std::to_string(n));
   auto longer = params_;
   longer.resize(n + 64);
   write_params(longer);
@@ -165,7 +165,8 @@ TEST_F(LoadErrorTest, ParamsDisagreeWithModelJson) {
   json j = default_model_json();
   j["params"]["bytes"] = 12345;
   write(j);
-  expect(KILN_ERROR_CORRUPT, "bytes, model.json says 12345");
+  expect(KILN_ERROR_IO, "truncated: " + std::to_string(params_.size()) +
+                            " bytes, model.json's params.bytes says 12345");
 
   j = default_model_json();
   j["params"]["table_crc32"] = 7;
@@ -278,7 +279,7 @@ TEST_F(LoadErrorTest, LibraryProblems) {
 
   write(default_model_json());
   write_file(dir_ + "/model.so", "not an elf file");
-  expect(KILN_ERROR_INCOMPATIBLE, "model.so");
+  expect(KILN_ERROR_CORRUPT, "model.so is damaged");
 
   j = default_model_json();
   j["library"] = "../model.so";

@@ -231,9 +231,18 @@ void write_artifact(const std::string& dir, const json& model, const std::vector
       m["params"]["table_crc32"] = h.table_crc32;
     }
   }
+  std::string so;
+  if (!so_path.empty()) {
+    so = read_file(so_path);
+    // What kiln compile records (the caller's own values, or their absence, are kept).
+    if (m.is_object() && !m.contains("library_bytes") && !m.contains("library_crc32")) {
+      m["library_bytes"] = so.size();
+      m["library_crc32"] = artifact::crc32(so.data(), so.size());
+    }
+  }
   write_file(dir + "/model.json", m.dump(2));
   write_file(dir + "/model.params", std::string(params.begin(), params.end()));
-  if (!so_path.empty()) write_file(dir + "/model.so", read_file(so_path));
+  if (!so_path.empty()) write_file(dir + "/model.so", so);
 }
 
 void write_default_artifact(const std::string& dir, const std::string& so_path) {

@@ -36,8 +36,9 @@ std::vector<ParamTensor> default_params();
 // Serializes params in the model.params layout (artifact/params_format.h).
 std::vector<uint8_t> params_file_bytes(const std::vector<ParamTensor>& params);
 
-// Writes model.json (with params.bytes/table_crc32 filled from `params`), model.params and a
-// copy of `so_path` as model.so into `dir` (created if needed).
+// Writes model.json (with params.bytes/table_crc32 filled from `params`, and library_bytes /
+// library_crc32 from `so_path` unless `model` has either), model.params and a copy of `so_path`
+// as model.so into `dir` (created if needed).
 void write_artifact(const std::string& dir, const nlohmann::json& model,
                     const std::vector<uint8_t>& params, const std::string& so_path);
 // The default artifact with the default fixture library.
