@@ -128,7 +128,7 @@ class Model {
   char node_error_[1024] = {};
   std::string describe_;
 
-  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<TextTokenizer> tokenizer_;
   std::vector<int64_t> enc_ids_, enc_mask_, enc_types_;  // last encode, [batch, seq]
   std::string enc_warning_;
 

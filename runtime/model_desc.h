@@ -41,12 +41,16 @@ struct SymbolDesc {
   int64_t max = 0;  // 0 = unbounded
 };
 
-// Optional "tokenizer" section: a BERT WordPiece vocabulary packed with the artifact.
+// Optional "tokenizer" section: a BERT WordPiece vocabulary ("bert_wordpiece": vocab_file,
+// vocab_crc32 and the fields below it) or a Hugging Face tokenizer.json ("tokenizer_json":
+// vocab_file is the JSON file, vocab_crc32 its "crc32", model its "model") packed with the
+// artifact.
 struct TokenizerDesc {
   bool present = false;
-  std::string type;        // "bert_wordpiece"
+  std::string type;        // "bert_wordpiece" or "tokenizer_json"
   std::string vocab_file;  // inside the artifact directory
-  int64_t vocab_size = 0;
+  std::string model;       // tokenizer_json: WordPiece, BPE or Unigram (informational)
+  int64_t vocab_size = 0;  // bert_wordpiece: lines; tokenizer_json: largest id + 1
   uint32_t vocab_crc32 = 0;
   bool lower_case = true;
   int64_t max_chars_per_word = 100;

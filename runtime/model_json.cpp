@@ -265,10 +265,17 @@ void parse_tokenizer(const json& root, ModelDesc* m) {
   TokenizerDesc& d = m->tokenizer;
   d.present = true;
   d.type = get_string(t, "type", "tokenizer");
+  if (d.type == "tokenizer_json") {
+    d.vocab_file = get_file_name(t, "file", "tokenizer");
+    d.model = get_string(t, "model", "tokenizer");
+    d.vocab_size = get_int(t, "vocab_size", "tokenizer", 1, kMaxCount);
+    d.vocab_crc32 = static_cast<uint32_t>(get_int(t, "crc32", "tokenizer", 0, UINT32_MAX));
+    return;
+  }
   if (d.type != "bert_wordpiece")
     throw JsonError{KILN_ERROR_INCOMPATIBLE, "tokenizer.type: '" + d.type +
                                                  "' is not supported (this runtime knows "
-                                                 "bert_wordpiece)"};
+                                                 "bert_wordpiece and tokenizer_json)"};
   d.vocab_file = get_file_name(t, "vocab", "tokenizer");
   d.vocab_size = get_int(t, "vocab_size", "tokenizer", 1, kMaxCount);
   d.vocab_crc32 = static_cast<uint32_t>(get_int(t, "vocab_crc32", "tokenizer", 0, UINT32_MAX));

@@ -1,5 +1,6 @@
 // Model's text side: loads and validates the tokenizer packed with the artifact (model.json
-// "tokenizer" + vocab file) and turns texts into the BERT inputs (kiln_model_encode).
+// "tokenizer" + vocab.txt or tokenizer.json) and turns texts into the BERT inputs
+// (kiln_model_encode).
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -8,49 +9,65 @@
 #include "artifact/crc32.h"
 #include "runtime/dtype.h"
 #include "runtime/model.h"
+#include "runtime/tokenizer_json.h"
 
 namespace kiln::rt {
 
 Status Model::load_tokenizer() {
   const TokenizerDesc& d = desc_.tokenizer;
   if (!d.present) return ok_status();
+  const bool json_file = d.type == "tokenizer_json";
+  const char* field = json_file ? "tokenizer.file" : "tokenizer.vocab";
+  const char* crc_field = json_file ? "tokenizer.crc32" : "tokenizer.vocab_crc32";
   const std::string path = dir_ + "/" + d.vocab_file;
   std::ifstream f(path, std::ios::binary);
   if (!f)
-    return error(KILN_ERROR_IO, "cannot open '" + path +
-                                    "' (model.json tokenizer.vocab): " + std::strerror(errno));
+    return error(KILN_ERROR_IO,
+                 "cannot open '" + path + "' (model.json " + field + "): " + std::strerror(errno));
   std::stringstream ss;
   ss << f.rdbuf();
+  if (f.bad()) return error(KILN_ERROR_IO, "cannot read '" + path + "'");
   const std::string text = ss.str();
   const uint32_t crc = artifact::crc32_update(0, text.data(), text.size());
   if (crc != d.vocab_crc32)
     return error(KILN_ERROR_CORRUPT, path + ": checksum " + std::to_string(crc) +
-                                         " differs from model.json's tokenizer.vocab_crc32 " +
+                                         " differs from model.json's " + crc_field + " " +
                                          std::to_string(d.vocab_crc32) +
-                                         " (vocabulary edited or from another model?)");
+                                         " (tokenizer edited or from another model?)");
   if (input_index("input_ids") < 0)
     return error(KILN_ERROR_CORRUPT,
                  dir_ + "/model.json: has a tokenizer but no input named 'input_ids'");
-  TokenizerOptions o;
-  o.lower_case = d.lower_case;
-  o.max_chars_per_word = d.max_chars_per_word;
-  o.cls = d.cls;
-  o.sep = d.sep;
-  o.unk = d.unk;
-  o.pad = d.pad;
-  KILN_RT_TRY(Tokenizer::load(path, o, &tokenizer_));
-  if (tokenizer_->vocab_size() != d.vocab_size)
-    return error(KILN_ERROR_CORRUPT, path + ": " + std::to_string(tokenizer_->vocab_size()) +
-                                         " tokens, model.json says " +
+  if (json_file) {
+    KILN_RT_TRY(parse_tokenizer_json(text, path, &tokenizer_));
+  } else {
+    TokenizerOptions o;
+    o.lower_case = d.lower_case;
+    o.max_chars_per_word = d.max_chars_per_word;
+    o.cls = d.cls;
+    o.sep = d.sep;
+    o.unk = d.unk;
+    o.pad = d.pad;
+    std::unique_ptr<Tokenizer> wordpiece;
+    KILN_RT_TRY(Tokenizer::load(path, o, &wordpiece));
+    tokenizer_ = std::move(wordpiece);
+  }
+  if (tokenizer_->vocab_size() != d.vocab_size) {
+    const int64_t size = tokenizer_->vocab_size();
+    tokenizer_.reset();
+    return error(KILN_ERROR_CORRUPT, path + ": " + std::to_string(size) +
+                                         (json_file ? " ids (largest + 1)" : " tokens") +
+                                         ", model.json's " + "tokenizer.vocab_size says " +
                                          std::to_string(d.vocab_size));
+  }
   return ok_status();
 }
 
 Status Model::encode(const char* const* texts, int n, int64_t max_len, kiln_encoding* out) {
   if (!tokenizer_)
-    return error(KILN_ERROR_STATE, dir_ +
-                                       ": the artifact has no tokenizer (compile it with "
-                                       "`kiln compile ... --vocab vocab.txt`)");
+    return error(KILN_ERROR_STATE,
+                 dir_ +
+                     ": the artifact has no tokenizer (compile it with "
+                     "`kiln compile ... --tokenizer tokenizer.json` or `--vocab vocab.txt`)");
   const int ids_index = input_index("input_ids");
   // The compiled maximum: the symbol of input_ids' last dimension.
   const TensorDesc& ids_tensor = desc_.tensors[desc_.inputs[ids_index].tensor];

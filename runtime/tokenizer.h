@@ -24,13 +24,36 @@
 
 namespace kiln::rt {
 
+// What the model's text side needs from a tokenizer: BERT WordPiece from vocab.txt (Tokenizer,
+// below) or a Hugging Face tokenizer.json (tokenizer_json.h).
+class TextTokenizer {
+ public:
+  virtual ~TextTokenizer() = default;
+  // The special tokens around the text's tokens, at most max_len ids (>= 2; 0 = no limit):
+  // longer texts lose their last tokens, not the special ones; *full_len (if not null) gets the
+  // untruncated length.
+  virtual std::vector<int64_t> encode(const std::string& text, int64_t max_len,
+                                      int64_t* full_len) const = 0;
+  // One more than the largest id the tokenizer can produce.
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t pad_id() const = 0;
+};
+
 struct TokenizerOptions {
   bool lower_case = true;
   int64_t max_chars_per_word = 100;
   std::string cls = "[CLS]", sep = "[SEP]", unk = "[UNK]", pad = "[PAD]";
 };
 
-class Tokenizer {
+using WordPieceVocab = std::unordered_map<std::string, int64_t>;
+
+// Greedy longest-match-first WordPiece of one word (continuations start with `prefix`); a word
+// longer than max_chars code points or with an unmatched remainder is one `unk`.
+void wordpiece_word(const std::u32string& word, const WordPieceVocab& vocab,
+                    const std::string& prefix, int64_t max_chars, int64_t unk,
+                    std::vector<int64_t>* ids);
+
+class Tokenizer : public TextTokenizer {
  public:
   // Reads vocab.txt (one token per line, id = line number; a repeated token keeps its last id).
   // The special tokens must be in it. Errors name the file and line.
@@ -39,20 +62,19 @@ class Tokenizer {
 
   // Basic tokenizer only: the words and punctuation marks, UTF-8.
   std::vector<std::string> basic_tokenize(const std::string& text) const;
-  // [CLS] wordpieces [SEP], at most max_len ids (>= 2): longer texts lose their last wordpieces
-  // and keep [SEP]; *full_len (if not null) gets the untruncated length.
-  std::vector<int64_t> encode(const std::string& text, int64_t max_len, int64_t* full_len) const;
+  // [CLS] wordpieces [SEP] (see TextTokenizer::encode).
+  std::vector<int64_t> encode(const std::string& text, int64_t max_len,
+                              int64_t* full_len) const override;
 
-  int64_t vocab_size() const { return vocab_size_; }
-  int64_t pad_id() const { return pad_id_; }
+  int64_t vocab_size() const override { return vocab_size_; }
+  int64_t pad_id() const override { return pad_id_; }
 
  private:
   Tokenizer() = default;
-  void wordpiece(const std::u32string& word, std::vector<int64_t>* ids) const;
   int64_t lookup(const std::string& piece) const;
 
   TokenizerOptions options_;
-  std::unordered_map<std::string, int64_t> vocab_;
+  WordPieceVocab vocab_;
   int64_t vocab_size_ = 0;
   int64_t cls_id_ = -1, sep_id_ = -1, unk_id_ = -1, pad_id_ = -1;
 };

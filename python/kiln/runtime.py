@@ -243,14 +243,15 @@ class Module:
         np.copyto(out, arr)
         return out
 
-    # ---- text (artifacts compiled with `kiln compile --vocab vocab.txt`) ----
+    # ---- text (artifacts compiled with `kiln compile --tokenizer tokenizer.json` or --vocab) ----
 
     @property
     def has_tokenizer(self):
         return bool(self._lib.kiln_model_has_tokenizer(self._handle))
 
     def encode(self, texts, max_length=None):
-        """BERT WordPiece on the board: {"input_ids", "attention_mask", "token_type_ids"} as int64
+        """The packed tokenizer (vocab.txt WordPiece or tokenizer.json) on the board:
+        {"input_ids", "attention_mask", "token_type_ids"} as int64
         [len(texts), longest] arrays, also set as the model's inputs. Texts longer than
         max_length (default: the compiled maximum) are truncated with a KilnWarning."""
         if isinstance(texts, (str, bytes)):
@@ -270,6 +271,8 @@ class Module:
         n = enc.batch * enc.seq
 
         def array(ptr):
+            if n == 0:  # only empty texts and a tokenizer without special tokens
+                return np.zeros((enc.batch, enc.seq), np.int64)
             return np.ctypeslib.as_array(ptr, shape=(n,)).reshape(enc.batch, enc.seq).copy()
 
         return {"input_ids": array(enc.input_ids), "attention_mask": array(enc.attention_mask),

@@ -1,7 +1,10 @@
-// The WordPiece tokenizer through the C API (kiln_model_encode) on the toy artifact with a packed
-// vocabulary: runs natively and, in the cross build, under qemu (char is unsigned on aarch64).
-// Expected ids come from tests/python/wordpiece_ref.py, which tests/python/test_tokenizer.py
-// checks the runtime against on many more strings.
+// The tokenizers through the C API (kiln_model_encode) on the toy artifact with a packed
+// vocab.txt or tokenizer.json: runs natively and, in the cross build, under qemu (char is
+// unsigned on aarch64). Expected WordPiece ids come from tests/python/wordpiece_ref.py, which
+// tests/python/test_tokenizer.py checks the runtime against on many more strings; the
+// tokenizer.json ids were computed with the `tokenizers` package, which
+// tests/tokenizers/test_tokenizer_json.py checks the runtime against on many more strings.
+// Bad tokenizer.json files must fail to load with an error naming the file and the field.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -125,6 +128,174 @@ TEST(Tokenizer, Errors) {
   EXPECT_EQ(kiln_model_load(dir.c_str(), nullptr, &bad), KILN_ERROR_CORRUPT);
   EXPECT_NE(std::string(kiln_last_error()).find("tokenizer.vocab_crc32"), std::string::npos);
   remove_tree(dir);
+}
+
+// An artifact whose tokenizer is `tokenizer_json` (vocab_size: largest id + 1).
+std::string make_json_artifact(const std::string& tokenizer_json, int64_t vocab_size,
+                               const std::string& tag) {
+  const std::string dir = make_temp_dir(tag);
+  write_default_artifact(dir, KILN_TEST_MODEL_SO);
+  write_file(dir + "/tokenizer.json", tokenizer_json);
+  nlohmann::json model = nlohmann::json::parse(read_file(dir + "/model.json"));
+  model["tokenizer"] = {
+      {"type", "tokenizer_json"},
+      {"file", "tokenizer.json"},
+      {"model", "test"},
+      {"vocab_size", vocab_size},
+      {"crc32", artifact::crc32_update(0, tokenizer_json.data(), tokenizer_json.size())}};
+  write_file(dir + "/model.json", model.dump());
+  return dir;
+}
+
+// The three model kinds, small enough to read; ids as `tokenizers` 0.23 gives them.
+const char kWordPieceJson[] = R"({"added_tokens": [{"id": 0, "content": "[PAD]",
+   "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+  {"id": 4, "content": "[MASK]",
+   "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+  "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                 "strip_accents": null, "lowercase": true},
+  "pre_tokenizer": {"type": "BertPreTokenizer"},
+  "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
+  "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+            "max_input_chars_per_word": 100,
+            "vocab": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4, "cafe": 5,
+                      "un": 6, "##believ": 7, "##able": 8, "!": 9, "中": 10}}})";
+
+const char kBpeJson[] = R"({"added_tokens": [{"id": 0, "content": "<s>",
+   "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+  {"id": 2, "content": "</s>",
+   "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+  {"id": 3, "content": "<mask>",
+   "single_word": false, "lstrip": true, "rstrip": false, "normalized": false, "special": true}],
+  "normalizer": null,
+  "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                    "use_regex": true},
+  "post_processor": {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0],
+                     "trim_offsets": true, "add_prefix_space": false},
+  "model": {"type": "BPE", "dropout": null, "unk_token": null,
+            "vocab": {"<s>": 0, "<pad>": 1, "</s>": 2, "<mask>": 3, "h": 4, "i": 5, "Ġ": 6,
+                      "hi": 7, "Ġhi": 8, "!": 9},
+            "merges": [["h", "i"], ["Ġ", "hi"]]}})";
+
+const char kUnigramJson[] = R"({"added_tokens": [{"id": 0, "content": "<s>",
+   "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+  {"id": 2, "content": "</s>",
+   "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+  "normalizer": {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "},
+  "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always",
+                    "split": true},
+  "post_processor": {"type": "TemplateProcessing",
+    "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+               {"Sequence": {"id": "A", "type_id": 0}},
+               {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+    "pair": [{"Sequence": {"id": "A", "type_id": 0}}],
+    "special_tokens": {"<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]},
+                       "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}}},
+  "model": {"type": "Unigram", "unk_id": 3, "byte_fallback": false,
+            "vocab": [["<s>", 0.0], ["<pad>", 0.0], ["</s>", 0.0], ["<unk>", 0.0],
+                      ["▁", -2.0], ["▁he", -3.0], ["llo", -3.0], ["▁hello", -7.0],
+                      ["h", -4.0], ["e", -4.0], ["l", -4.0], ["o", -4.0]]}})";
+
+TEST(TokenizerJson, ThreeKindsMatchTokenizers) {
+  struct Case {
+    const char* json;
+    int64_t vocab_size;
+    std::vector<std::pair<std::string, std::vector<int64_t>>> texts;
+  };
+  const std::vector<Case> cases = {
+      {kWordPieceJson,
+       11,
+       {{"Café unbelievable!", {2, 5, 6, 7, 8, 9, 3}},
+        {"中 [MASK] x", {2, 10, 4, 1, 3}},
+        {"", {2, 3}}}},
+      {kBpeJson, 10, {{"hi hi!", {0, 7, 8, 9, 2}}, {"hi <mask>", {0, 7, 3, 2}}, {"", {0, 2}}}},
+      {kUnigramJson,
+       12,
+       {{"hello", {0, 5, 6, 2}},           // ▁he llo (-6) beats ▁hello (-7)
+        {"hello  x", {0, 5, 6, 4, 3, 2}},  // x: <unk>
+        {"hellohe", {0, 5, 6, 8, 9, 2}},
+        {"", {0, 2}}}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string dir =
+        make_json_artifact(cases[i].json, cases[i].vocab_size, "tokjson" + std::to_string(i));
+    Model m(dir);
+    ASSERT_EQ(kiln_model_has_tokenizer(m.get()), 1);
+    kiln_encoding enc;
+    for (const auto& [text, want] : cases[i].texts)
+      EXPECT_EQ(encode_one(m, text, &enc), want) << "case " << i << ": " << text;
+    remove_tree(dir);
+  }
+}
+
+// Loading must fail with `status` and an error containing `what`.
+void expect_load_error(const std::string& tokenizer_json, kiln_status status,
+                       const std::string& what, int64_t vocab_size = 11) {
+  const std::string dir = make_json_artifact(tokenizer_json, vocab_size, "tokjson_bad");
+  kiln_model* m = nullptr;
+  EXPECT_EQ(kiln_model_load(dir.c_str(), nullptr, &m), status) << what;
+  const std::string message = kiln_last_error();
+  EXPECT_NE(message.find(what), std::string::npos) << message;
+  EXPECT_NE(message.find("tokenizer.json"), std::string::npos) << message;
+  if (m) kiln_model_free(m);
+  remove_tree(dir);
+}
+
+std::string replaced(std::string s, const std::string& from, const std::string& to) {
+  const size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return s.replace(at, from.size(), to);
+}
+
+TEST(TokenizerJson, BadFilesAreNamedErrors) {
+  const std::string wp = kWordPieceJson;
+  expect_load_error(wp.substr(0, wp.size() / 2), KILN_ERROR_CORRUPT, "not valid JSON");
+  expect_load_error("", KILN_ERROR_CORRUPT, "not valid JSON");
+  expect_load_error("[1, 2]", KILN_ERROR_CORRUPT, "top level: expected an object, got array");
+  expect_load_error("{}", KILN_ERROR_CORRUPT, "top level: missing field 'model'");
+  expect_load_error(replaced(wp, R"("type": "WordPiece")", R"("type": "WordLevel")"),
+                    KILN_ERROR_CORRUPT, "model: model type 'WordLevel' is not supported");
+  expect_load_error(replaced(wp, R"("type": "WordPiece")", R"("type": 7)"), KILN_ERROR_CORRUPT,
+                    "model.type: expected a string, got number");
+  expect_load_error(replaced(wp, R"("[SEP]": 3,)", R"("[SEP]": "3",)"), KILN_ERROR_CORRUPT,
+                    R"(model.vocab["[SEP]"]: expected a token id)");
+  expect_load_error(replaced(wp, R"("[SEP]": 3,)", R"("[SEP]": -3,)"), KILN_ERROR_CORRUPT,
+                    R"(model.vocab["[SEP]"]: expected a token id)");
+  expect_load_error(replaced(wp, R"("unk_token": "[UNK]")", R"("unk_token": "<unk>")"),
+                    KILN_ERROR_CORRUPT, "model.unk_token: '<unk>' is not in the vocabulary");
+  expect_load_error(replaced(wp, R"("lowercase": true)", R"("lowercase": "yes")"),
+                    KILN_ERROR_CORRUPT, "normalizer.lowercase: expected true or false, got string");
+  expect_load_error(replaced(wp, R"({"type": "BertNormalizer")", R"({"type": "NFKC")"),
+                    KILN_ERROR_CORRUPT, "normalizer: normalizer type 'NFKC' is not supported");
+  expect_load_error(replaced(wp, R"({"type": "BertPreTokenizer"})", R"({"type": "Digits"})"),
+                    KILN_ERROR_CORRUPT, "pre_tokenizer: pre-tokenizer type 'Digits' is not");
+  expect_load_error(replaced(wp, R"("type": "BertProcessing")", R"("type": "Frobnicate")"),
+                    KILN_ERROR_CORRUPT, "post_processor: post-processor type 'Frobnicate'");
+  expect_load_error(replaced(wp, R"("cls": ["[CLS]", 2])", R"("cls": "[CLS]")"), KILN_ERROR_CORRUPT,
+                    "post_processor.cls: expected [\"token\", id]");
+  expect_load_error(replaced(wp, R"("content": "[MASK]",)", ""), KILN_ERROR_CORRUPT,
+                    "added_tokens[1]: missing field 'content'");
+  // a vocabulary larger than model.json says (another model's tokenizer.json)
+  expect_load_error(wp, KILN_ERROR_CORRUPT, "11 ids (largest + 1), model.json's", 10);
+
+  const std::string bpe = kBpeJson;
+  expect_load_error(replaced(bpe, R"(["h", "i"])", R"(["h", "x"])"), KILN_ERROR_CORRUPT,
+                    "model.merges[0]: 'x' is not in the vocabulary", 10);
+  expect_load_error(replaced(bpe, R"(["h", "i"])", R"(["h"])"), KILN_ERROR_CORRUPT,
+                    "model.merges[0]: expected \"left right\"", 10);
+  expect_load_error(replaced(bpe, R"("dropout": null)", R"("dropout": 0.1)"), KILN_ERROR_CORRUPT,
+                    "model.dropout: BPE dropout is not supported", 10);
+
+  const std::string uni = kUnigramJson;
+  expect_load_error(replaced(uni, R"(["e", -4.0])", R"(["e", "-4"])"), KILN_ERROR_CORRUPT,
+                    "model.vocab[9]: expected [\"piece\", score]", 12);
+  expect_load_error(replaced(uni, R"("unk_id": 3)", R"("unk_id": 12)"), KILN_ERROR_CORRUPT,
+                    "model.unk_id: 12 is outside the vocabulary of 12", 12);
+  expect_load_error(replaced(uni, R"({"Regex": " {2,}"})", R"({"Regex": "\\s+"})"),
+                    KILN_ERROR_CORRUPT, "normalizer.pattern: Regex pattern '\\s+' is not supported",
+                    12);
+  expect_load_error(replaced(uni, R"("prepend_scheme": "always")", R"("prepend_scheme": "both")"),
+                    KILN_ERROR_CORRUPT, "pre_tokenizer.prepend_scheme: 'both' is not always", 12);
 }
 
 }  // namespace
