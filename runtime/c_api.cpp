@@ -4,15 +4,19 @@
 #include "kiln/c_api.h"
 #pragma GCC visibility pop
 
+#include <atomic>
 #include <memory>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "runtime/dtype.h"
 #include "runtime/model.h"
 
 struct kiln_model {
   std::unique_ptr<kiln::rt::Model> impl;
+  // The C API function using the model right now (nullptr = none): see ModelClaim.
+  mutable std::atomic<const char*> in_use{nullptr};
 };
 
 namespace {
@@ -43,6 +47,46 @@ kiln_status guarded(F&& f) {
     t_last_error = "internal error";
   }
   return KILN_ERROR_RUNTIME;
+}
+
+// A model is used by one thread at a time (its inputs, outputs, arena and thread pool are
+// per model). Each call that reads or changes that state claims the model for its duration; a
+// call from another thread that overlaps it fails with KILN_ERROR_STATE and touches nothing,
+// instead of racing (a second run would write the arena and outputs under the first, and two
+// callers would enter one thread pool). It does not wait: see "Threads" in c_api.h.
+class ModelClaim {
+ public:
+  ModelClaim(const kiln_model* m, const char* fn) : m_(m), fn_(fn) {
+    owner_ = m->in_use.compare_exchange_strong(other_, fn, std::memory_order_acquire,
+                                               std::memory_order_relaxed);
+  }
+  ~ModelClaim() {
+    if (owner_) m_->in_use.store(nullptr, std::memory_order_release);
+  }
+  ModelClaim(const ModelClaim&) = delete;
+  ModelClaim& operator=(const ModelClaim&) = delete;
+
+  bool owner() const { return owner_; }
+  kiln_status busy() const {
+    t_last_error = std::string(fn_) + ": the model is in use by another thread (in " + other_ +
+                   "); a kiln_model serves one thread at a time: load one model per thread, or "
+                   "serialize set_input / run / get_output with your own lock";
+    return KILN_ERROR_STATE;
+  }
+
+ private:
+  const kiln_model* m_;
+  const char* fn_;
+  const char* other_ = nullptr;
+  bool owner_ = false;
+};
+
+// Runs f() as `fn` holding the model's claim.
+template <typename F>
+kiln_status claimed(const kiln_model* model, const char* fn, F&& f) {
+  ModelClaim claim(model, fn);
+  if (!claim.owner()) return claim.busy();
+  return guarded(std::forward<F>(f));
 }
 
 }  // namespace
@@ -129,22 +173,25 @@ kiln_status kiln_model_output_info(const kiln_model* model, int32_t index, kiln_
 kiln_status kiln_model_set_input(kiln_model* model, int32_t index, kiln_dtype dtype,
                                  const int64_t* shape, int32_t rank, const void* data) {
   if (!model) return invalid("kiln_model_set_input: model is NULL");
-  return guarded([&] { return model->impl->set_input(index, dtype, shape, rank, data); });
+  return claimed(model, "kiln_model_set_input",
+                 [&] { return model->impl->set_input(index, dtype, shape, rank, data); });
 }
 
 kiln_status kiln_model_run(kiln_model* model) {
   if (!model) return invalid("kiln_model_run: model is NULL");
-  return guarded([&] { return model->impl->run(); });
+  return claimed(model, "kiln_model_run", [&] { return model->impl->run(); });
 }
 
 kiln_status kiln_model_get_output(const kiln_model* model, int32_t index, kiln_tensor_info* out) {
   if (!model || !out) return invalid("kiln_model_get_output: model or out is NULL");
-  return guarded([&] { return model->impl->get_output(index, out); });
+  return claimed(model, "kiln_model_get_output",
+                 [&] { return model->impl->get_output(index, out); });
 }
 
 kiln_status kiln_model_set_num_threads(kiln_model* model, int32_t num_threads) {
   if (!model) return invalid("kiln_model_set_num_threads: model is NULL");
-  return guarded([&] { return model->impl->set_num_threads(num_threads); });
+  return claimed(model, "kiln_model_set_num_threads",
+                 [&] { return model->impl->set_num_threads(num_threads); });
 }
 
 int32_t kiln_model_num_threads(const kiln_model* model) {
@@ -157,7 +204,7 @@ const char* kiln_model_describe(const kiln_model* model) {
 
 kiln_status kiln_model_set_profiling(kiln_model* model, int32_t enable) {
   if (!model) return invalid("kiln_model_set_profiling: model is NULL");
-  return guarded([&] {
+  return claimed(model, "kiln_model_set_profiling", [&] {
     model->impl->set_profiling(enable != 0);
     return Status{};
   });
@@ -165,6 +212,11 @@ kiln_status kiln_model_set_profiling(kiln_model* model, int32_t enable) {
 
 const char* kiln_model_profile(kiln_model* model) {
   if (!model) return "{}";
+  ModelClaim claim(model, "kiln_model_profile");
+  if (!claim.owner()) {
+    claim.busy();
+    return "{}";
+  }
   try {
     return model->impl->profile_json();
   } catch (...) {
@@ -180,7 +232,8 @@ kiln_status kiln_model_encode(kiln_model* model, const char* const* texts, int32
                               int32_t max_len, kiln_encoding* out) {
   if (!model) return invalid("kiln_model_encode: model is NULL");
   if (n < 1 || !texts) return invalid("kiln_model_encode: texts is NULL or n < 1");
-  return guarded([&] { return model->impl->encode(texts, n, max_len, out); });
+  return claimed(model, "kiln_model_encode",
+                 [&] { return model->impl->encode(texts, n, max_len, out); });
 }
 
 }  // extern "C"

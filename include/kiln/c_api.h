@@ -14,6 +14,15 @@
  * Loading checks every file before using it: a damaged or foreign model.so (checked against the
  * size and CRC-32 model.json records, before it is dlopen'ed), files that are devices, FIFOs or
  * directories, and sizes that disagree with model.json are errors, never a crash or a hang.
+ *
+ * Threads: one kiln_model serves one thread at a time (inputs, outputs, arena and thread pool
+ * are per model). set_input, run, get_output, encode, set_num_threads, set_profiling and
+ * profile claim the model while they run; the same calls from another thread at the same moment
+ * fail with KILN_ERROR_STATE ("the model is in use by another thread") and change nothing, they
+ * do not wait. To share one model, hold your own lock from set_input to the last read of the
+ * outputs; for parallel inference load one model per thread. Functions that only read what load
+ * fixed (num_inputs, input_index, input_info, describe, ...) may be called from any thread.
+ * kiln_model_free must not overlap any other call on that model.
  */
 #ifndef KILN_C_API_H_
 #define KILN_C_API_H_
