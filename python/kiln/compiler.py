@@ -114,7 +114,8 @@ def export(module, example_inputs, path, input_names=None, output_names=None, op
 
 def compile(model, example_inputs=None, target="native", output_dir="kiln_model", max_seq=None,
             quantize=None, input_names=None, output_names=None, opset=None, verbose=False,
-            vocab=None, cased=False, bundle=None, quantize_exclude=None, exporter=None):
+            vocab=None, cased=False, bundle=None, quantize_exclude=None, exporter=None,
+            tokenizer=None):
     """Compiles `model` into `output_dir` and returns the artifact directory as a Path.
 
     model: one of
@@ -142,6 +143,8 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
     opset: the ONNX opset. Default: TorchScript 14 for a plain module, 17 for a Hugging Face model
     (14 with torch < 2.0); dynamo its own (18+).
     vocab / cased: pack a BERT vocab.txt (tokenizer on the board, Module.encode).
+    tokenizer: pack a Hugging Face tokenizer.json instead (WordPiece, byte-level BPE or Unigram;
+    see runtime/tokenizer_json.h for the components the runtime runs).
     bundle: also write this .tar.gz for the board (artifact + runtime + infer.py).
     quantize: None / "none" (FP32) or "int8" (dynamic INT8: weight GEMMs and embedding tables);
     quantize_exclude: glob patterns (`*`, `?`) over node / weight names to keep in FP32.
@@ -173,6 +176,8 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
             cmd += ["--max-seq", str(max_seq)]
         if vocab:
             cmd += ["--vocab", str(vocab)] + (["--cased"] if cased else [])
+        if tokenizer:
+            cmd += ["--tokenizer", str(tokenizer)]
         if bundle:
             cmd += ["--bundle", str(bundle)]
         if quantize not in (None, "none"):

@@ -78,11 +78,10 @@ CLI::App* add_run(CLI::App& app, RunArgs* a) {
                        : std::string();
           },
           "");
-  cmd->add_option(
-         "--text", a->texts,
-         "a text for the packed tokenizer (artifacts compiled with --vocab); repeat for a\n"
-         "batch: sets input_ids, attention_mask and token_type_ids, padded to the\n"
-         "longest (too long: truncated, warning)")
+  cmd->add_option("--text", a->texts,
+                  "a text for the packed tokenizer (artifacts compiled with --tokenizer or\n"
+                  "--vocab); repeat for a batch: sets input_ids, attention_mask and\n"
+                  "token_type_ids, padded to the longest (too long: truncated, warning)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->allow_extra_args(false);
   cmd->add_option("--output-dir", a->output_dir,

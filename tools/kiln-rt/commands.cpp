@@ -103,7 +103,8 @@ void encode_texts(Model& m, const std::vector<std::string>& texts, bool verbose,
   if (!kiln_model_has_tokenizer(m.get()))
     throw std::runtime_error(
         "--text: this artifact has no tokenizer (compile it with `kiln compile ... "
-        "--vocab vocab.txt`), give --input NAME=FILE.npy instead");
+        "--tokenizer tokenizer.json` or `--vocab vocab.txt`), give --input NAME=FILE.npy "
+        "instead");
   std::vector<const char*> ptrs;
   for (const std::string& t : texts) ptrs.push_back(t.c_str());
   kiln_encoding enc;

@@ -122,12 +122,14 @@ Status run(const std::vector<std::string>& argv) {
   return Status::ok();
 }
 
-std::string board_readme(const BundleOptions& o, const std::string& name, bool has_tokenizer) {
+std::string board_readme(const BundleOptions& o, const std::string& name,
+                         const std::string& tokenizer_file) {
+  const bool has_tokenizer = !tokenizer_file.empty();
   const bool arm = o.target_arch == "aarch64";
   std::string s =
       "# " + name + ": a kiln model for " + o.target_name + " (" + o.target_arch + ")\n\n";
   s += "Contents: the compiled model (model.json, model.so, model.params" +
-       std::string(has_tokenizer ? ", vocab.txt" : "") +
+       (has_tokenizer ? ", " + tokenizer_file : std::string()) +
        "), the kiln runtime (libkiln_runtime.so, kiln-rt), its Python binding (kiln/), infer.py, "
        "SHA256SUMS.\n\n";
   if (arm)
@@ -218,8 +220,11 @@ Status make_bundle(const BundleOptions& o, uint64_t* archive_bytes) {
   }
   std::vector<std::string> files = {"model.json", model.value("library", "model.so"),
                                     model["params"].value("file", "model.params")};
-  const bool has_tokenizer = model.contains("tokenizer");
-  if (has_tokenizer) files.push_back(model["tokenizer"].value("vocab", "vocab.txt"));
+  std::string tokenizer_file;  // vocab.txt (bert_wordpiece) or tokenizer.json (tokenizer_json)
+  if (model.contains("tokenizer"))
+    tokenizer_file = model["tokenizer"].value(
+        "file", model["tokenizer"].value("vocab", std::string("vocab.txt")));
+  if (!tokenizer_file.empty()) files.push_back(tokenizer_file);
   for (const std::string& f : files) KILN_RETURN_IF_ERROR(copy_into(art / f, top / f));
   KILN_RETURN_IF_ERROR(copy_into(rt.library, top / "libkiln_runtime.so"));
   KILN_RETURN_IF_ERROR(copy_into(rt.cli, top / "kiln-rt"));
@@ -234,7 +239,7 @@ Status make_bundle(const BundleOptions& o, uint64_t* archive_bytes) {
                   fs::perm_options::add);
   {
     std::ofstream readme(top / "README.md");
-    readme << board_readme(o, name, has_tokenizer);
+    readme << board_readme(o, name, tokenizer_file);
   }
   files.insert(files.end(), {"libkiln_runtime.so", "kiln-rt", "kiln/__init__.py", "kiln/runtime.py",
                              "infer.py", "README.md"});

@@ -17,6 +17,7 @@ struct CompileArgs {
   int jobs = 2;
   std::string vocab;              // BERT vocab.txt to pack (tokenizer on the board)
   bool cased = false;             // the vocabulary is cased: no lower-casing / accent stripping
+  std::string tokenizer;          // Hugging Face tokenizer.json to pack (instead of vocab)
   std::string bundle;             // out.tar.gz: artifact + runtime + infer.py for the board
   std::string quantize = "none";  // none | int8 (compiler/quantize)
   std::vector<std::string> quantize_exclude;  // glob patterns over node / weight names

@@ -75,6 +75,12 @@ int kiln::tools::compile(const CompileArgs& a) {
   auto target = kiln::target::target_from_name(a.target);
   if (!target) return fail(target.status().message());
   if (a.cased && a.vocab.empty()) return fail("--cased describes a vocabulary: give --vocab too");
+  if (!a.vocab.empty() && !a.tokenizer.empty())
+    return fail("--vocab and --tokenizer both give the tokenizer: choose one");
+  kiln::tools::TokenizerJson tokenizer;  // read before compiling: a bad file fails fast
+  if (!a.tokenizer.empty())
+    if (auto s = kiln::tools::read_tokenizer_json(a.tokenizer, &tokenizer); !s)
+      return fail(s.message());
   if (!a.bundle.empty())  // fail before compiling when the board's runtime is missing
     if (auto s = kiln::tools::check_bundle_inputs(target.value().arch); !s)
       return fail("--bundle: " + s.message());
@@ -99,6 +105,9 @@ int kiln::tools::compile(const CompileArgs& a) {
   if (a.model_outputs) *a.model_outputs = r.model_outputs;
   if (!a.vocab.empty())
     if (auto s = kiln::tools::pack_vocab(a.output_dir, a.vocab, !a.cased); !s)
+      return fail(s.message());
+  if (!a.tokenizer.empty())
+    if (auto s = kiln::tools::pack_tokenizer_json(a.output_dir, tokenizer); !s)
       return fail(s.message());
   if (a.quiet) return 0;
 
@@ -130,6 +139,7 @@ int kiln::tools::compile(const CompileArgs& a) {
                 r.quantized_layers, r.quantized_tables, r.quantize_excluded.size());
   if (!a.vocab.empty())
     std::printf("  tokenizer: %s (%s)\n", a.vocab.c_str(), a.cased ? "cased" : "lower-case");
+  if (!a.tokenizer.empty()) std::printf("  tokenizer: %s\n", a.tokenizer.c_str());
   if (!a.bundle.empty()) {
     uint64_t bytes = 0;
     if (auto s = kiln::tools::make_bundle({a.output_dir, a.bundle, r.target.name, r.target.arch},
@@ -164,6 +174,9 @@ int main(int argc, char** argv) {
   c->add_option("--vocab", a.vocab,
                 "BERT vocab.txt: pack a WordPiece tokenizer (kiln-rt run --text, m.encode)");
   c->add_flag("--cased", a.cased, "the vocabulary is cased (default: lower-case + strip accents)");
+  c->add_option("--tokenizer", a.tokenizer,
+                "Hugging Face tokenizer.json (WordPiece, byte-level BPE or Unigram): pack it "
+                "(kiln-rt run --text, m.encode)");
   c->add_option("--bundle", a.bundle,
                 "also write OUT.tar.gz: artifact + the target's runtime + infer.py for the board");
   c->add_option("--quantize", a.quantize,
