@@ -106,19 +106,20 @@ Status Model::load_impl(const std::string& dir, const kiln_load_options* opts) {
 
 Status Model::check_target() const {
   const std::string want = canonical_arch(desc_.target_arch), have = host_arch();
+  const std::string json = dir_ + "/model.json";  // target.arch and target.features come from it
   if (want != have)
-    return error(KILN_ERROR_INCOMPATIBLE, dir_ + ": artifact is built for " + want + " (target " +
+    return error(KILN_ERROR_INCOMPATIBLE, json + ": artifact is built for " + want + " (target " +
                                               desc_.target_name + "), this runtime is " + have);
   for (const std::string& f : desc_.features) {
     switch (host_feature(f)) {
       case FeatureState::kPresent:
         break;
       case FeatureState::kAbsent:
-        return error(KILN_ERROR_INCOMPATIBLE, dir_ + ": artifact needs CPU feature '" + f +
+        return error(KILN_ERROR_INCOMPATIBLE, json + ": artifact needs CPU feature '" + f +
                                                   "' which this CPU lacks (target " +
                                                   desc_.target_name + ")");
       case FeatureState::kUnknown:
-        return error(KILN_ERROR_INCOMPATIBLE, dir_ + ": artifact needs CPU feature '" + f +
+        return error(KILN_ERROR_INCOMPATIBLE, json + ": artifact needs CPU feature '" + f +
                                                   "' which this runtime does not know on " + have);
     }
   }
