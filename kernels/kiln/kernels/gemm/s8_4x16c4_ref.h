@@ -20,7 +20,8 @@ void tile(const S8TileArgs& t) {
     for (int j = 0; j < kNr * P; ++j) {
       const int8_t* b = t.b + (j / kNr) * t.b_panel_stride + (j % kNr) * 4;
       int32_t acc = 0;
-      for (int64_t k = 0; k < 4 * t.groups; ++k) acc += a[r * t.lda + k] * b[(k / 4) * 64 + k % 4];
+      for (int64_t k = 0; k < 4 * t.groups; ++k)
+        acc += a[((k / 4) * R + r) * 4 + k % 4] * b[(k / 4) * 64 + k % 4];
       const float y =
           static_cast<float>(acc - t.a_zp[r] * t.colsum[j]) * (t.a_scale[r] * t.w_scale[j]);
       t.c[r * t.ldc + j] =

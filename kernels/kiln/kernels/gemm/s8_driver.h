@@ -3,12 +3,15 @@
 // (bias, gelu, residual as in the FP32 GEMM, types.h Epilogue).
 //
 // Two steps per call: (1) quantize A's rows (s8_quantize.h, per row, in the variant's ActFormat)
-// into a workspace, in parallel over rows; (2) the FP32 driver's plan and item walk (driver.h:
-// balanced row tiles, work items = row groups x column groups, a count that is a multiple of the
-// thread count, prefetch of the next column tile's B into L2, narrow column tiles through
-// zero-padded scratch), with S8TileArgs instead of TileArgs. K is never blocked: a tile's int32
-// accumulators stay in registers over all of K (a BERT panel is at most 3072 x 16 bytes = 48 KiB),
-// so Schedule::kc is ignored.
+// into a workspace, one row tile at a time and in parallel over tiles, each tile interleaved by
+// groups of 4 k the way the micro-kernels read it (s8_types.h: one pointer walks the tile, so the
+// k loop needs no register per row; with a pointer per row GCC ran out of registers, kept the
+// loop counter on the stack and reached 53-60 % of the vpdpbusd peak); (2) the FP32 driver's plan
+// and item walk (driver.h: balanced row tiles, work items = row groups x column groups, a count
+// that is a multiple of the thread count, prefetch of the next column tile's B into L2, narrow
+// column tiles through zero-padded scratch), with S8TileArgs instead of TileArgs. K is never
+// blocked: a tile's int32 accumulators stay in registers over all of K (a BERT panel is at most
+// 3072 x 16 bytes = 48 KiB), so Schedule::kc is ignored.
 // Workspace: gemm_s8_workspace_bytes(M, K), caller-provided or a thread_local buffer that only
 // grows (no allocation per call once it is big enough).
 #pragma once
@@ -43,20 +46,21 @@ const S8KernelTable& s8_kernel_table() {
   return t;
 }
 
-// Bytes of one quantized row of K values: K rounded up to 16 values, then to a cache line.
+// Bytes of one quantized row of K values: K rounded up to 16 values, then to a cache line (the
+// row-major rows that quantize_rows writes).
 inline int64_t s8_act_row_bytes(ActFormat f, int64_t K) {
   const int64_t bytes = (K + 15) / 16 * 16 * act_format_bytes(f);
   return bytes < 64 ? 64 : (bytes + 63) / 64 * 64;
 }
 
-// Workspace for any variant: quantized rows (int16 at worst), M scales and M zero points, and
-// slack to align it to 64 bytes.
+// Workspace for any variant: the interleaved tiles (M rows of K padded to 4, int16 at worst), M
+// scales and M zero points, and slack to align it to 64 bytes.
 inline size_t gemm_s8_workspace_bytes(int64_t M, int64_t K) {
   return static_cast<size_t>(M * (s8_act_row_bytes(ActFormat::kS16, K) + 8) + 64);
 }
 
-// A quantized by rows: row m at data + m * ld (ld bytes), its scale and zero point (+ format
-// offset).
+// A quantized by rows, row-major: row m at data + m * ld (ld bytes), its scale and zero point (+
+// format offset).
 struct QuantizedRows {
   const uint8_t* data;
   int64_t ld;
@@ -66,13 +70,44 @@ struct QuantizedRows {
 
 namespace detail {
 
+// Row tile t of the plan in the micro-kernels' layout starts at row_of_tile(t) * tile_row_bytes:
+// every plan's tiles fit in M rows' worth.
+inline int64_t tile_row_bytes(ActFormat f, int64_t K) {
+  return s8_padded_k(K) * act_format_bytes(f);
+}
+
+// Copies `rows` row-major quantized rows (ld bytes apart) into the micro-kernels' layout: group g
+// (4 values, U bytes) of row r at out + (g * rows + r) * U.
+template <int U>
+void interleave_rows(const uint8_t* in, int64_t ld, int rows, int64_t groups, uint8_t* out) {
+  for (int r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < groups; ++g)
+      std::memcpy(out + (g * rows + r) * U, in + r * ld + g * U, U);
+}
+
+inline void interleave_tile(ActFormat f, const uint8_t* in, int64_t ld, int rows, int64_t K,
+                            uint8_t* out) {
+  if (f == ActFormat::kS16)
+    interleave_rows<8>(in, ld, rows, s8_padded_k(K) / 4, out);
+  else
+    interleave_rows<4>(in, ld, rows, s8_padded_k(K) / 4, out);
+}
+
+// Quantized A ready for the micro-kernels: the plan's row tiles interleaved (tile_row_bytes).
+struct TiledRows {
+  const uint8_t* data;
+  const float* scale;
+  const int32_t* zp;
+};
+
 // One work item: row tiles [t0, t1) x column tiles [j0, j1).
 inline void run_s8_item(const Plan& p, const S8KernelTable& kt, int64_t t0, int64_t t1, int64_t j0,
-                        int64_t j1, const QuantizedRows& qa, const PackedS8& B, float* C,
-                        int64_t ldc, const Epilogue& ep) {
+                        int64_t j1, const TiledRows& qa, const PackedS8& B, float* C, int64_t ldc,
+                        const Epilogue& ep) {
   const int64_t tile_cols = kNr * p.panels;
   const int64_t kp = s8_padded_k(p.K);
   const int64_t panel_stride = kp * kNr;
+  const int64_t row_bytes = tile_row_bytes(kt.format, p.K);
   for (int64_t j = j0; j < j1; ++j) {
     const int64_t n0 = j * tile_cols;
     const int64_t cols = std::min(tile_cols, p.N - n0);
@@ -82,8 +117,7 @@ inline void run_s8_item(const Plan& p, const S8KernelTable& kt, int64_t t0, int6
       const int rows = static_cast<int>(row_of_tile(p, t + 1) - r0);
       S8TileArgs a;
       a.groups = kp / 4;
-      a.a = qa.data + r0 * qa.ld;
-      a.lda = qa.ld;
+      a.a = qa.data + r0 * row_bytes;
       a.b = B.data + (n0 / kNr) * panel_stride;
       a.b_panel_stride = panel_stride;
       a.prefetch = t == t0 && j + 1 < j1 ? a.b + p.panels * panel_stride : nullptr;
@@ -113,34 +147,65 @@ inline bool s8_parallel(const kiln_backend* be, int64_t M, int64_t N, int64_t K)
   return be && be->parallel_for && be->num_threads > 1 && 2.0 * M * N * K >= double(1 << 18);
 }
 
+inline Plan s8_plan(const S8KernelTable& kt, const Schedule& s, bool parallel,
+                    const kiln_backend* be, int64_t M, int64_t N, int64_t K) {
+  Schedule sched = s;
+  sched.kc = 0;
+  return make_plan(sched, kt, parallel ? be->num_threads : 1, M, N, K);
+}
+
+// Step (2) on tiles laid out for plan p.
+inline void run_s8_plan(const Plan& p, const S8KernelTable& kt, const kiln_backend* be,
+                        bool parallel, const TiledRows& qa, const PackedS8& B, float* C,
+                        int64_t ldc, const Epilogue& ep) {
+  // LayerNorm epilogue as in the FP32 driver: per item when items own whole rows.
+  const bool ln_in_item = ep.layer_norm && p.n_groups == 1;
+  parallel_for(parallel ? be : nullptr, p.m_groups * p.n_groups, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i / p.n_groups, h = i % p.n_groups;
+      const int64_t t0 = split_point(p.m_tiles, p.m_groups, g);
+      const int64_t t1 = split_point(p.m_tiles, p.m_groups, g + 1);
+      run_s8_item(p, kt, t0, t1, split_point(p.n_tiles, p.n_groups, h),
+                  split_point(p.n_tiles, p.n_groups, h + 1), qa, B, C, ldc, ep);
+      if (ln_in_item) layer_norm_rows(ep, C, ldc, p.N, row_of_tile(p, t0), row_of_tile(p, t1));
+    }
+  });
+  if (ep.layer_norm && !ln_in_item) layer_norm_pass(ep, be, parallel, C, ldc, p.M, p.N);
+}
+
+// A buffer of at least `bytes`, 64-byte aligned: `workspace` when given, else a thread_local one
+// that only grows.
+inline uint8_t* s8_workspace(void* workspace, size_t bytes) {
+  uint8_t* ws = static_cast<uint8_t*>(workspace);
+  if (!ws) {
+    thread_local std::vector<uint8_t> buffer;
+    if (buffer.size() < bytes + 64) buffer.resize(bytes + 64);
+    ws = buffer.data();
+  }
+  return ws + (64 - reinterpret_cast<uintptr_t>(ws) % 64) % 64;
+}
+
 }  // namespace detail
 
-// Step (2) alone, on rows already quantized in kt.format: the driver's int32 path, which the
-// tests check exactly.
+// Step (2) alone, on rows already quantized in kt.format (row-major): the driver's int32 path,
+// which the tests check exactly.
 inline void gemm_s8_quantized_with(const S8KernelTable& kt, const Schedule& s,
                                    const kiln_backend* be, int64_t M, int64_t N, int64_t K,
                                    const QuantizedRows& qa, const PackedS8& B, float* C,
                                    int64_t ldc, const Epilogue& ep) {
   if (M <= 0 || N <= 0) return;
   const bool parallel = detail::s8_parallel(be, M, N, K);
-  Schedule sched = s;
-  sched.kc = 0;
-  const detail::Plan p = detail::make_plan(sched, kt, parallel ? be->num_threads : 1, M, N, K);
-  // LayerNorm epilogue as in the FP32 driver: per item when items own whole rows.
-  const bool ln_in_item = ep.layer_norm && p.n_groups == 1;
-  parallel_for(parallel ? be : nullptr, p.m_groups * p.n_groups, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t g = i / p.n_groups, h = i % p.n_groups;
-      const int64_t t0 = detail::split_point(p.m_tiles, p.m_groups, g);
-      const int64_t t1 = detail::split_point(p.m_tiles, p.m_groups, g + 1);
-      detail::run_s8_item(p, kt, t0, t1, detail::split_point(p.n_tiles, p.n_groups, h),
-                          detail::split_point(p.n_tiles, p.n_groups, h + 1), qa, B, C, ldc, ep);
-      if (ln_in_item)
-        detail::layer_norm_rows(ep, C, ldc, N, detail::row_of_tile(p, t0),
-                                detail::row_of_tile(p, t1));
-    }
-  });
-  if (ep.layer_norm && !ln_in_item) detail::layer_norm_pass(ep, be, parallel, C, ldc, M, N);
+  const detail::Plan p = detail::s8_plan(kt, s, parallel, be, M, N, K);
+  std::vector<uint8_t> buffer(M * detail::tile_row_bytes(kt.format, K) + 64);
+  uint8_t* tiles = detail::s8_workspace(buffer.data(), buffer.size() - 64);
+  for (int64_t t = 0; t < p.m_tiles; ++t) {
+    const int64_t r0 = detail::row_of_tile(p, t);
+    detail::interleave_tile(kt.format, qa.data + r0 * qa.ld, qa.ld,
+                            static_cast<int>(detail::row_of_tile(p, t + 1) - r0), K,
+                            tiles + r0 * detail::tile_row_bytes(kt.format, K));
+  }
+  detail::run_s8_plan(p, kt, be, parallel, detail::TiledRows{tiles, qa.scale, qa.zp}, B, C, ldc,
+                      ep);
 }
 
 // C[M, N] = epilogue(dequant(quantize(A) * B)). A row-major, lda >= K floats; C ldc >= N;
@@ -151,22 +216,27 @@ inline void gemm_s8_packed_with(const S8KernelTable& kt, const Schedule& s, cons
                                 const PackedS8& B, float* C, int64_t ldc, const Epilogue& ep,
                                 void* workspace = nullptr) {
   if (M <= 0 || N <= 0) return;
-  uint8_t* ws = static_cast<uint8_t*>(workspace);
-  if (!ws) {
-    thread_local std::vector<uint8_t> buffer;
-    const size_t need = gemm_s8_workspace_bytes(M, K);
-    if (buffer.size() < need) buffer.resize(need);
-    ws = buffer.data();
-  }
-  ws += (64 - reinterpret_cast<uintptr_t>(ws) % 64) % 64;
-  const int64_t ld = s8_act_row_bytes(kt.format, K);
-  float* scale = reinterpret_cast<float*>(ws + M * ld);
+  uint8_t* ws = detail::s8_workspace(workspace, gemm_s8_workspace_bytes(M, K) - 64);
+  const int64_t row_bytes = detail::tile_row_bytes(kt.format, K);
+  float* scale = reinterpret_cast<float*>(ws + M * row_bytes);
   int32_t* zp = reinterpret_cast<int32_t*>(scale + M);
-  const bool parallel = detail::s8_parallel(be, M, N, K) && M * K >= (1 << 14);
-  parallel_for(parallel ? be : nullptr, M, 8, [&](int64_t m0, int64_t m1) {
-    kt.quantize(A + m0 * lda, lda, m1 - m0, K, ws + m0 * ld, ld, scale + m0, zp + m0);
+  const bool parallel = detail::s8_parallel(be, M, N, K);
+  const detail::Plan p = detail::s8_plan(kt, s, parallel, be, M, N, K);
+  // Each tile's rows are quantized row-major into a small per-thread scratch (L1-resident), then
+  // interleaved into the workspace.
+  const int64_t ld = s8_act_row_bytes(kt.format, K);
+  const bool parallel_quantize = parallel && M * K >= (1 << 14);
+  parallel_for(parallel_quantize ? be : nullptr, p.m_tiles, 1, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<uint8_t> scratch;
+    if (scratch.size() < static_cast<size_t>(kMaxMr * ld)) scratch.resize(kMaxMr * ld);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r0 = detail::row_of_tile(p, t);
+      const int rows = static_cast<int>(detail::row_of_tile(p, t + 1) - r0);
+      kt.quantize(A + r0 * lda, lda, rows, K, scratch.data(), ld, scale + r0, zp + r0);
+      detail::interleave_tile(kt.format, scratch.data(), ld, rows, K, ws + r0 * row_bytes);
+    }
   });
-  gemm_s8_quantized_with(kt, s, be, M, N, K, QuantizedRows{ws, ld, scale, zp}, B, C, ldc, ep);
+  detail::run_s8_plan(p, kt, be, parallel, detail::TiledRows{ws, scale, zp}, B, C, ldc, ep);
 }
 
 }  // namespace kiln::kernels::gemm

@@ -30,12 +30,13 @@ constexpr int32_t act_format_offset(ActFormat f) {
 //   acc = sum_k a[r, k] * b[k, j]                        (int32, exact; a in the stored format)
 //   y   = float(acc - a_zp[r] * colsum[j]) * (a_scale[r] * w_scale[j])
 // then bias / gelu / residual as in the FP32 epilogue. All of K in one call (the int32
-// accumulators never leave registers). a: quantized rows, lda bytes apart, zero past K; b: the
-// first group of the first packed panel (s8_pack.h), the next panel b_panel_stride bytes later.
+// accumulators never leave registers). a: the tile's quantized rows interleaved by groups of 4 k,
+// group g of row r at a + (g * rows + r) * 4 * act_format_bytes (zero past K), so that one pointer
+// walks the tile; b: the first group of the first packed panel (s8_pack.h), the next panel
+// b_panel_stride bytes later.
 struct S8TileArgs {
   int64_t groups;  // K rounded up to a multiple of 4, divided by 4
   const void* a;
-  int64_t lda;  // bytes
   const int8_t* b;
   int64_t b_panel_stride;  // bytes
   const int8_t* prefetch;  // same place in the next column tile (into L2), or null
