@@ -194,6 +194,128 @@ class NormalizerSequence : public Normalizer {
   }
 };
 
+// Standard base64 (RFC 4648, padding optional); false on any other character.
+bool decode_base64(const std::string& in, std::string* out) {
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    int v;
+    if (ch >= 'A' && ch <= 'Z')
+      v = ch - 'A';
+    else if (ch >= 'a' && ch <= 'z')
+      v = ch - 'a' + 26;
+    else if (ch >= '0' && ch <= '9')
+      v = ch - '0' + 52;
+    else if (ch == '+')
+      v = 62;
+    else if (ch == '/')
+      v = 63;
+    else if (ch == '=')
+      break;
+    else
+      return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out->push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return true;
+}
+
+// Extended grapheme clusters, approximated (UAX #29): a code point plus the marks (M*), ZWJ,
+// ZWNJ, emoji modifiers and tag characters after it, CR LF as one; a control character stands
+// alone. Not modelled (they only make clusters of 6 bytes or more, which Precompiled handles
+// code point by code point anyway): Hangul jamo sequences, regional-indicator pairs, emoji ZWJ
+// sequences, prepended concatenation marks.
+size_t grapheme_end(const U32& s, size_t i) {
+  auto extends = [](char32_t c) {
+    return text::is_mark(c) || c == 0x200C || c == 0x200D || (c >= 0x1F3FB && c <= 0x1F3FF) ||
+           (c >= 0xE0020 && c <= 0xE007F);
+  };
+  const char32_t base = s[i];
+  if (base == '\r') return i + 1 < s.size() && s[i + 1] == '\n' ? i + 2 : i + 1;
+  const bool control = base == '\n' || base == '\t' || base == 0x2028 || base == 0x2029 ||
+                       (text::is_control(base) && base != 0x200C && base != 0x200D);
+  size_t j = i + 1;
+  if (!control)
+    while (j < s.size() && extends(s[j])) ++j;
+  return j;
+}
+
+// SentencePiece's precompiled charsmap (the `spm_precompiled` crate's format): a u32 byte size,
+// a darts-clone double-array trie over UTF-8 of that many bytes, then the replacements, each
+// ending in NUL; the trie maps a string to its replacement's offset. Applied per grapheme
+// cluster shorter than 6 bytes (the shortest matching prefix replaces the whole cluster, as the
+// crate does), else per code point.
+class Precompiled : public Normalizer {
+ public:
+  std::vector<uint32_t> units;
+  std::string replacements;
+
+  static void parse(const std::string& base64, const std::string& where, Precompiled* p) {
+    std::string blob;
+    if (!decode_base64(base64, &blob)) fail(where, "is not base64");
+    auto u32_at = [&](size_t at) {
+      uint32_t v = 0;
+      for (int k = 3; k >= 0; --k) v = (v << 8) | static_cast<unsigned char>(blob[at + k]);
+      return v;
+    };
+    if (blob.size() < 4) fail(where, "is shorter than its 4-byte header");
+    const uint32_t trie_bytes = u32_at(0);
+    if (trie_bytes % 4 != 0 || trie_bytes == 0 || trie_bytes > blob.size() - 4)
+      fail(where, "trie size " + std::to_string(trie_bytes) + " does not fit its " +
+                      std::to_string(blob.size()) + " bytes");
+    for (size_t at = 4; at < 4 + trie_bytes; at += 4) p->units.push_back(u32_at(at));
+    p->replacements = blob.substr(4 + trie_bytes);
+  }
+
+  // The replacement of the shortest prefix of `s` that the trie holds, if any.
+  bool transform(const std::string& s, std::string* out) const {
+    auto offset = [](uint32_t u) { return (u >> 10) << ((u & (1u << 9)) >> 6); };
+    size_t pos = offset(units[0]);
+    for (unsigned char c : s) {
+      if (c == 0) return false;
+      pos ^= c;
+      if (pos >= units.size()) return false;
+      const uint32_t unit = units[pos];
+      if ((unit & ((1u << 31) | 0xFF)) != c) return false;
+      pos ^= offset(unit);
+      if ((unit >> 8) & 1) {  // has a leaf: its value is at pos
+        if (pos >= units.size()) return false;
+        const size_t at = units[pos] & ((1u << 31) - 1);
+        if (at >= replacements.size()) return false;
+        const size_t end = replacements.find('\0', at);
+        *out = replacements.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void apply(U32* s) const override {
+    U32 out;
+    std::string norm;
+    for (size_t i = 0; i < s->size();) {
+      const size_t end = grapheme_end(*s, i);
+      const std::string cluster = text::encode_utf8(s->substr(i, end - i));
+      if (cluster.size() < 6 && transform(cluster, &norm)) {
+        out += text::decode_utf8(norm);
+      } else {
+        for (size_t k = i; k < end; ++k) {
+          if (transform(text::encode_utf8(s->substr(k, 1)), &norm))
+            out += text::decode_utf8(norm);
+          else
+            out.push_back((*s)[k]);
+        }
+      }
+      i = end;
+    }
+    *s = std::move(out);
+  }
+};
+
 // A Regex pattern kiln can run without a regex engine: a literal, or `c+` / `c{n,}`.
 void parse_simple_regex(const std::string& pattern, const std::string& where, Replace* r) {
   const U32 p = text::decode_utf8(pattern);
@@ -276,13 +398,16 @@ std::unique_ptr<Normalizer> parse_normalizer(const json& j, const std::string& w
         n->steps.push_back(std::move(step));
     return n;
   }
-  if (type == "Precompiled" &&
-      (!has(j, "precompiled_charsmap") || (j["precompiled_charsmap"].is_string() &&
-                                           j["precompiled_charsmap"].get<std::string>().empty())))
-    return nullptr;  // an empty charsmap maps nothing
+  if (type == "Precompiled") {
+    const std::string map = opt_string(j, "precompiled_charsmap", where, "");
+    if (map.empty()) return nullptr;  // an empty charsmap maps nothing
+    auto n = std::make_unique<Precompiled>();
+    Precompiled::parse(map, where + ".precompiled_charsmap", n.get());
+    return n;
+  }
   fail(where, "normalizer type '" + type +
                   "' is not supported (kiln supports BertNormalizer, Lowercase, Replace, Prepend, "
-                  "Strip, Sequence, and Precompiled without a charsmap)");
+                  "Strip, Precompiled, Sequence)");
 }
 
 // ---- pre-tokenizers: pieces of one text segment ----

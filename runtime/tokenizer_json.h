@@ -6,9 +6,10 @@
 //   normalizer:     BertNormalizer (clean_text, handle_chinese_chars, strip_accents, lowercase; the
 //                   Unicode coverage of tokenizer.h), Lowercase, Replace (a String pattern, or a
 //                   Regex that is a literal or one literal character with `+` / `{n,}`), Prepend,
-//                   Strip, Sequence, Precompiled with an empty charsmap; null.
-//                   Not supported: NFC, NFD, NFKC, NFKD, StripAccents, Precompiled with a charsmap
-//                   (XLM-R and multilingual-e5 ship one), Nmt, ByteLevel.
+//                   Strip, Sequence, Precompiled (SentencePiece's charsmap, as XLM-R and
+//                   multilingual-e5 ship it: exact per code point; grapheme clusters are
+//                   approximated, see grapheme_end); null.
+//                   Not supported: NFC, NFD, NFKC, NFKD, StripAccents, Nmt, ByteLevel.
 //   pre_tokenizer:  BertPreTokenizer, WhitespaceSplit, ByteLevel (GPT-2 split regex,
 //   add_prefix_space,
 //                   use_regex), Metaspace (replacement, prepend_scheme always/first/never or the

@@ -51,6 +51,10 @@ bool is_number(char32_t c) {
   return in_ranges(kNumber, c);
 }
 
+bool is_mark(char32_t c) {
+  return in_ranges(kMark, c);
+}
+
 bool is_white_space_property(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||

@@ -21,6 +21,7 @@ bool is_control(char32_t c);
 bool is_punctuation(char32_t c);
 bool is_letter(char32_t c);  // L*
 bool is_number(char32_t c);  // N*
+bool is_mark(char32_t c);    // M*
 // The CJK Unified Ideographs blocks BERT puts spaces around (not Hangul, not kana).
 bool is_cjk(char32_t c);
 // Lower-cases one code point (str.lower / char::to_lowercase when that is one code point, and

@@ -4,11 +4,11 @@ Python's unicodedata (the same data the reference tokenizer in tests/python uses
 
     /usr/bin/python3 scripts/gen_unicode_tables.py > runtime/unicode_tables.inc
 
-Coverage (see runtime/tokenizer.h; letters and numbers are for the byte-level BPE split regex in
-runtime/tokenizer_json.cpp):
+Coverage (see runtime/tokenizer.h; letters and numbers are for the byte-level BPE split regex,
+marks for grapheme clusters, in runtime/tokenizer_json.cpp):
   - punctuation (P* + ASCII symbols), control (Cc/Cf/Co/Cs minus \\t \\n \\r), space
-    separators (Zs), non-spacing marks (Mn), letters (L*), numbers (N*), lower-case mapping
-    (str.lower, one code point): all of Unicode;
+    separators (Zs), non-spacing marks (Mn), letters (L*), numbers (N*), marks (M*), lower-case
+    mapping (str.lower, one code point): all of Unicode;
   - accent stripping (NFD, then drop Mn) for the blocks in STRIP_BLOCKS; Hangul syllables are
     decomposed algorithmically in unicode_text.cpp.
 """
@@ -102,6 +102,7 @@ def main():
     emit_ranges("kNonspacingMark", ranges(lambda c: cat(c) == "Mn"), "Mn")
     emit_ranges("kLetter", ranges(lambda c: cat(c).startswith("L")), "L* (\\p{L}, byte-level BPE)")
     emit_ranges("kNumber", ranges(lambda c: cat(c).startswith("N")), "N* (\\p{N}, byte-level BPE)")
+    emit_ranges("kMark", ranges(lambda c: cat(c).startswith("M")), "M* (grapheme clusters)")
     runs = lower_runs()
     print(f"// str.lower() for code points that lower to one code point: {len(runs)} runs")
     print("constexpr CaseRun kLowerRuns[] = {")

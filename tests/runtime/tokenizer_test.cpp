@@ -294,6 +294,14 @@ TEST(TokenizerJson, BadFilesAreNamedErrors) {
   expect_load_error(replaced(uni, R"({"Regex": " {2,}"})", R"({"Regex": "\\s+"})"),
                     KILN_ERROR_CORRUPT, "normalizer.pattern: Regex pattern '\\s+' is not supported",
                     12);
+  // a Precompiled normalizer (its pattern and content fields are ignored)
+  const std::string replace = R"("type": "Replace")";
+  const std::string precompiled = R"("type": "Precompiled", "precompiled_charsmap": )";
+  expect_load_error(replaced(uni, replace, precompiled + R"("AB*D")"), KILN_ERROR_CORRUPT,
+                    "normalizer.precompiled_charsmap: is not base64", 12);
+  expect_load_error(replaced(uni, replace, precompiled + R"("AAEAAAAAAAA=")"),  // 256 trie bytes
+                    KILN_ERROR_CORRUPT,
+                    "normalizer.precompiled_charsmap: trie size 256 does not fit its 8 bytes", 12);
   expect_load_error(replaced(uni, R"("prepend_scheme": "always")", R"("prepend_scheme": "both")"),
                     KILN_ERROR_CORRUPT, "pre_tokenizer.prepend_scheme: 'both' is not always", 12);
 }

@@ -1,12 +1,13 @@
 """tokenizer.json in the runtime (runtime/tokenizer_json.cpp) against the pinned `tokenizers`
 package, token for token, through the C API (kiln_model_encode via kiln.runtime): BERT WordPiece
-lower-case and cased, RoBERTa byte-level BPE, XLM-R-style Unigram with Metaspace (and one with
-byte fallback). The tokenizer files are trained here on a generated corpus (no model hub) and
+lower-case and cased, RoBERTa and GPT-2 byte-level BPE, XLM-R-style Unigram with Metaspace (one
+with byte fallback, one with XLM-R's Precompiled nmt_nfkc normalizer from data/). The tokenizer files are trained here on a generated corpus (no model hub) and
 packed into the runtime tests' toy artifact (tests/runtime/make_test_artifact.cpp), whose `seq`
 symbol is raised so that only the truncation cases truncate.
 
 Runs in the project venv (scripts/test.sh stage 3); KILN_BUILD_DIR names the build tree.
 """
+import gzip
 import json
 import os
 import random
@@ -77,6 +78,11 @@ def strings(special):
         "snake_case camelCase PascalCase kebab-case", "I'm you're we've they'll she'd it's",
         "'s 't 're 've 'm 'll 'd", "  \t  ", "a", "ab", "A.", "¹²³ ½ ⅔ Ⅻ", "١٢٣ ٤٥٦",
         "ＦＵＬＬＷＩＤＴＨ ｔｅｘｔ", "\u00e9\u0301", "x\u0300\u0301\u0302",
+        # NFKC and grapheme clusters (the Precompiled normalizer)
+        "ﬁ ﬂ ﬀ ①②③ ㍿ ㌔ ℌℍ ℕ № ™", "ｶﾞｷﾞ ﾊﾟ ｱｲｳ", "e\u0301 a\u0308 o\u0302\u0323 n\u0303",
+        "\r\n crlf \r\nx\r", "Ⅷ ⅷ Å Ω K µ", "ﷺ ﷻ", "\u1100\u1161\u11a8 jamo",
+        "👨\u200d👩\u200d👧 🇯🇵 👍🏽", "a\ufe0f 1\ufe0f\u20e3", "क्ष क्षि", "\u0301start",
+        "\n\u0301 \t\u0308", "x\u200dy a\u200cb", "Ａ\u0301 ｅ\u0301", "\u3000\u3000wide",
     ]
     rng = random.Random(1)
     out = list(fixed)
@@ -157,8 +163,7 @@ def unigram(byte_fallback):
     t.decoder = decoders.Metaspace()
     extra = [f"<0x{b:02X}>" for b in range(256)] if byte_fallback else []
     t.train_from_iterator(corpus(seed=3), trainers.UnigramTrainer(
-        vocab_size=700, special_tokens=specials + extra, unk_token="<unk>",
-        byte_fallback=byte_fallback))
+        vocab_size=700, special_tokens=specials + extra, unk_token="<unk>"))
     if byte_fallback:  # the trainer does not set it on the model
         d = json.loads(t.to_str())
         d["model"]["byte_fallback"] = True
@@ -170,6 +175,16 @@ def unigram(byte_fallback):
     return t, specials + ["<mask>"]
 
 
+def xlmr_precompiled():
+    """XLM-R's normalizer: SentencePiece's nmt_nfkc charsmap, then runs of spaces to one."""
+    charsmap = gzip.decompress((Path(__file__).parent / "data" / "nmt_nfkc.charsmap.gz")
+                               .read_bytes())
+    t, specials = unigram(False)
+    t.normalizer = normalizers.Sequence([normalizers.Precompiled(charsmap),
+                                         normalizers.Replace(Regex(" {2,}"), " ")])
+    return t, specials
+
+
 KINDS = {
     "bert_lower": lambda: wordpiece(True),
     "bert_cased": lambda: wordpiece(False),
@@ -177,6 +192,7 @@ KINDS = {
     "gpt2_bpe": gpt2_bpe,
     "xlmr_unigram": lambda: unigram(False),
     "unigram_byte_fallback": lambda: unigram(True),
+    "xlmr_precompiled": xlmr_precompiled,
 }
 
 
