@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -112,6 +113,31 @@ def export(module, example_inputs, path, input_names=None, output_names=None, op
     return Path(path)
 
 
+def _tokenizer_file(tokenizer, model, vocab, tmp):
+    """The tokenizer.json to pack: a path as given; a `tokenizers.Tokenizer` or a fast
+    transformers tokenizer written into tmp; with neither tokenizer nor vocab, a
+    SentenceTransformer's own (fast) tokenizer; else None."""
+    st = sys.modules.get("sentence_transformers")
+    if tokenizer is None and vocab is None and st is not None and \
+            isinstance(model, st.SentenceTransformer):
+        own = getattr(model, "tokenizer", None)
+        if own is None or not hasattr(getattr(own, "backend_tokenizer", own), "to_str"):
+            return None  # a slow tokenizer: nothing to pack
+        tokenizer = own
+    if tokenizer is None:
+        return None
+    if isinstance(tokenizer, (str, os.PathLike)):
+        return Path(tokenizer)
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    if not hasattr(backend, "to_str"):
+        raise CompileError(f"tokenizer: expected the path of a tokenizer.json, a "
+                           f"tokenizers.Tokenizer or a fast transformers tokenizer, got "
+                           f"{type(tokenizer).__name__}")
+    path = Path(tmp) / "tokenizer.json"
+    path.write_text(backend.to_str(), encoding="utf-8")
+    return path
+
+
 def compile(model, example_inputs=None, target="native", output_dir="kiln_model", max_seq=None,
             quantize=None, input_names=None, output_names=None, opset=None, verbose=False,
             vocab=None, cased=False, bundle=None, quantize_exclude=None, exporter=None,
@@ -143,8 +169,10 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
     opset: the ONNX opset. Default: TorchScript 14 for a plain module, 17 for a Hugging Face model
     (14 with torch < 2.0); dynamo its own (18+).
     vocab / cased: pack a BERT vocab.txt (tokenizer on the board, Module.encode).
-    tokenizer: pack a Hugging Face tokenizer.json instead (WordPiece, byte-level BPE or Unigram;
-    see runtime/tokenizer_json.h for the components the runtime runs).
+    tokenizer: pack a Hugging Face tokenizer instead (WordPiece, byte-level BPE or Unigram; see
+    runtime/tokenizer_json.h for the components the runtime runs): the path of a tokenizer.json,
+    a `tokenizers.Tokenizer` or a fast transformers tokenizer. A SentenceTransformer's own fast
+    tokenizer is packed when neither tokenizer nor vocab is given.
     bundle: also write this .tar.gz for the board (artifact + runtime + infer.py).
     quantize: None / "none" (FP32) or "int8" (dynamic INT8: weight GEMMs and embedding tables);
     quantize_exclude: glob patterns (`*`, `?`) over node / weight names to keep in FP32.
@@ -156,6 +184,7 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
         quantize_exclude = [quantize_exclude]
     output_dir = Path(output_dir)
     with tempfile.TemporaryDirectory() as tmp:
+        tokenizer_json = _tokenizer_file(tokenizer, model, vocab, tmp)  # before model is wrapped
         if isinstance(model, (str, os.PathLike)):
             onnx_path = Path(model)
         else:
@@ -176,8 +205,8 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
             cmd += ["--max-seq", str(max_seq)]
         if vocab:
             cmd += ["--vocab", str(vocab)] + (["--cased"] if cased else [])
-        if tokenizer:
-            cmd += ["--tokenizer", str(tokenizer)]
+        if tokenizer_json:
+            cmd += ["--tokenizer", str(tokenizer_json)]
         if bundle:
             cmd += ["--bundle", str(bundle)]
         if quantize not in (None, "none"):

@@ -1,7 +1,8 @@
 """`kiln compile --tokenizer tokenizer.json` (tools/kiln/pack_vocab.cpp) end to end: a tiny random
 RoBERTa whose vocabulary is a byte-level BPE trained here, compiled with its tokenizer.json; then
 the Python binding (m.encode, m(text=...)) and `kiln-rt run --text` tokenize through the packed
-file, token for token as `tokenizers`, and the outputs equal PyTorch's on the same ids.
+file, token for token as `tokenizers`, and the outputs equal PyTorch's on the same ids. A
+SentenceTransformer's own tokenizer is packed without being asked.
 
 Runs in the project venv (scripts/test.sh stage 3); KILN_BUILD_DIR names the build tree.
 """
@@ -9,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -120,3 +122,26 @@ def test_compile_rejects_an_unknown_model_type(packed, tmp_path):
     with pytest.raises(CompileError, match="wordlevel.json: model type 'WordLevel' is not "
                                            "supported"):
         kiln.compile(model, output_dir=tmp_path / "o", tokenizer=bad, max_seq=MAX_SEQ)
+
+
+def test_sentence_transformer_packs_its_own_tokenizer(tmp_path):
+    """kiln.compile(SentenceTransformer) packs the model's fast tokenizer: text in, the same
+    embeddings as SentenceTransformer.encode out."""
+    pytest.importorskip("sentence_transformers")
+    sys.path.insert(0, str(tj.ROOT / "tests" / "zoo"))
+    import zoo
+
+    st = zoo.build_sentence_transformer(str(tmp_path / "st"))
+    art = Path(kiln.compile(st, output_dir=tmp_path / "art"))
+    section = json.loads((art / "model.json").read_text())["tokenizer"]
+    assert (section["type"], section["model"]) == ("tokenizer_json", "WordPiece")
+    texts = ["Hello, World!", "café naïve 中文", "", "w1 w2 w3 unknownword " * 40]
+    m = kiln.runtime.load(str(art))
+    with pytest.warns(kiln.runtime.KilnWarning, match="text 3 has"):
+        enc = m.encode(texts)
+    want = st.tokenize(texts)
+    np.testing.assert_array_equal(enc["input_ids"], want["input_ids"].numpy())
+    np.testing.assert_array_equal(enc["attention_mask"], want["attention_mask"].numpy())
+    with pytest.warns(kiln.runtime.KilnWarning):
+        got = m(text=texts)["sentence_embedding"]
+    np.testing.assert_allclose(got, st.encode(texts), atol=1e-5)
