@@ -101,7 +101,8 @@ class BertNormalizer : public Normalizer {
         if (c == 0 || c == 0xFFFD || text::is_control(c)) continue;
         if (c == '\t' || c == '\n' || c == '\r' || is_white(c)) c = ' ';
       }
-      if (chinese && text::is_cjk(c)) {
+      // tokenizers' ranges start CJK Extension E at U+2B920 (BERT's Python at U+2B820)
+      if (chinese && text::is_cjk(c) && !(c >= 0x2B820 && c <= 0x2B91F)) {
         out.push_back(' ');
         out.push_back(c);
         out.push_back(' ');

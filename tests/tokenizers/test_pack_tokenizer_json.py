@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import zlib
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def packed(tmp_path_factory):
         pad_token_id=tok.token_to_id("<pad>"))
     torch.manual_seed(0)
     model = transformers.RobertaModel(config, add_pooling_layer=False).eval()
-    out = kiln.compile(model, output_dir=tmp / "art", tokenizer=path, max_seq=MAX_SEQ)
+    out = kiln.compile(model, output_dir=tmp / "art", tokenizer=path, max_seq=MAX_SEQ,
+                       bundle=tmp / "bundle.tar.gz")
     return tok, model, path, Path(out)
 
 
@@ -58,6 +60,15 @@ def test_model_json_records_the_tokenizer(packed):
                        "vocab_size": tok.get_vocab_size(with_added_tokens=True),
                        "crc32": zlib.crc32(data)}
     assert (art / "tokenizer.json").read_bytes() == data
+
+
+def test_bundle_carries_the_tokenizer(packed):
+    _, _, path, art = packed
+    with tarfile.open(art.parent / "bundle.tar.gz") as tar:
+        names = tar.getnames()
+        readme = tar.extractfile("bundle/README.md").read().decode()
+    assert "bundle/tokenizer.json" in names
+    assert "tokenizer.json" in readme and '--text "a sentence"' in readme
 
 
 def test_python_binding_tokenizes_and_runs(packed):

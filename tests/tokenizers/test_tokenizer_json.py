@@ -83,6 +83,7 @@ def strings(special):
         "\r\n crlf \r\nx\r", "Ⅷ ⅷ Å Ω K µ", "ﷺ ﷻ", "\u1100\u1161\u11a8 jamo",
         "👨\u200d👩\u200d👧 🇯🇵 👍🏽", "a\ufe0f 1\ufe0f\u20e3", "क्ष क्षि", "\u0301start",
         "\n\u0301 \t\u0308", "x\u200dy a\u200cb", "Ａ\u0301 ｅ\u0301", "\u3000\u3000wide",
+        "a\U0002b820b a\U0002b920b a\U0002ceb0b",  # CJK Extension E, F edges
     ]
     rng = random.Random(1)
     out = list(fixed)
