@@ -228,6 +228,48 @@ TEST(TokenizerJson, ThreeKindsMatchTokenizers) {
   }
 }
 
+// A precompiled charsmap made by sentencepiece 0.2.2 from five rules (A -> a, U+FB01 -> fi,
+// e U+0301 -> U+00E9, U+2460 -> 1, U+FF21 -> A): the trie walk runs natively and under qemu.
+const char kSmallCharsmap[] =
+    "AAQAAAAAAQBBDQAABAAAgMwYAgCBBQAACQAAgJGEAgCgPQAAAAAAgKwIAgCBBQAABgAAgKEFAAACAACADwAAAA4AAA"
+    "ARAAAAEAAAABMAAAASAAAAFQAAABQAAAAXAAAAFgAAABkAAAC80AIAGwAAABoAAAAdAAAAHAAAAB8AAAAeAAAAIQAA"
+    "ACAAAAAjAAAAIgAAACUAAABlqAMAJwAAACYAAAApAAAAKAAAACsAAAAqAAAALQAAACwAAAAvAAAALgAAADEAAAAwAA"
+    "AAMwAAADIAAAA1AAAANAAAADcAAAA2AAAAOQAAADgAAAA7AAAAOgAAAD0AAAA8AAAAPwAAAD4AAABBAAAAQAAAAEMA"
+    "AABCAAAARQAAAEQAAABHAAAARgAAAEkAAABIAAAASwAAAEoAAABNAAAATAAAAE8AAABOAAAAUQAAAFAAAABTAAAAUg"
+    "AAAFUAAABUAAAAVwAAAFYAAABZAAAAWAAAAFsAAABaAAAAXQAAAFwAAABfAAAAXgAAAGEAAABgAAAAYwAAAGIAAABl"
+    "AAAAZAAAAGcAAABmAAAAaQAAAGgAAABrAAAAagAAAG0AAABsAAAAbwAAAG4AAABxAAAAcAAAAHMAAAByAAAAdQAAAH"
+    "QAAAB3AAAAdgAAAHkAAAB4AAAAewAAAHoAAAB9AAAAfAAAAH8AAAB+AAAAgQAAAIAAAACDAAAAggAAAIUAAACEAAAA"
+    "hwAAAIYAAACJAAAAiAAAAIsAAACKAAAAjQAAAIwAAACPAAAAjgAAAJEAAACQAAAAkwAAAJIAAACVAAAAlAAAAJcAAA"
+    "CWAAAAmQAAAJgAAACbAAAAmgAAAJ0AAACcAAAAnwAAAJ4AAAChAAAAoAAAAOLUAACiAAAApQAAAKQAAACnAAAApgAA"
+    "AKkAAACoAAAAqwAAAKoAAACtAAAArAAAAK8AAADvKAAAsQAAALAAAACzAAAAsgAAALUAAAC0AAAAtwAAALYAAAC5AA"
+    "AAuAAAALsAAAC6AAAAvQAAALwAAAC/AAAAvgAAAMEAAADAAAAAwwAAAMIAAADFAAAAxAAAAMcAAADGAAAAyQAAAMgA"
+    "AADLAAAAygAAAM0AAADMAAAAzwAAAM4AAADRAAAA0AAAANMAAADSAAAA1QAAANQAAADXAAAA1gAAANkAAADYAAAA2w"
+    "AAANoAAADdAAAA3AAAAN8AAADeAAAA4QAAAOAAAADjAAAA4gAAAOUAAADkAAAA5wAAAOYAAADpAAAA6AAAAOsAAADq"
+    "AAAA7QAAAOwAAADvAAAA7gAAAPEAAADwAAAA8wAAAPIAAAD1AAAA9AAAAPcAAAD2AAAA+QAAAPgAAAD7AAAA+gAAAP"
+    "0AAAD8AAAA/wAAAP4AAAAxAEEAYQBmaQDDqQA=";
+
+TEST(TokenizerJson, PrecompiledCharsmap) {
+  nlohmann::json t = nlohmann::json::parse(kUnigramJson);
+  t["normalizer"] = {
+      {"type", "Sequence"},
+      {"normalizers",
+       {{{"type", "Precompiled"}, {"precompiled_charsmap", kSmallCharsmap}}, t["normalizer"]}}};
+  for (const char* piece : {"a", "fi", "\u00e9", "1", "A"})
+    t["model"]["vocab"].push_back({piece, std::string(piece) == "a" ? -4.0 : -3.0});
+  const std::string dir = make_json_artifact(t.dump(), 17, "tokjson_precompiled");
+  Model m(dir);
+  kiln_encoding enc;
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> cases = {
+      // ids as tokenizers 0.23 gives them
+      {"A \uFB01 \u2460", {0, 4, 12, 4, 13, 4, 15, 2}},
+      {"\uFF21", {0, 4, 16, 2}},  // -> A, not normalized again
+      {"he\u0301llo", {0, 4, 8, 14, 6, 2}},
+      {"AA  \uFB01", {0, 4, 12, 12, 4, 13, 2}},
+  };
+  for (const auto& [text, want] : cases) EXPECT_EQ(encode_one(m, text, &enc), want) << text;
+  remove_tree(dir);
+}
+
 // Loading must fail with `status` and an error containing `what`.
 void expect_load_error(const std::string& tokenizer_json, kiln_status status,
                        const std::string& what, int64_t vocab_size = 11) {
