@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <limits>
+#include <queue>
 #include <unordered_map>
 #include <vector>
 
@@ -667,6 +668,58 @@ class Bpe : public Model {
   int64_t unk = -1;
   bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
 
+  const Merge* find_merge(int64_t left, int64_t right) const {
+    auto it = merges.find(static_cast<uint64_t>(left) << 32 | static_cast<uint64_t>(right));
+    return it == merges.end() ? nullptr : &it->second;
+  }
+
+  // The tokenizers crate's Word::merge_all: a queue of (rank, position) pairs, lowest rank first,
+  // leftmost among equal ranks, entries that went stale skipped; O(n log n) in the word's length.
+  void merge_all(std::vector<int64_t>* sym) const {
+    struct Item {
+      int64_t rank, id;
+      size_t pos;
+      bool operator<(const Item& o) const {  // std::priority_queue pops the largest
+        return rank != o.rank ? rank > o.rank : pos > o.pos;
+      }
+    };
+    const size_t n = sym->size();
+    std::vector<int64_t> prev(n), next(n);  // linked list over sym; -1 = none
+    std::vector<bool> gone(n, false);
+    std::priority_queue<Item> queue;
+    for (size_t k = 0; k < n; ++k) {
+      prev[k] = static_cast<int64_t>(k) - 1;
+      next[k] = k + 1 < n ? static_cast<int64_t>(k + 1) : -1;
+      if (k + 1 < n)
+        if (const Merge* m = find_merge((*sym)[k], (*sym)[k + 1])) queue.push({m->rank, m->id, k});
+    }
+    while (!queue.empty()) {
+      const Item top = queue.top();
+      queue.pop();
+      if (gone[top.pos] || next[top.pos] < 0) continue;
+      const size_t right = static_cast<size_t>(next[top.pos]);
+      const Merge* m = find_merge((*sym)[top.pos], (*sym)[right]);
+      if (!m || m->id != top.id) continue;  // stale
+      (*sym)[top.pos] = top.id;
+      gone[right] = true;
+      next[top.pos] = next[right];
+      if (next[right] >= 0) prev[static_cast<size_t>(next[right])] = static_cast<int64_t>(top.pos);
+      if (prev[top.pos] >= 0) {
+        const size_t left = static_cast<size_t>(prev[top.pos]);
+        if (const Merge* lm = find_merge((*sym)[left], (*sym)[top.pos]))
+          queue.push({lm->rank, lm->id, left});
+      }
+      if (next[top.pos] >= 0)
+        if (const Merge* rm =
+                find_merge((*sym)[top.pos], (*sym)[static_cast<size_t>(next[top.pos])]))
+          queue.push({rm->rank, rm->id, top.pos});
+    }
+    size_t kept = 0;
+    for (size_t k = 0; k < n; ++k)
+      if (!gone[k]) (*sym)[kept++] = (*sym)[k];
+    sym->resize(kept);
+  }
+
   void tokenize(const U32& word, std::vector<int64_t>* ids) const override {
     if (ignore_merges) {
       const int64_t id = find(vocab, text::encode_utf8(word));
@@ -693,23 +746,7 @@ class Bpe : public Model {
       if (unk >= 0 && !(fuse_unk && last_unk)) sym.push_back(unk);
       last_unk = unk >= 0;
     }
-    // Lowest rank first, leftmost among equal ranks (the tokenizers crate's merge queue).
-    for (;;) {
-      int64_t best = std::numeric_limits<int64_t>::max(), best_id = -1;
-      size_t at = 0;
-      for (size_t k = 0; k + 1 < sym.size(); ++k) {
-        auto it =
-            merges.find(static_cast<uint64_t>(sym[k]) << 32 | static_cast<uint64_t>(sym[k + 1]));
-        if (it != merges.end() && it->second.rank < best) {
-          best = it->second.rank;
-          best_id = it->second.id;
-          at = k;
-        }
-      }
-      if (best_id < 0) break;
-      sym[at] = best_id;
-      sym.erase(sym.begin() + static_cast<std::ptrdiff_t>(at) + 1);
-    }
+    merge_all(&sym);
     ids->insert(ids->end(), sym.begin(), sym.end());
   }
 };

@@ -111,6 +111,7 @@ def strings(special):
         sep = rng.choice([" ", "", " ", "  "])
         out.append(sep.join(parts))
     out.append(" ".join(rng.choice(WORDS) for _ in range(3000)))  # longer than SHORT_MAX and more
+    out.append(rand_word(rng, 50000, "abcdefghij"))  # one 50,000-letter word (BPE: O(n log n))
     return out
 
 
