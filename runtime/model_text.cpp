@@ -1,17 +1,23 @@
 // Model's text side: loads and validates the tokenizer packed with the artifact (model.json
 // "tokenizer" + vocab.txt or tokenizer.json) and turns texts into the BERT inputs
 // (kiln_model_encode).
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include <cstdint>
+#include <string>
 
 #include "artifact/crc32.h"
+#include "runtime/artifact_file.h"
 #include "runtime/dtype.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer_json.h"
 
 namespace kiln::rt {
+namespace {
+
+// Largest tokenizer file the loader reads: XLM-R's tokenizer.json is 17 MB, the largest common
+// ones ~35 MB; BERT's vocab.txt 0.2 MB.
+constexpr uint64_t kMaxTokenizerBytes = uint64_t{256} << 20;
+
+}  // namespace
 
 Status Model::load_tokenizer() {
   const TokenizerDesc& d = desc_.tokenizer;
@@ -20,14 +26,9 @@ Status Model::load_tokenizer() {
   const char* field = json_file ? "tokenizer.file" : "tokenizer.vocab";
   const char* crc_field = json_file ? "tokenizer.crc32" : "tokenizer.vocab_crc32";
   const std::string path = dir_ + "/" + d.vocab_file;
-  std::ifstream f(path, std::ios::binary);
-  if (!f)
-    return error(KILN_ERROR_IO,
-                 "cannot open '" + path + "' (model.json " + field + "): " + std::strerror(errno));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return error(KILN_ERROR_IO, "cannot read '" + path + "'");
-  const std::string text = ss.str();
+  std::string text;
+  if (Status s = read_artifact_file(path, kMaxTokenizerBytes, &text); !s.ok())
+    return error(s.code, s.message + " (model.json " + field + ")");
   const uint32_t crc = artifact::crc32_update(0, text.data(), text.size());
   if (crc != d.vocab_crc32)
     return error(KILN_ERROR_CORRUPT, path + ": checksum " + std::to_string(crc) +

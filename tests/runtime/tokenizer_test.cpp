@@ -6,6 +6,9 @@
 // tests/tokenizers/test_tokenizer_json.py checks the runtime against on many more strings.
 // Bad tokenizer.json files must fail to load with an error naming the file and the field.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdio>
 
 #include <string>
 #include <vector>
@@ -317,6 +320,21 @@ TEST(TokenizerJson, BadFilesAreNamedErrors) {
                     "post_processor.cls: expected [\"token\", id]");
   expect_load_error(replaced(wp, R"("content": "[MASK]",)", ""), KILN_ERROR_CORRUPT,
                     "added_tokens[1]: missing field 'content'");
+  // a FIFO in place of the file: an error, not a load that blocks forever
+  {
+    const std::string dir = make_json_artifact(kWordPieceJson, 11, "tokjson_fifo");
+    const std::string path = dir + "/tokenizer.json";
+    ASSERT_EQ(std::remove(path.c_str()), 0);
+    ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+    kiln_model* m = nullptr;
+    EXPECT_EQ(kiln_model_load(dir.c_str(), nullptr, &m), KILN_ERROR_IO);
+    EXPECT_NE(std::string(kiln_last_error()).find("not a regular file"), std::string::npos)
+        << kiln_last_error();
+    EXPECT_NE(std::string(kiln_last_error()).find("(model.json tokenizer.file)"), std::string::npos)
+        << kiln_last_error();
+    if (m) kiln_model_free(m);
+    remove_tree(dir);
+  }
   // a vocabulary larger than model.json says (another model's tokenizer.json)
   expect_load_error(wp, KILN_ERROR_CORRUPT, "11 ids (largest + 1), model.json's", 10);
 
