@@ -2,7 +2,7 @@
 """Runs the kiln model in this directory (a deploy bundle from `kiln compile ... --bundle`).
 
     python3 infer.py                                  # a sample input
-    python3 infer.py --text "a sentence" --text "another one"   # artifacts compiled with --vocab
+    python3 infer.py --text "a sentence" --text "another one"   # with --tokenizer or --vocab
     python3 infer.py --ids 101,7592,2088,102          # token ids (one sequence)
     python3 infer.py --input input_ids=ids.npy --input attention_mask=mask.npy --output-dir out/
 
