@@ -80,6 +80,11 @@ std::string type_of(const json& component, const std::string& where) {
   return get_string(component, "type", where);
 }
 
+// Sequences inside Sequences: real files nest one level; a bound keeps the recursion shallow.
+void check_depth(int depth, const std::string& where) {
+  if (depth > 16) fail(where, "Sequences nested more than 16 deep");
+}
+
 bool is_white(char32_t c) {
   return text::is_white_space_property(c);
 }
@@ -353,8 +358,10 @@ void parse_simple_regex(const std::string& pattern, const std::string& where, Re
                   "{n,})");
 }
 
-std::unique_ptr<Normalizer> parse_normalizer(const json& j, const std::string& where) {
+std::unique_ptr<Normalizer> parse_normalizer(const json& j, const std::string& where,
+                                             int depth = 0) {
   if (j.is_null()) return nullptr;
+  check_depth(depth, where);
   const std::string type = type_of(j, where);
   if (type == "BertNormalizer") {
     auto n = std::make_unique<BertNormalizer>();
@@ -396,7 +403,8 @@ std::unique_ptr<Normalizer> parse_normalizer(const json& j, const std::string& w
     auto n = std::make_unique<NormalizerSequence>();
     const json& steps = get_array(j, "normalizers", where);
     for (size_t i = 0; i < steps.size(); ++i)
-      if (auto step = parse_normalizer(steps[i], where + ".normalizers[" + std::to_string(i) + "]"))
+      if (auto step = parse_normalizer(steps[i], where + ".normalizers[" + std::to_string(i) + "]",
+                                       depth + 1))
         n->steps.push_back(std::move(step));
     return n;
   }
@@ -554,8 +562,10 @@ class PreTokenizerSequence : public PreTokenizer {
   }
 };
 
-std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const json& j, const std::string& where) {
+std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const json& j, const std::string& where,
+                                                  int depth = 0) {
   if (j.is_null()) return nullptr;
+  check_depth(depth, where);
   const std::string type = type_of(j, where);
   if (type == "BertPreTokenizer" || type == "WhitespaceSplit") {
     auto p = std::make_unique<WhitespaceSplit>();
@@ -594,8 +604,8 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const json& j, const std::stri
     auto p = std::make_unique<PreTokenizerSequence>();
     const json& steps = get_array(j, "pretokenizers", where);
     for (size_t i = 0; i < steps.size(); ++i)
-      if (auto step =
-              parse_pre_tokenizer(steps[i], where + ".pretokenizers[" + std::to_string(i) + "]"))
+      if (auto step = parse_pre_tokenizer(
+              steps[i], where + ".pretokenizers[" + std::to_string(i) + "]", depth + 1))
         p->steps.push_back(std::move(step));
     return p;
   }
@@ -914,8 +924,9 @@ struct Specials {
   std::vector<int64_t> before, after;
 };
 
-void parse_post_processor(const json& j, const std::string& where, Specials* s) {
+void parse_post_processor(const json& j, const std::string& where, Specials* s, int depth = 0) {
   if (j.is_null()) return;
+  check_depth(depth, where);
   const std::string type = type_of(j, where);
   if (type == "BertProcessing" || type == "RobertaProcessing") {
     auto pair_id = [&](const char* key) {
@@ -960,7 +971,8 @@ void parse_post_processor(const json& j, const std::string& where, Specials* s) 
   if (type == "Sequence") {
     const json& steps = get_array(j, "processors", where);
     for (size_t i = 0; i < steps.size(); ++i)
-      parse_post_processor(steps[i], where + ".processors[" + std::to_string(i) + "]", s);
+      parse_post_processor(steps[i], where + ".processors[" + std::to_string(i) + "]", s,
+                           depth + 1);
     return;
   }
   fail(where, "post-processor type '" + type +

@@ -320,6 +320,12 @@ TEST(TokenizerJson, BadFilesAreNamedErrors) {
                     "post_processor.cls: expected [\"token\", id]");
   expect_load_error(replaced(wp, R"("content": "[MASK]",)", ""), KILN_ERROR_CORRUPT,
                     "added_tokens[1]: missing field 'content'");
+  // Sequences nested 40 deep: refused before the recursion gets deep
+  std::string nested = R"({"type": "Lowercase"})";
+  for (int i = 0; i < 40; ++i) nested = R"({"type": "Sequence", "normalizers": [)" + nested + "]}";
+  nlohmann::json deep = nlohmann::json::parse(kWordPieceJson);
+  deep["normalizer"] = nlohmann::json::parse(nested);
+  expect_load_error(deep.dump(), KILN_ERROR_CORRUPT, "Sequences nested more than 16 deep");
   // a FIFO in place of the file: an error, not a load that blocks forever
   {
     const std::string dir = make_json_artifact(kWordPieceJson, 11, "tokjson_fifo");
