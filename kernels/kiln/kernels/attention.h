@@ -16,7 +16,7 @@
 // (GCC spills one or two of the NEON tiles' accumulators per step: untuned, only run under qemu.)
 // Measured, BERT-base S = 128 and 384, one thread (docs/architecture.md has the table): 67-72%
 // of the AVX-512 FMA peak (was 40-43%), 74-76% of the AVX2 peak (was 15-16%).
-// Stack per task: S_pad * (hd + 6) floats (see attention_stack_bytes), 140 KB for S = 512,
+// Stack per task: S_pad * (2 hd + 6) floats (see attention_stack_bytes), 268 KB for S = 512,
 // hd = 64; the compiler refuses shapes that need more than kAttentionMaxStackBytes.
 #pragma once
 
@@ -47,10 +47,11 @@ constexpr int64_t kAttentionKeysMax = 32;
 static_assert(kAttentionKeysMax % kAttentionKeys == 0, "the stack bound assumes this padding");
 constexpr int64_t kAttentionMaxStackBytes = 4 << 20;
 
-// Upper bound of one task's stack scratch (K^T panels + score strip + alignment) on any ISA.
+// Upper bound of one task's stack scratch (K^T panels + V rows + score strip + alignment) on any
+// ISA.
 inline int64_t attention_stack_bytes(int64_t seq, int64_t head_size) {
   const int64_t s_pad = (seq + kAttentionKeysMax - 1) / kAttentionKeysMax * kAttentionKeysMax;
-  return s_pad * (head_size + kAttentionRows) * 4 + 64;
+  return s_pad * (2 * head_size + kAttentionRows) * 4 + 64;
 }
 
 // exp(x) in float, scalar or MatmulVec: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, Cephes'
@@ -370,15 +371,22 @@ inline void attention_pv_tail(const AttentionArgs& a, const float* v, const floa
     for (int64_t c = 0; c < cols; ++c) orow[r][c0 + c] = acc[r][c] * inv[r];
 }
 
-// Query rows [i0, i1) of batch b, head h. kt: s_pad * hd floats, sc: 6 * s_pad floats.
-inline void attention_rows(const AttentionArgs& a, int64_t b, int64_t h, int64_t i0, int64_t i1,
-                           float* kt, float* sc) {
+// Query rows [i0, i1) of batch b, head h. kt: s_pad * hd floats, vp: s * hd floats, sc: 6 *
+// s_pad floats.
+inline void attention_rows(const AttentionArgs& args, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                           float* kt, float* vp, float* sc) {
   constexpr int64_t kVf = kMatmulVecFloats;
-  const int64_t hd = a.head_size, s = a.seq;
-  const float* q = a.q + b * s * a.ldq + h * hd;
-  const float* v = a.v + b * s * a.ldv + h * hd;
-  const float* mask = a.mask ? a.mask + b * a.msb + h * a.msh : nullptr;
-  attention_pack_kt(a, a.k + b * s * a.ldk + h * hd, kt);
+  const int64_t hd = args.head_size, s = args.seq;
+  const float* q = args.q + b * s * args.ldq + h * hd;
+  const float* mask = args.mask ? args.mask + b * args.msb + h * args.msh : nullptr;
+  attention_pack_kt(args, args.k + b * s * args.ldk + h * hd, kt);
+  // V's rows of this head, contiguous: read in place, rows ldv floats apart (3H in a packed QKV,
+  // 9 KiB for BERT-base) fall into a few L1 sets and every 6-row PV pass reloads them from L2.
+  const float* vsrc = args.v + b * s * args.ldv + h * hd;
+  for (int64_t j = 0; j < s; ++j) std::memcpy(vp + j * hd, vsrc + j * args.ldv, hd * sizeof(float));
+  AttentionArgs a = args;
+  a.ldv = hd;
+  const float* v = vp;
   for (int64_t i = i0; i < i1; i += kAttentionRows) {
     const int rows = static_cast<int>(i1 - i < kAttentionRows ? i1 - i : kAttentionRows);
     const float* qr[kAttentionRows];
@@ -452,16 +460,17 @@ inline void attention_f32(const kiln_backend* be, const float* q, const float* k
   const int64_t items = heads * blocks;
   const double flops = 4.0 * static_cast<double>(heads) * seq * seq * head_size;
   const int64_t grain = flops < (1 << 18) ? items : 1;
-  const size_t scratch = static_cast<size_t>(a.s_pad * (head_size + kAttentionRows));
+  const size_t scratch = static_cast<size_t>(a.s_pad * (2 * head_size + kAttentionRows));
   parallel_for(be, items, grain, [&](int64_t t0, int64_t t1) {
     float* kt = static_cast<float*>(__builtin_alloca(scratch * sizeof(float) + 64));
     kt = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(kt) + 63) & ~uintptr_t{63});
-    float* sc = kt + a.s_pad * head_size;
+    float* vp = kt + a.s_pad * head_size;
+    float* sc = vp + a.s_pad * head_size;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t bh = t / blocks, blk = t % blocks;
       const int64_t i0 = blk * rows_per_block;
       const int64_t i1 = i0 + rows_per_block < seq ? i0 + rows_per_block : seq;
-      if (i0 < i1) detail::attention_rows(a, bh / num_heads, bh % num_heads, i0, i1, kt, sc);
+      if (i0 < i1) detail::attention_rows(a, bh / num_heads, bh % num_heads, i0, i1, kt, vp, sc);
     }
   });
 }
