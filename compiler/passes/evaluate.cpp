@@ -711,34 +711,14 @@ Tensor Evaluator::dense() {
   const Tensor &x = *in(0), &w = *in(1);
   Tensor r = out(0);
   const int64_t k = w.dims[0], n = w.dims[1], m = k ? x.numel() / k : r.numel() / n;
-  const bool gelu = n_.attr_int("gelu", 0) != 0;
-  const bool ln = in(4) != nullptr;
-  const double eps = n_.attr_float("ln_epsilon", 1e-5f);
-  std::vector<double> row(n);
-  for (int64_t i = 0; i < m; ++i) {
+  std::vector<double> y(static_cast<size_t>(m * n));
+  for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      double v = in(2) ? in(2)->float_at(j) : 0.0;
+      double v = 0;
       for (int64_t p = 0; p < k; ++p) v += x.float_at(i * k + p) * w.float_at(p * n + j);
-      if (gelu) v = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
-      if (in(3)) v += in(3)->float_at(i * n + j);
-      row[j] = ln ? static_cast<float>(v) : v;  // the unfused graph rounds y to float
+      y[i * n + j] = v;
     }
-    double mean = 0, var = 0;
-    if (ln) {
-      for (double v : row) mean += v;
-      mean /= static_cast<double>(n);
-      for (double v : row) var += (v - mean) * (v - mean);
-      var = 1.0 / std::sqrt(var / static_cast<double>(n) + eps);
-    }
-    for (int64_t j = 0; j < n; ++j) {
-      double v = row[j];
-      if (ln) {
-        v = (v - mean) * var * in(4)->float_at(j);
-        if (in(5)) v += in(5)->float_at(j);
-      }
-      set_f(r, i * n + j, v);
-    }
-  }
+  dense_epilogue(n_, in_, m, n, y, &r);
   return r;
 }
 
@@ -792,6 +772,7 @@ Tensor Evaluator::attention() {
   std::optional<Broadcast> mb;
   if (mask) mb.emplace(std::vector<int64_t>{nb, heads, s, s}, mask->dims);
   std::vector<float> sc(s);
+  std::vector<double> e(s);  // exp(score - max), once per key (quant_report runs whole BERTs)
   for (int64_t b = 0; b < nb; ++b)
     for (int64_t hh = 0; hh < heads; ++hh)
       for (int64_t i = 0; i < s; ++i) {
@@ -807,12 +788,12 @@ Tensor Evaluator::attention() {
           mx = std::max(mx, static_cast<double>(sc[j]));
         }
         if (mx == -INFINITY) mx = 0;  // every key masked with -inf: 0 / 0 (NaN) below
-        for (int64_t j = 0; j < s; ++j) sum += std::exp(sc[j] - mx);
+        for (int64_t j = 0; j < s; ++j) sum += e[j] = std::exp(sc[j] - mx);
         const double inv = empty_rows_zero && sum == 0 ? 0.0 : 1.0 / sum;
         for (int64_t d = 0; d < hd; ++d) {
           double acc = 0;
           for (int64_t j = 0; j < s; ++j)
-            acc += std::exp(sc[j] - mx) * inv * v.float_at((b * s + j) * ld + vo + hh * hd + d);
+            acc += e[j] * inv * v.float_at((b * s + j) * ld + vo + hh * hd + d);
           set_f(r, (b * s + i) * h + hh * hd + d, acc);
         }
       }
@@ -1034,6 +1015,37 @@ Result<std::vector<Tensor>> Evaluator::run() {
 }
 
 }  // namespace
+
+void dense_epilogue(const ir::Node& n, const std::vector<const Tensor*>& in, int64_t m,
+                    int64_t cols, const std::vector<double>& y, Tensor* out) {
+  auto input = [&](size_t i) { return i < in.size() ? in[i] : nullptr; };
+  const bool gelu = n.attr_int("gelu", 0) != 0, ln = input(4) != nullptr;
+  const double eps = n.attr_float("ln_epsilon", 1e-5f);
+  std::vector<double> row(cols);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < cols; ++j) {
+      double v = y[i * cols + j] + (input(2) ? input(2)->float_at(j) : 0.0);
+      if (gelu) v = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+      if (input(3)) v += input(3)->float_at(i * cols + j);
+      row[j] = ln ? static_cast<float>(v) : v;  // the unfused graph rounds y to float
+    }
+    double mean = 0, var = 0;
+    if (ln) {
+      for (double v : row) mean += v;
+      mean /= static_cast<double>(cols);
+      for (double v : row) var += (v - mean) * (v - mean);
+      var = 1.0 / std::sqrt(var / static_cast<double>(cols) + eps);
+    }
+    for (int64_t j = 0; j < cols; ++j) {
+      double v = row[j];
+      if (ln) {
+        v = (v - mean) * var * input(4)->float_at(j);
+        if (input(5)) v += input(5)->float_at(j);
+      }
+      set_f(*out, i * cols + j, v);
+    }
+  }
+}
 
 bool has_evaluator(ir::Op op) {
   return Evaluator::hook(op) != nullptr;

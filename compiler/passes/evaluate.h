@@ -17,4 +17,10 @@ Result<std::vector<ir::Tensor>> evaluate_node(const ir::Node& n,
                                               const std::vector<const ir::Tensor*>& inputs,
                                               const std::vector<std::vector<int64_t>>& out_dims);
 
+// Dense's epilogue on y = x W ([m, cols], double): + bias (input 2), GELU (attr gelu), + residual
+// (input 3), then LayerNorm with inputs 4/5 over the float-rounded row; writes `out` (its dtype,
+// dims set by the caller). The evaluator's Dense and quantize/quant_report.cpp (INT8 emulation).
+void dense_epilogue(const ir::Node& n, const std::vector<const ir::Tensor*>& inputs, int64_t m,
+                    int64_t cols, const std::vector<double>& y, ir::Tensor* out);
+
 }  // namespace kiln::passes
