@@ -1,7 +1,7 @@
 """INT8 dynamic quantization end to end (`kiln compile --quantize int8`): small BERTs against the
 FP32 artifact on the host and for the Pi 4 / Pi 5 under qemu-aarch64 (Cortex-A72 must run the
 non-dotprod INT8 kernel, Cortex-A76 the SDOT one), model.json metadata and `kiln inspect`, exclude
-patterns and their warnings, bad --quantize values, the Python API, `kiln quant-report`, and
+patterns and their warnings, bad --quantize values, the Python API, `kiln quant-report --compiled`, and
 BERT-base (cosine on last_hidden_state, artifact size against FP32)."""
 import json
 import os
@@ -220,7 +220,7 @@ def test_python_api(small, tmp_path):
 
 
 def test_quant_report(small):
-    proc = subprocess.run([str(KILN), "quant-report", str(small.onnx), "--seq", "16",
+    proc = subprocess.run([str(KILN), "quant-report", "--compiled", str(small.onnx), "--seq", "16",
                            "--quantize-exclude", "/pooler/*"],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr

@@ -32,7 +32,9 @@ struct CompileArgs {
 // ("kiln: warning: ...") to stderr. Returns the process exit code (0 = success).
 int compile(const CompileArgs& a);
 
-// `kiln quant-report MODEL.onnx ...`: argv after the command name.
+// `kiln quant-report MODEL.onnx ...`: argv after the command name (quant_report_cmd.cpp); with
+// --compiled, quant_report_compiled_main (quant_report.cpp) gets the rest.
 int quant_report_main(int argc, char** argv);
+int quant_report_compiled_main(int argc, char** argv);
 
 }  // namespace kiln::tools

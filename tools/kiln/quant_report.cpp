@@ -1,4 +1,5 @@
-// `kiln quant-report MODEL.onnx`: where INT8 quantization loses accuracy. Compiles the model twice
+// `kiln quant-report --compiled MODEL.onnx`: where INT8 quantization loses accuracy in the compiled
+// kernels (quant_report_cmd.cpp has the per-layer host analysis). Compiles the model twice
 // (FP32 and --quantize int8) into temporary directories with every Dense output exposed as an
 // extra graph output, runs both through the runtime C API on the same generated inputs and prints,
 // per Dense in graph order, cosine similarity and max abs error of INT8 against FP32, then the
@@ -157,8 +158,9 @@ Diff compare(const kiln_model* ref, const kiln_model* q, const std::string& name
 
 }  // namespace
 
-int quant_report_main(int argc, char** argv) {
-  CLI::App app{"kiln quant-report: per-layer accuracy of --quantize int8 against FP32"};
+int quant_report_compiled_main(int argc, char** argv) {
+  CLI::App app{
+      "kiln quant-report --compiled: per-layer accuracy of --quantize int8 artifacts against FP32"};
   ReportArgs a;
   app.add_option("model", a.model, "ONNX model file")->required();
   app.add_option("--quantize-exclude", a.exclude, "as for kiln compile (repeatable)")
@@ -168,7 +170,7 @@ int quant_report_main(int argc, char** argv) {
   app.add_option("--target", a.target, "x86 target to compile for (default native)");
   app.add_option("--threads", a.threads, "runtime threads (default: cores)");
   app.add_flag("--keep", a.keep, "keep the two artifacts (the paths are printed)");
-  app.name("kiln quant-report");
+  app.name("kiln quant-report --compiled");
   CLI11_PARSE(app, argc, argv);
   if (a.seq < 1 || a.batch < 1) {
     std::fprintf(stderr, "kiln: error: quant-report: --seq and --batch must be >= 1\n");
