@@ -84,7 +84,8 @@ def mutate(data, rng):
     if rng.random() < 0.5:  # overwrite in place
         b[dst:dst + len(chunk)] = chunk
         return bytes(b[:n]), f"splice {len(chunk)} bytes from {src} over {dst}"
-    return bytes(b[:dst]) + chunk + bytes(b[dst:]), f"splice-insert {len(chunk)} bytes from {src} at {dst}"
+    what = f"splice-insert {len(chunk)} bytes from {src} at {dst}"
+    return bytes(b[:dst]) + chunk + bytes(b[dst:]), what
 
 
 # Which load check stopped a damaged artifact, from its message (for the summary only).
@@ -140,7 +141,8 @@ def test_random_mutations(artifact):
                 else:
                     failures.append(f"{where}: ran, but the outputs differ from the intact model's")
             elif proc.returncode < 0:
-                failures.append(f"{where}: killed by signal {-proc.returncode}\n{proc.stderr[-500:]}")
+                failures.append(
+                    f"{where}: killed by signal {-proc.returncode}\n{proc.stderr[-500:]}")
             elif proc.returncode != 1 or "kiln-rt: error:" not in proc.stderr:
                 failures.append(f"{where}: exit {proc.returncode}, stderr {proc.stderr[-500:]!r}")
             elif str(work) not in proc.stderr and not any(n in proc.stderr for n in FILES):
