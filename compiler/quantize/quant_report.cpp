@@ -24,14 +24,16 @@ using ir::Tensor;
 using ir::Value;
 using Values = std::unordered_map<const Value*, std::shared_ptr<const Tensor>>;
 
-// Dot product of two float rows in double, four chains (the compiler vectorises them).
+// Dot product of two float rows in double, eight chains: GCC makes them four SSE2 double pairs,
+// enough independent adds to hide their latency (four chains: a MiniLM-size report took 20 s of
+// CPU instead of 16).
 double dot(const float* a, const float* b, int64_t k) {
-  double s[4] = {0, 0, 0, 0};
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t p = 0;
-  for (; p + 4 <= k; p += 4)
-    for (int l = 0; l < 4; ++l) s[l] += double(a[p + l]) * double(b[p + l]);
+  for (; p + 8 <= k; p += 8)
+    for (int l = 0; l < 8; ++l) s[l] += double(a[p + l]) * double(b[p + l]);
   for (; p < k; ++p) s[0] += double(a[p]) * double(b[p]);
-  return (s[0] + s[1]) + (s[2] + s[3]);
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
 // W [K, N] row-major -> [N, K] (rows of the transposed weight are contiguous for dot()).
