@@ -6,8 +6,8 @@
 //   for each K block [k0, k1):  for each column tile (16 or 32 columns = 1 or 2 panels):
 //     for each row tile: micro-kernel
 // so a column tile's B rows (K block x 64 or 128 bytes) are reused from L1/L2 by every row tile,
-// the item's rows of A stay in L2, and the last row tile of each column tile prefetches the next
-// column tile's B into L2 (B comes from L3: 2.4-9.4 MB for BERT-base).
+// the item's rows of A stay in L2, and every row tile of a column tile prefetches its slice of
+// the next column tile's B into L2 (B comes from L3 or DRAM: 2.4-9.4 MB for BERT-base).
 // A is not packed: the micro-kernels broadcast straight from A's rows (from a row-padded copy
 // only when lda would put a tile's rows into one L1 set, see a_copy_ld). Measured on the build host
 // (AVX-512, M=168 K=768, % of peak): packing A into k-major row panels gave 45% vs ~100% at N=32,
@@ -182,12 +182,13 @@ inline void run_item(const Plan& p, const KernelTable& kt, int64_t t0, int64_t t
       for (int64_t r = 0; r < item_rows; ++r)
         std::memcpy(a_copy.data() + r * copy_ld, A + (item_r0 + r) * lda + k0, kc * 4);
     }
-    // One row tile prefetches the next column tile's rows [k0, k1) into L2. Tall items: the last
-    // one, when this tile's B is no longer needed (from the first measured 2-6 % slower: at
-    // K = 3072 two 384 KiB B tiles and the item's A do not fit a 1 MiB L2 together). Items of
-    // <= 3 row tiles (M <= 42: streaming B from DRAM is the limit): the first, for the longest
-    // lead (BERT-base seq 16, 1 thread: 16.8 vs 19.2 ms from the last).
-    const int64_t prefetch_tile = t1 - t0 <= 3 ? t0 : t1 - 1;
+    // The next column tile's rows [k0, k1) go into L2 spread over this column tile's row tiles:
+    // each prefetches its slice at step floats per k (a whole number >= 16 / tiles, so the
+    // slices cover the kc lines of each panel). From one row tile the whole next tile had to
+    // arrive within that tile's K loop (measured in docs/measurements.md, "GEMM (FP32)").
+    const int64_t tiles = t1 - t0;
+    const int64_t step = (kNr + tiles - 1) / tiles;
+    const int64_t slice = kc * step;
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t n0 = j * tile_cols;
       const int64_t cols = std::min(tile_cols, p.N - n0);
@@ -202,7 +203,10 @@ inline void run_item(const Plan& p, const KernelTable& kt, int64_t t0, int64_t t
         a.lda = copy_ld > 0 ? copy_ld : lda;
         a.b = packed_b + (n0 / kNr) * panel_stride + k0 * kNr;
         a.b_panel_stride = panel_stride;
-        a.prefetch = t == prefetch_tile && j + 1 < j1 ? a.b + p.panels * panel_stride : nullptr;
+        const int64_t pf_offset = (t - t0) * slice;
+        a.prefetch = j + 1 < j1 && pf_offset < kc * kNr ? a.b + p.panels * panel_stride + pf_offset
+                                                        : nullptr;
+        a.prefetch_step = step;
         a.c = C + r0 * ldc + n0;
         a.ldc = ldc;
         a.accumulate = kb > 0;

@@ -39,7 +39,8 @@ struct S8TileArgs {
   const void* a;
   const int8_t* b;
   int64_t b_panel_stride;  // bytes
-  const int8_t* prefetch;  // same place in the next column tile (into L2), or null
+  const int8_t* prefetch;  // a slice of the next column tile's panels (into L2), or null
+  int64_t prefetch_step;   // bytes the prefetch advances per group (64: one line per group)
   const float* a_scale;    // [rows]
   const int32_t* a_zp;     // [rows], zero point + act_format_offset
   const float* w_scale;    // [16*panels], zero past N

@@ -35,8 +35,8 @@ struct Epilogue {
 
 // One micro-kernel call: C[rows, 16*panels] (+)= A[rows, k] * B[k, 16*panels], then the epilogue
 // if `last`. A is row-major (lda); b points at the first row of the first panel, the second panel
-// starts b_panel_stride floats later. prefetch (or null) is the same place in the next column
-// tile's panels: the kernel prefetches it into L2 as it goes.
+// starts b_panel_stride floats later. prefetch (or null) is a slice of the next column tile's
+// panels: the kernel prefetches it into L2 as it goes, advancing prefetch_step floats per k.
 struct TileArgs {
   int64_t k;
   const float* a;
@@ -44,6 +44,7 @@ struct TileArgs {
   const float* b;
   int64_t b_panel_stride;
   const float* prefetch;
+  int64_t prefetch_step;
   float* c;
   int64_t ldc;
   bool accumulate;  // add to C (K blocks after the first) instead of overwriting it
