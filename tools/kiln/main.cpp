@@ -186,8 +186,7 @@ int main(int argc, char** argv) {
                 "keep layers whose node or weight name matches this glob (* and ?) in FP32; "
                 "repeatable")
       ->allow_extra_args(false);
-  app.add_subcommand("quant-report",
-                     "per-layer INT8 vs FP32 accuracy (kiln quant-report MODEL.onnx --help)");
+  app.add_subcommand("quant-report", "per-Dense INT8 error analysis (kiln quant-report --help)");
   app.add_subcommand("run", "run an artifact on .npy inputs (same as kiln-rt run)");
   app.add_subcommand("bench",
                      "time an artifact (same as kiln-rt bench); bench --compare "
