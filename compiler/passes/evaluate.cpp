@@ -1062,4 +1062,33 @@ Result<std::vector<Tensor>> evaluate_node(const ir::Node& n,
   return Evaluator(n, inputs, out_dims).run();
 }
 
+Result<std::vector<int64_t>> bind_input_symbols(const ir::Graph& g,
+                                                const std::map<std::string, ir::Tensor>& inputs) {
+  std::vector<int64_t> sym(ir::kMaxSymbols, 1);
+  for (const ir::Value* v : g.inputs) {
+    auto it = inputs.find(v->name);
+    if (it == inputs.end()) return Status::error("no value for graph input '" + v->name + "'");
+    if (!v->shape || v->shape->size() != it->second.dims.size())
+      return Status::error("graph input '" + v->name + "': rank does not match the given value");
+    for (size_t k = 0; k < v->shape->size(); ++k) {
+      const ir::Dim& d = (*v->shape)[k];
+      int which = -1, count = 0;
+      for (int s = 0; s < ir::kMaxSymbols; ++s)
+        if (d.pow[s] != 0) which = s, count += d.pow[s];
+      if (count == 1 && d.coef == 1) sym[which] = it->second.dims[k];
+    }
+  }
+  for (const ir::Value* v : g.inputs) {
+    const ir::Tensor& t = inputs.at(v->name);
+    for (size_t k = 0; k < v->shape->size(); ++k)
+      if ((*v->shape)[k].eval(sym.data()) != t.dims[k])
+        return Status::error("graph input '" + v->name + "': dim " + std::to_string(k) + " is " +
+                             std::to_string(t.dims[k]) + ", inconsistent with the other inputs");
+    if (t.dtype != v->dtype)
+      return Status::error("graph input '" + v->name + "' is " + ir::dtype_name(v->dtype) +
+                           ", given " + ir::dtype_name(t.dtype));
+  }
+  return sym;
+}
+
 }  // namespace kiln::passes

@@ -2,6 +2,8 @@
 // run a whole graph on concrete inputs). Plain loops, double accumulation; not for speed.
 #pragma once
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include "compiler/ir/graph.h"
@@ -22,5 +24,11 @@ Result<std::vector<ir::Tensor>> evaluate_node(const ir::Node& n,
 // dims set by the caller). The evaluator's Dense and quantize/quant_report.cpp (INT8 emulation).
 void dense_epilogue(const ir::Node& n, const std::vector<const ir::Tensor*>& inputs, int64_t m,
                     int64_t cols, const std::vector<double>& y, ir::Tensor* out);
+
+// The symbol values (batch, seq, ...) that concrete graph inputs give: a dim that is exactly one
+// symbol binds it (unbound symbols are 1). Errors name the input: missing, wrong rank, a dim
+// inconsistent with the others, wrong dtype.
+Result<std::vector<int64_t>> bind_input_symbols(const ir::Graph& g,
+                                                const std::map<std::string, ir::Tensor>& inputs);
 
 }  // namespace kiln::passes

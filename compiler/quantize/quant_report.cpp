@@ -210,36 +210,6 @@ class Executor {
   std::vector<int64_t> sym_;
 };
 
-// Symbol values from the inputs' dims (a dim that is exactly one symbol binds it).
-Result<std::vector<int64_t>> bind_symbols(const ir::Graph& g,
-                                          const std::map<std::string, Tensor>& inputs) {
-  std::vector<int64_t> sym(ir::kMaxSymbols, 1);
-  for (const Value* v : g.inputs) {
-    auto it = inputs.find(v->name);
-    if (it == inputs.end()) return Status::error("no value for graph input '" + v->name + "'");
-    if (!v->shape || v->shape->size() != it->second.dims.size())
-      return Status::error("graph input '" + v->name + "': rank does not match the given value");
-    for (size_t k = 0; k < v->shape->size(); ++k) {
-      const ir::Dim& d = (*v->shape)[k];
-      int which = -1, count = 0;
-      for (int s = 0; s < ir::kMaxSymbols; ++s)
-        if (d.pow[s] != 0) which = s, count += d.pow[s];
-      if (count == 1 && d.coef == 1) sym[which] = it->second.dims[k];
-    }
-  }
-  for (const Value* v : g.inputs) {
-    const Tensor& t = inputs.at(v->name);
-    for (size_t k = 0; k < v->shape->size(); ++k)
-      if ((*v->shape)[k].eval(sym.data()) != t.dims[k])
-        return Status::error("graph input '" + v->name + "': dim " + std::to_string(k) + " is " +
-                             std::to_string(t.dims[k]) + ", inconsistent with the other inputs");
-    if (t.dtype != v->dtype)
-      return Status::error("graph input '" + v->name + "' is " + ir::dtype_name(v->dtype) +
-                           ", given " + ir::dtype_name(t.dtype));
-  }
-  return sym;
-}
-
 void channel_ranges(const Tensor& x, int64_t k, const QuantReportOptions& o, DenseQuantStats* s) {
   std::vector<float> range(k, 0.0f);
   const float* xs = x.data<float>();
@@ -265,7 +235,7 @@ void channel_ranges(const Tensor& x, int64_t k, const QuantReportOptions& o, Den
 
 Result<QuantReport> quant_report(const ir::Graph& g, const std::map<std::string, Tensor>& inputs,
                                  const QuantReportOptions& options) {
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sym, bind_symbols(g, inputs));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sym, passes::bind_input_symbols(g, inputs));
   Values base;
   for (const Value* v : g.inputs) base[v] = std::make_shared<const Tensor>(inputs.at(v->name));
   const Executor ex(g, sym);

@@ -10,6 +10,7 @@
 #include "compiler/ir/graph.h"
 #include "compiler/ir/printer.h"
 #include "compiler/ir/shape_inference.h"
+#include "compiler/passes/evaluate.h"
 #include "compiler/passes/passes.h"
 #include "compiler/passes/rewrite.h"
 
@@ -73,18 +74,7 @@ inline ir::Value* ci(ir::Graph& g, std::vector<int64_t> v) {
 // Evaluates g on `inputs` (by name); returns the graph outputs by name.
 inline Result<std::map<std::string, ir::Tensor>> run_graph(
     ir::Graph& g, const std::map<std::string, ir::Tensor>& inputs) {
-  std::vector<int64_t> sym(ir::kMaxSymbols, 1);
-  for (ir::Value* v : g.inputs) {
-    auto it = inputs.find(v->name);
-    if (it == inputs.end()) return Status::error("no value for input '" + v->name + "'");
-    for (size_t k = 0; k < v->shape->size(); ++k) {
-      const ir::Dim& d = (*v->shape)[k];
-      int which = -1, count = 0;
-      for (int s = 0; s < ir::kMaxSymbols; ++s)
-        if (d.pow[s] != 0) which = s, count += d.pow[s];
-      if (count == 1 && d.coef == 1) sym[which] = it->second.dims[k];
-    }
-  }
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sym, passes::bind_input_symbols(g, inputs));
   for (ir::Value* v : g.inputs) passes::set_constant(v, inputs.at(v->name));
   g.inputs.clear();
   std::vector<const ir::Node*> sym_nodes;
