@@ -109,11 +109,11 @@ inline void run_s8_item(const Plan& p, const S8KernelTable& kt, int64_t t0, int6
   const int64_t panel_stride = kp * kNr;
   const int64_t row_bytes = tile_row_bytes(kt.format, p.K);
   // Every row tile prefetches its own slice of the next column tile's panels, at step bytes per
-  // group (a multiple of 4 >= 64 / tiles, so the tiles cover each panel's kp / 4 lines): the next
-  // tile arrives over the whole column tile's time. From one row tile it had to arrive within
+  // group (ceil(64 / tiles), so the tiles cover each panel's kp / 4 lines), as in driver.h: the
+  // next tile arrives over the whole column tile's time. From one row tile it had to arrive within
   // that tile's K loop (~1 us for K = 768 on one AVX-512 core: tens of GB/s from L3 or DRAM).
   const int64_t tiles = t1 - t0;
-  const int64_t step = (64 / tiles + (64 % tiles ? 1 : 0) + 3) / 4 * 4;
+  const int64_t step = (64 + tiles - 1) / tiles;
   const int64_t slice = kp / 4 * step;  // bytes of a panel each row tile prefetches
   for (int64_t j = j0; j < j1; ++j) {
     const int64_t n0 = j * tile_cols;
