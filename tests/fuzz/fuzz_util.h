@@ -1,0 +1,51 @@
+// Helpers shared by the fuzz targets: a private scratch directory for loaders that read files,
+// and the multi-file input format (files joined by kPartSeparator).
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+namespace kiln::fuzz {
+
+// Separates the files of one multi-file input (artifact, vocab + text): binary, so that neither
+// JSON nor text contains it, long enough that params bytes do not by chance.
+constexpr char kPartSeparator[] = "\n\x00KILN-FUZZ-PART\x00\n";
+constexpr size_t kPartSeparatorBytes = sizeof(kPartSeparator) - 1;
+
+// Splits `data` at every separator; always at least one part.
+inline std::vector<std::string> split_parts(const uint8_t* data, size_t size) {
+  const std::string all(reinterpret_cast<const char*>(data), size);
+  const std::string sep(kPartSeparator, kPartSeparatorBytes);
+  std::vector<std::string> parts;
+  size_t begin = 0;
+  for (size_t at; (at = all.find(sep, begin)) != std::string::npos; begin = at + sep.size())
+    parts.push_back(all.substr(begin, at - begin));
+  parts.push_back(all.substr(begin));
+  return parts;
+}
+
+// A directory of this process's own under $TMPDIR (or /tmp), made once and reused by every run.
+inline const std::string& scratch_dir() {
+  static const std::string dir = [] {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/kiln-fuzz-XXXXXX";
+    if (!mkdtemp(templ.data())) std::abort();
+    return templ;
+  }();
+  return dir;
+}
+
+// Replaces `path` with exactly `bytes`.
+inline void write_file(const std::string& path, const std::string& bytes) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) std::abort();
+  if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) std::abort();
+  std::fclose(f);
+}
+
+}  // namespace kiln::fuzz
