@@ -72,10 +72,18 @@ std::optional<std::pair<int64_t, int64_t>> affine_rows(const ir::Value* ids) {
     auto step = scalar(n->input(4));
     if (!step || *step != 1) return std::nullopt;
   }
-  const int64_t c0 = t.int_at(0), d = len > 1 ? t.int_at(1) - c0 : 0;
+  // c0 + d * j without overflow (the ids of an ONNX file can be anything): not affine otherwise.
+  const int64_t c0 = t.int_at(0);
+  int64_t d = 0;
+  if (len > 1 && __builtin_sub_overflow(t.int_at(1), c0, &d)) return std::nullopt;
+  auto row = [&](int64_t j) -> std::optional<int64_t> {
+    int64_t r;
+    if (__builtin_mul_overflow(d, j, &r) || __builtin_add_overflow(c0, r, &r)) return std::nullopt;
+    return r;
+  };
   for (int64_t j = 0; j < len; ++j)
-    if (t.int_at(j) != c0 + d * j) return std::nullopt;
-  return std::make_pair(c0 + d * *start, d);
+    if (row(j) != t.int_at(j)) return std::nullopt;
+  return std::make_pair(*row(*start), d);
 }
 
 // Collects the Gather leaves of the Add tree under v, left to right; false if anything else.
