@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -29,12 +30,17 @@ inline std::vector<std::string> split_parts(const uint8_t* data, size_t size) {
   return parts;
 }
 
-// A directory of this process's own under $TMPDIR (or /tmp), made once and reused by every run.
+// A directory of this process's own under $TMPDIR (else /dev/shm, else /tmp), made once and
+// reused by every run, removed at exit. tmpfs matters: ext4 flushes a file rewritten in place when
+// it is closed, which cost the file-reading targets half their speed.
 inline const std::string& scratch_dir() {
-  static const std::string dir = [] {
+  // Never destroyed: the exit handler that removes it runs after static destructors.
+  static const std::string& dir = *[] {
     const char* tmp = std::getenv("TMPDIR");
-    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/kiln-fuzz-XXXXXX";
-    if (!mkdtemp(templ.data())) std::abort();
+    std::string base = tmp && *tmp ? tmp : access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    auto* templ = new std::string(base + "/kiln-fuzz-XXXXXX");
+    if (!mkdtemp(templ->data())) std::abort();
+    std::atexit([] { std::filesystem::remove_all(scratch_dir()); });
     return templ;
   }();
   return dir;
