@@ -52,6 +52,21 @@ int run(const std::string& cmd, std::string* output) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+// KILN_EXTRA_CXXFLAGS: more flags for compiling and linking a model.so for the host's own
+// architecture, split at spaces (scripts/test.sh --sanitize instruments generated code like the
+// runtime that loads it; cross builds run under qemu with an uninstrumented runtime).
+std::string extra_flags(const target::Target& target) {
+#if defined(__x86_64__)
+  if (target.arch != "x86_64") return "";
+#elif defined(__aarch64__)
+  if (target.arch != "aarch64") return "";
+#endif
+  std::istringstream words(dir_from_env("KILN_EXTRA_CXXFLAGS", ""));
+  std::string flags, w;
+  while (words >> w) flags += " " + shell_quote(w);
+  return flags;
+}
+
 std::string truncated(const std::string& s, size_t max = 4000) {
   return s.size() <= max ? s : s.substr(0, max) + "\n... (truncated)";
 }
@@ -87,6 +102,8 @@ Status build_shared_library(const target::Target& target, const std::vector<std:
   for (const auto& f : target.cxx_flags) flags += " " + shell_quote(f);
   for (const auto& d : target.defines) flags += " " + shell_quote("-D" + d);
   flags += " -I" + shell_quote(kernels) + " -I" + shell_quote(include);
+  const std::string extra = extra_flags(target);
+  flags += extra;
 
   std::vector<std::string> objects;
   for (const auto& s : sources) objects.push_back(s + ".o");
@@ -119,6 +136,7 @@ Status build_shared_library(const target::Target& target, const std::vector<std:
   const std::string tmp = output + ".tmp";
   std::string link = shell_quote(target.cxx) + " -shared -fPIC";
   for (const auto& f : target.cxx_flags) link += " " + shell_quote(f);
+  link += extra;
   for (const auto& o : objects) link += " " + shell_quote(o);
   link += " -o " + shell_quote(tmp);
   std::string out;
