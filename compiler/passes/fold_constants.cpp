@@ -39,6 +39,10 @@ ir::Tensor tensor_from_sym(const ir::Value& v) {
   return t;
 }
 
+// Largest tensor constant folding makes: above any BERT-family weight (XLM-R large's word
+// embeddings are 0.95 GiB), far below what a 100-byte ConstantOfShape can ask for.
+constexpr int64_t kMaxFoldedBytes = int64_t{1} << 30;
+
 Status fold_node(ir::Node& n, bool* folded) {
   std::vector<const ir::Tensor*> inputs;
   for (const ir::Value* in : n.inputs) inputs.push_back(in ? in->constant.get() : nullptr);
@@ -46,6 +50,13 @@ Status fold_node(ir::Node& n, bool* folded) {
   for (const ir::Value* o : n.outputs) {
     if (!o || !o->shape || !ir::shape_is_constant(*o->shape)) return Status::ok();
     dims.push_back(ir::constant_dims(*o->shape));
+    int64_t bytes = static_cast<int64_t>(ir::dtype_size(o->dtype));
+    for (int64_t d : dims.back())
+      if (__builtin_mul_overflow(bytes, d, &bytes) || bytes > kMaxFoldedBytes)
+        return Status::error(n.describe() + ": constant output '" + o->name + "' of shape " +
+                             ir::shape_str(*o->shape, {}) + " would take more than " +
+                             std::to_string(kMaxFoldedBytes >> 20) +
+                             " MiB (the most constant folding makes)");
   }
   KILN_ASSIGN_OR_RETURN(auto r, evaluate_node(n, inputs, dims));
   for (size_t i = 0; i < n.outputs.size(); ++i) set_constant(n.outputs[i], std::move(r[i]));

@@ -39,6 +39,21 @@ TEST(FoldConstants, EvaluatesConstantSubgraphsInTheirDtypes) {
   EXPECT_EQ(s->name, s_name);  // folded values keep their names
 }
 
+// A ConstantOfShape of 4 TB (found by the onnx_import fuzzer) is an error naming the node, not a
+// std::bad_alloc.
+TEST(FoldConstants, RefusesHugeConstants) {
+  ir::Graph g;
+  ir::Value* big = op(g, "ConstantOfShape", {test::ci(g, {1000000, 1000000})});
+  g.outputs = {op(g, "ReduceSum", {big}, {{"keepdims", int64_t{0}}})};
+  ASSERT_TRUE(ir::infer_shapes(g).is_ok());
+  Status s = passes::fold_constants(g);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("(ConstantOfShape): constant output"), std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("[1000000, 1000000] would take more than 1024 MiB"), std::string::npos)
+      << s.message();
+}
+
 TEST(FoldConstants, ShapeArithmeticBecomesConstantsAndSymbolicTensors) {
   ir::Graph g;
   g.symbols = {{"batch", 0}, {"seq", 0}};
