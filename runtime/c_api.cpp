@@ -236,4 +236,19 @@ kiln_status kiln_model_encode(kiln_model* model, const char* const* texts, int32
                  [&] { return model->impl->encode(texts, n, max_len, out); });
 }
 
+kiln_status kiln_model_embedding_dim(const kiln_model* model, int64_t* dim) {
+  if (!model || !dim) return invalid("kiln_model_embedding_dim: model or dim is NULL");
+  return guarded([&] { return model->impl->embedding_dim(dim); });
+}
+
+kiln_status kiln_model_embed(kiln_model* model, const char* const* texts, int32_t n,
+                             const kiln_embed_options* opts, float* out, int64_t out_floats,
+                             kiln_embed_stats* stats) {
+  if (!model) return invalid("kiln_model_embed: model is NULL");
+  if (n < 1 || !texts) return invalid("kiln_model_embed: texts is NULL or n < 1 (no texts)");
+  if (!out) return invalid("kiln_model_embed: out is NULL");
+  return claimed(model, "kiln_model_embed",
+                 [&] { return model->impl->embed(texts, n, opts, out, out_floats, stats); });
+}
+
 }  // extern "C"

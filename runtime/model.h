@@ -14,6 +14,7 @@
 #include "kiln/c_api.h"
 #include "runtime/model_desc.h"
 #include "runtime/params_file.h"
+#include "runtime/pooling.h"
 #include "runtime/status.h"
 #include "runtime/thread_pool.h"
 #include "runtime/tokenizer.h"
@@ -70,6 +71,13 @@ class Model {
   // token_type_ids (those the model has). max_len 0 = the compiled maximum sequence length.
   Status encode(const char* const* texts, int n, int64_t max_len, kiln_encoding* out);
 
+  // Sentence embeddings (model_embed.cpp): tokenize, run in length-sorted batches, pool
+  // (model.json "pooling", or an output that is already [batch, dim]), L2-normalise if asked.
+  // out holds n x embedding_dim floats, row i for texts[i]. Reuses the encode buffers.
+  Status embedding_dim(int64_t* dim) const;
+  Status embed(const char* const* texts, int n, const kiln_embed_options* opts, float* out,
+               int64_t out_floats, kiln_embed_stats* stats);
+
   Status set_num_threads(int n);
   int num_threads() const { return backend_.num_threads; }
   const char* describe() const { return describe_.c_str(); }
@@ -94,6 +102,14 @@ class Model {
   Status load_library();
   Status check_graph_checksum(const std::string& path) const;
   Status load_tokenizer();
+  Status load_pooling();
+  // model_text.cpp: tokenizes n texts (truncating to max_len, 0 = the compiled maximum; each
+  // truncation is reported in enc_warning_ and counted in *truncated) and sets the text inputs
+  // from rows[order[0..count)], padded to the longest of them.
+  Status tokenize(const char* const* texts, int n, int64_t max_len,
+                  std::vector<std::vector<int64_t>>* rows, int32_t* truncated);
+  Status set_text_inputs(const std::vector<std::vector<int64_t>>& rows, const int* order, int count,
+                         size_t seq);
   // model.cpp
   Status bind_symbols(int64_t* sym) const;
   Status plan(const int64_t* sym);
@@ -131,6 +147,12 @@ class Model {
   std::unique_ptr<TextTokenizer> tokenizer_;
   std::vector<int64_t> enc_ids_, enc_mask_, enc_types_;  // last encode, [batch, seq]
   std::string enc_warning_;
+
+  // model_embed.cpp: the output kiln_model_embed reads (-1: none), how it pools, vector size.
+  int embed_output_ = -1;
+  Pooling embed_pooling_ = Pooling::kNone;
+  bool embed_normalize_ = false;
+  int64_t embed_dim_ = 0;
 
   bool profiling_ = false;
   int64_t profile_runs_ = 0;

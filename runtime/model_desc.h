@@ -57,6 +57,17 @@ struct TokenizerDesc {
   std::string cls = "[CLS]", sep = "[SEP]", unk = "[UNK]", pad = "[PAD]";
 };
 
+// Optional "pooling" section (kiln compile --pooling / --normalize): how kiln_model_embed makes
+// one vector per text from `output`: mode "cls", "mean", "max", "last" over its [batch, seq,
+// dim] rows, or "none" for an output that is already [batch, dim]; then L2 normalisation when
+// `normalize`.
+struct PoolingDesc {
+  bool present = false;
+  std::string mode;    // checked against runtime/pooling.h's names when the model loads
+  std::string output;  // a graph output
+  bool normalize = false;
+};
+
 struct ModelDesc {
   std::string target_name, target_arch, target_cpu;
   std::vector<std::string> features;
@@ -89,6 +100,7 @@ struct ModelDesc {
   std::vector<IoDesc> inputs, outputs;
   std::vector<NodeDesc> nodes;
   TokenizerDesc tokenizer;
+  PoolingDesc pooling;
 };
 
 // Reads and validates `path` (a model.json). Errors are KILN_ERROR_IO (unreadable),

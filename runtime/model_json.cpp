@@ -291,6 +291,18 @@ void parse_tokenizer(const json& root, ModelDesc* m) {
     if (t.contains(key)) *field = get_string(t, key, "tokenizer");
 }
 
+void parse_pooling(const json& root, ModelDesc* m) {
+  if (!root.contains("pooling") || root["pooling"].is_null()) return;
+  const json& p = get_object(root, "pooling", "model.json");
+  PoolingDesc& d = m->pooling;
+  d.present = true;
+  d.mode = get_string(p, "mode", "pooling");
+  d.output = get_string(p, "output", "pooling");
+  const json& normalize = member(p, "normalize", "pooling");
+  if (!normalize.is_boolean()) fail("pooling.normalize", "expected true or false");
+  d.normalize = normalize.get<bool>();
+}
+
 // Cross-field checks: storage indices, symbol binding, arena bounds.
 void check_plan(ModelDesc* m) {
   for (size_t i = 0; i < m->tensors.size(); ++i) {
@@ -450,6 +462,7 @@ Status parse_model_json(const std::string& path, ModelDesc* out) {
     parse_io(root, "outputs", Storage::kOutput, &m.outputs, &m);
     parse_nodes(root, &m);
     parse_tokenizer(root, &m);
+    parse_pooling(root, &m);
     check_plan(&m);
     if (root.contains("graph_crc32")) {
       m.has_graph_crc32 = true;

@@ -66,6 +66,7 @@ Status Model::load_impl(const std::string& dir, const kiln_load_options* opts) {
   KILN_RT_TRY(check_params());
   KILN_RT_TRY(load_library());
   KILN_RT_TRY(load_tokenizer());
+  KILN_RT_TRY(load_pooling());
 
   inputs_.resize(desc_.inputs.size());
   outputs_.resize(desc_.outputs.size());

@@ -1,6 +1,7 @@
 // Model's text side: loads and validates the tokenizer packed with the artifact (model.json
 // "tokenizer" + vocab.txt or tokenizer.json) and turns texts into the BERT inputs
 // (kiln_model_encode).
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -63,7 +64,8 @@ Status Model::load_tokenizer() {
   return ok_status();
 }
 
-Status Model::encode(const char* const* texts, int n, int64_t max_len, kiln_encoding* out) {
+Status Model::tokenize(const char* const* texts, int n, int64_t max_len,
+                       std::vector<std::vector<int64_t>>* rows, int32_t* truncated) {
   if (!tokenizer_)
     return error(KILN_ERROR_STATE,
                  dir_ +
@@ -83,34 +85,39 @@ Status Model::encode(const char* const* texts, int n, int64_t max_len, kiln_enco
                                                   " exceeds the compiled maximum sequence length " +
                                                   std::to_string(limit));
   if (max_len == 0) max_len = limit;
-  std::vector<std::vector<int64_t>> rows(n);
+  rows->assign(n, {});
   enc_warning_.clear();
-  int32_t truncated = 0;
-  size_t seq = 0;
+  *truncated = 0;
   for (int i = 0; i < n; ++i) {
     if (!texts[i])
       return error(KILN_ERROR_INVALID_ARGUMENT, "text " + std::to_string(i) + " is NULL");
     int64_t full = 0;
-    rows[i] = tokenizer_->encode(texts[i], max_len, &full);
-    if (static_cast<int64_t>(rows[i].size()) < full) {
-      ++truncated;
+    (*rows)[i] = tokenizer_->encode(texts[i], max_len, &full);
+    if (static_cast<int64_t>((*rows)[i].size()) < full) {
+      ++*truncated;
       enc_warning_ += (enc_warning_.empty() ? "" : "; ") + std::string("text ") +
                       std::to_string(i) + " has " + std::to_string(full) +
                       " tokens, truncated to the maximum sequence length " +
                       std::to_string(max_len);
     }
-    seq = std::max(seq, rows[i].size());
   }
-  const size_t count = static_cast<size_t>(n) * seq;
-  enc_ids_.assign(count, tokenizer_->pad_id());
-  enc_mask_.assign(count, 0);
-  enc_types_.assign(count, 0);
-  for (int i = 0; i < n; ++i)
-    for (size_t k = 0; k < rows[i].size(); ++k) {
-      enc_ids_[i * seq + k] = rows[i][k];
+  return ok_status();
+}
+
+Status Model::set_text_inputs(const std::vector<std::vector<int64_t>>& rows, const int* order,
+                              int count, size_t seq) {
+  const size_t cells = static_cast<size_t>(count) * seq;
+  enc_ids_.assign(cells, tokenizer_->pad_id());
+  enc_mask_.assign(cells, 0);
+  enc_types_.assign(cells, 0);
+  for (int i = 0; i < count; ++i) {
+    const std::vector<int64_t>& row = rows[order[i]];
+    for (size_t k = 0; k < row.size(); ++k) {
+      enc_ids_[i * seq + k] = row[k];
       enc_mask_[i * seq + k] = 1;
     }
-  const int64_t shape[2] = {n, static_cast<int64_t>(seq)};
+  }
+  const int64_t shape[2] = {count, static_cast<int64_t>(seq)};
   const std::pair<const char*, const std::vector<int64_t>*> feeds[] = {
       {"input_ids", &enc_ids_}, {"attention_mask", &enc_mask_}, {"token_type_ids", &enc_types_}};
   for (const auto& feed : feeds) {
@@ -132,6 +139,18 @@ Status Model::encode(const char* const* texts, int n, int64_t max_len, kiln_enco
                                                     ", the tokenizer makes int64 or int32");
     }
   }
+  return ok_status();
+}
+
+Status Model::encode(const char* const* texts, int n, int64_t max_len, kiln_encoding* out) {
+  std::vector<std::vector<int64_t>> rows;
+  int32_t truncated = 0;
+  KILN_RT_TRY(tokenize(texts, n, max_len, &rows, &truncated));
+  size_t seq = 0;
+  for (const auto& row : rows) seq = std::max(seq, row.size());
+  std::vector<int> order(n);
+  for (int i = 0; i < n; ++i) order[i] = i;
+  KILN_RT_TRY(set_text_inputs(rows, order.data(), n, seq));
   if (out)
     *out = kiln_encoding{
         n,         static_cast<int64_t>(seq), enc_ids_.data(), enc_mask_.data(), enc_types_.data(),

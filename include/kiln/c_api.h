@@ -16,7 +16,7 @@
  * directories, and sizes that disagree with model.json are errors, never a crash or a hang.
  *
  * Threads: one kiln_model serves one thread at a time (inputs, outputs, arena and thread pool
- * are per model). set_input, run, get_output, encode, set_num_threads, set_profiling and
+ * are per model). set_input, run, get_output, encode, embed, set_num_threads, set_profiling and
  * profile claim the model while they run; the same calls from another thread at the same moment
  * fail with KILN_ERROR_STATE ("the model is in use by another thread") and change nothing, they
  * do not wait. To share one model, hold your own lock from set_input to the last read of the
@@ -132,6 +132,38 @@ int32_t kiln_model_has_tokenizer(const kiln_model* model);
  * out->num_truncated / out->warning (not an error). out may be NULL. */
 kiln_status kiln_model_encode(kiln_model* model, const char* const* texts, int32_t n,
                               int32_t max_len, kiln_encoding* out);
+
+/* ---- Sentence embeddings (artifacts with a tokenizer and model.json "pooling") ---- */
+
+typedef struct kiln_embed_options {
+  /* Texts per run; 0 = as many as keep the arena under 128 MiB (batch b uses b x the planned
+   * arena), at most 32. */
+  int32_t max_batch;
+  /* 0 (default): runs take the texts sorted by token count (longest first), so each run pads
+   * only to its own longest and little work goes to padding. Non-zero: the given order, each
+   * run padded to its longest (for comparisons). The results are the same either way. */
+  int32_t keep_order;
+} kiln_embed_options;
+
+typedef struct kiln_embed_stats {
+  int64_t tokens;        /* tokens of all texts after truncation, special tokens included */
+  int64_t padded_tokens; /* positions the model ran: sum over runs of batch x seq */
+  int32_t runs;          /* model runs */
+  int32_t num_truncated; /* texts cut to the compiled maximum sequence length */
+  const char* warning;   /* "" or a message naming each truncated text; owned by the model */
+} kiln_embed_stats;
+
+/* The size of one embedding, or an error when the artifact has no pooling (model.json
+ * "pooling", written by `kiln compile --pooling ...`) and no float32 [batch, dim] output. */
+kiln_status kiln_model_embedding_dim(const kiln_model* model, int64_t* dim);
+/* Embeds n NUL-terminated UTF-8 texts: tokenizes them with the packed tokenizer (too long:
+ * truncated, reported in stats), runs the model on batches of similar length, pools each text's
+ * tokens (padding never counted) and L2-normalises when model.json says so. Writes n x dim
+ * floats to out (row i = texts[i]); out_floats is out's capacity in floats. opts and stats may
+ * be NULL. Replaces the model's inputs, outputs and the last kiln_model_encode's buffers. */
+kiln_status kiln_model_embed(kiln_model* model, const char* const* texts, int32_t n,
+                             const kiln_embed_options* opts, float* out, int64_t out_floats,
+                             kiln_embed_stats* stats);
 
 #ifdef __cplusplus
 }

@@ -172,6 +172,24 @@ class Model {
   }
   TensorInfo get_output(const std::string& name) const { return get_output(output_index(name)); }
 
+  // Sentence embeddings (kiln_model_embed): texts.size() x embedding_dim() floats, row i for
+  // texts[i]. opts and stats may be null.
+  int64_t embedding_dim() const {
+    int64_t dim = 0;
+    check(kiln_model_embedding_dim(model_, &dim));
+    return dim;
+  }
+  std::vector<float> embed(const std::vector<std::string>& texts,
+                           const kiln_embed_options* opts = nullptr,
+                           kiln_embed_stats* stats = nullptr) {
+    std::vector<const char*> ptrs;
+    for (const std::string& t : texts) ptrs.push_back(t.c_str());
+    std::vector<float> out(texts.size() * static_cast<size_t>(embedding_dim()));
+    check(kiln_model_embed(model_, ptrs.data(), static_cast<int32_t>(ptrs.size()), opts, out.data(),
+                           static_cast<int64_t>(out.size()), stats));
+    return out;
+  }
+
   void set_num_threads(int n) { check(kiln_model_set_num_threads(model_, n)); }
   int num_threads() const { return kiln_model_num_threads(model_); }
   std::string describe() const { return kiln_model_describe(model_); }

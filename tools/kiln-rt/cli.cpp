@@ -1,5 +1,6 @@
-// kiln-rt's command line: run, bench and inspect with their options and help, parsed by CLI11
-// (header-only, compiled in; the compiler CLI `kiln` uses it too) into commands.h's arguments.
+// kiln-rt's command line: run, bench, embed and inspect with their options and help, parsed by
+// CLI11 (header-only, compiled in; the compiler CLI `kiln` uses it too) into commands.h's
+// arguments.
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
@@ -122,6 +123,30 @@ CLI::App* add_bench(CLI::App& app, BenchArgs* a) {
   return cmd;
 }
 
+CLI::App* add_embed(CLI::App& app, EmbedArgs* a) {
+  CLI::App* cmd = add_command(
+      app, "embed", "sentence embeddings of texts",
+      "Tokenizes the texts with the artifact's tokenizer, runs them in batches of similar\n"
+      "length, pools (model.json \"pooling\": kiln compile --pooling, or a [batch, dim]\n"
+      "output) and L2-normalises when the artifact says so. Prints one line per text, the\n"
+      "vector's values separated by spaces, in input order (--json: one JSON object).",
+      &a->dir);
+  cmd->add_option("--text", a->texts, "a text; repeat for more")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  cmd->add_option("--file", a->file,
+                  "a UTF-8 file with one text per line (after the --text ones; every line\n"
+                  "counts, empty ones too; a trailing newline ends the last line)");
+  add_threads(cmd, &a->threads);
+  cmd->add_option("--max-batch", a->max_batch,
+                  "texts per run (default: as many as keep the arena under 128 MiB, <= 32)")
+      ->transform(int_in(1, 1 << 20));
+  cmd->add_flag("--json", a->json,
+                "print {\"dim\", \"embeddings\": [[...], ...], \"tokens\", \"padded_tokens\",\n"
+                "\"runs\", \"truncated\", \"ms\"}");
+  return cmd;
+}
+
 CLI::App* add_inspect(CLI::App& app, InspectArgs* a) {
   CLI::App* cmd = add_command(
       app, "inspect", "describe an artifact",
@@ -141,7 +166,7 @@ std::string failure_message(const CLI::App* app, const CLI::Error& e) {
   const std::vector<std::string> rest = app->remaining();
   if (command.empty()) {
     message = (rest.empty() ? "missing command" : "unknown command '" + rest.front() + "'") +
-              " (expected run, bench or inspect)";
+              " (expected run, bench, embed or inspect)";
   } else if (e.get_name() == "RequiredError" && command[0]->get_option("DIR")->count() == 0) {
     message = command[0]->get_name() + ": missing artifact directory DIR";
   }
@@ -151,8 +176,9 @@ std::string failure_message(const CLI::App* app, const CLI::Error& e) {
 }  // namespace
 
 int rt_main(int argc, char** argv) {
-  CLI::App app{"kiln-rt: run, benchmark and inspect kiln artifacts with libkiln_runtime only",
-               "kiln-rt"};
+  CLI::App app{
+      "kiln-rt: run, benchmark and inspect kiln artifacts, embed texts (libkiln_runtime only)",
+      "kiln-rt"};
   app.require_subcommand(1);
   app.footer("`kiln-rt COMMAND --help` shows a command's options.");
   app.failure_message(failure_message);
@@ -161,8 +187,10 @@ int rt_main(int argc, char** argv) {
   RunArgs run;
   BenchArgs bench;
   InspectArgs inspect;
+  EmbedArgs embed;
   CLI::App* run_cmd = add_run(app, &run);
   CLI::App* bench_cmd = add_bench(app, &bench);
+  CLI::App* embed_cmd = add_embed(app, &embed);
   add_inspect(app, &inspect);
   try {
     app.parse(argc, argv);
@@ -172,6 +200,7 @@ int rt_main(int argc, char** argv) {
   try {
     if (*run_cmd) return cmd_run(run);
     if (*bench_cmd) return cmd_bench(bench);
+    if (*embed_cmd) return cmd_embed(embed);
     return cmd_inspect(inspect);
   } catch (const std::exception& e) {  // kiln::Error, a bad input or output file, ...
     std::fprintf(stderr, "kiln-rt: error: %s\n", e.what());

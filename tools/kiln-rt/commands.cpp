@@ -1,5 +1,6 @@
-// kiln-rt's commands: run (npy in, npy out), bench (generated inputs, timing) and inspect
-// (kiln_model_describe, printed for people); cli.cpp parses their arguments.
+// kiln-rt's commands: run (npy in, npy out), bench (generated inputs, timing), embed (texts in,
+// sentence embeddings out) and inspect (kiln_model_describe, printed for people); cli.cpp parses
+// their arguments.
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -455,6 +456,81 @@ int cmd_inspect(const InspectArgs& a) {
   std::printf("params     %s: %d tensors, %s\n", d["params"]["file"].get<std::string>().c_str(),
               d["params"]["count"].get<int>(),
               human_bytes(d["params"]["bytes"].get<uint64_t>()).c_str());
+  return 0;
+}
+
+namespace {
+
+// --file: every line is a text (empty ones too); "\r\n" counts as a line end; a final newline
+// ends the last line instead of starting an empty one.
+void read_lines(const std::string& path, std::vector<std::string>* texts) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw std::runtime_error("--file: cannot open '" + path + "': " + std::strerror(errno));
+  std::string text;
+  char buf[65536];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) text.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) throw std::runtime_error("--file: cannot read '" + path + "'");
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    size_t stop = end;
+    if (stop > begin && text[stop - 1] == '\r') --stop;
+    texts->push_back(text.substr(begin, stop - begin));
+    begin = end + 1;
+  }
+}
+
+}  // namespace
+
+int cmd_embed(const EmbedArgs& a) {
+  std::vector<std::string> texts = a.texts;
+  if (!a.file.empty()) read_lines(a.file, &texts);
+  if (texts.empty()) throw std::runtime_error("embed: no texts (give --text TEXT or --file FILE)");
+  LoadOptions o;
+  o.num_threads = a.threads;
+  Model m(a.dir, o);
+  if (!kiln_model_has_tokenizer(m.get()))
+    throw std::runtime_error(
+        "embed: this artifact has no tokenizer (compile it with `kiln compile ... --tokenizer "
+        "tokenizer.json` or `--vocab vocab.txt`)");
+  const int64_t dim = m.embedding_dim();
+  kiln_embed_options opts{a.max_batch, 0};
+  kiln_embed_stats stats{};
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<float> v = m.embed(texts, &opts, &stats);
+  const double ms = ms_since(t0);
+  if (stats.num_truncated > 0) std::fprintf(stderr, "kiln-rt: warning: %s\n", stats.warning);
+  // %.9g: enough digits to read back every float exactly.
+  auto print_row = [&](size_t i, const char* sep) {
+    for (int64_t d = 0; d < dim; ++d)
+      std::printf("%s%.9g", d ? sep : "", static_cast<double>(v[i * dim + d]));
+  };
+  if (a.json) {
+    std::printf("{\"dim\": %lld, \"embeddings\": [", static_cast<long long>(dim));
+    for (size_t i = 0; i < texts.size(); ++i) {
+      std::printf("%s[", i ? ", " : "");
+      print_row(i, ", ");
+      std::printf("]");
+    }
+    std::printf(
+        "], \"tokens\": %lld, \"padded_tokens\": %lld, \"runs\": %d, \"truncated\": %d, "
+        "\"threads\": %d, \"ms\": %.3f}\n",
+        static_cast<long long>(stats.tokens), static_cast<long long>(stats.padded_tokens),
+        stats.runs, stats.num_truncated, m.num_threads(), ms);
+  } else {
+    for (size_t i = 0; i < texts.size(); ++i) {
+      print_row(i, " ");
+      std::printf("\n");
+    }
+    std::fprintf(stderr,
+                 "kiln-rt: %zu texts, %lld tokens, %d runs over %lld positions, %.2f ms on %d "
+                 "thread(s)\n",
+                 texts.size(), static_cast<long long>(stats.tokens), stats.runs,
+                 static_cast<long long>(stats.padded_tokens), ms, m.num_threads());
+  }
   return 0;
 }
 

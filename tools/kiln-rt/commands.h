@@ -10,8 +10,8 @@
 
 namespace kiln::tools {
 
-// argv[1] is the subcommand: run, bench or inspect (see `kiln-rt --help`). Returns the exit code
-// (CLI11's for a bad command line); errors go to stderr prefixed "kiln-rt: error: ".
+// argv[1] is the subcommand: run, bench, embed or inspect (see `kiln-rt --help`). Returns the exit
+// code (CLI11's for a bad command line); errors go to stderr prefixed "kiln-rt: error: ".
 int rt_main(int argc, char** argv);
 
 // 0 threads: KILN_NUM_THREADS or the number of cores.
@@ -35,6 +35,15 @@ struct BenchArgs {
   bool json = false;
 };
 
+struct EmbedArgs {
+  std::string dir;
+  std::vector<std::string> texts;  // --text, in order
+  std::string file;                // --file: one text per line, after the --text ones
+  int threads = 0;
+  int max_batch = 0;  // 0: kiln_model_embed's default
+  bool json = false;
+};
+
 struct InspectArgs {
   std::string dir;
   bool json = false;
@@ -45,5 +54,6 @@ struct InspectArgs {
 int cmd_run(const RunArgs& a);
 int cmd_bench(const BenchArgs& a);
 int cmd_inspect(const InspectArgs& a);
+int cmd_embed(const EmbedArgs& a);
 
 }  // namespace kiln::tools

@@ -18,6 +18,9 @@ struct CompileArgs {
   std::string vocab;              // BERT vocab.txt to pack (tokenizer on the board)
   bool cased = false;             // the vocabulary is cased: no lower-casing / accent stripping
   std::string tokenizer;          // Hugging Face tokenizer.json to pack (instead of vocab)
+  std::string pooling;            // cls | mean | max | last | none: model.json "pooling"
+  bool normalize = false;         // L2-normalise the embeddings (implies --pooling none alone)
+  std::string pooling_output;     // the output to pool; empty: the model's (pack_pooling.h)
   std::string bundle;             // out.tar.gz: artifact + runtime + infer.py for the board
   std::string quantize = "none";  // none | int8 (compiler/quantize)
   std::vector<std::string> quantize_exclude;  // glob patterns over node / weight names

@@ -17,6 +17,7 @@
 #include "tools/kiln/bench_compare.h"
 #include "tools/kiln/bundle.h"
 #include "tools/kiln/compile.h"
+#include "tools/kiln/pack_pooling.h"
 #include "tools/kiln/pack_vocab.h"
 #include "tools/kiln/variants.h"
 
@@ -77,6 +78,11 @@ int kiln::tools::compile(const CompileArgs& a) {
   if (a.cased && a.vocab.empty()) return fail("--cased describes a vocabulary: give --vocab too");
   if (!a.vocab.empty() && !a.tokenizer.empty())
     return fail("--vocab and --tokenizer both give the tokenizer: choose one");
+  if (!a.pooling.empty() && !kiln::tools::is_pooling_mode(a.pooling))
+    return fail("--pooling: unknown mode '" + a.pooling +
+                "' (expected cls, mean, max, last or none)");
+  if (!a.pooling_output.empty() && a.pooling.empty() && !a.normalize)
+    return fail("--pooling-output names the output to pool: give --pooling too");
   kiln::tools::TokenizerJson tokenizer;  // read before compiling: a bad file fails fast
   if (!a.tokenizer.empty())
     if (auto s = kiln::tools::read_tokenizer_json(a.tokenizer, &tokenizer); !s)
@@ -109,6 +115,11 @@ int kiln::tools::compile(const CompileArgs& a) {
   if (!a.tokenizer.empty())
     if (auto s = kiln::tools::pack_tokenizer_json(a.output_dir, tokenizer); !s)
       return fail(s.message());
+  if (!a.pooling.empty() || a.normalize)
+    if (auto s = kiln::tools::pack_pooling(a.output_dir, a.pooling.empty() ? "none" : a.pooling,
+                                           a.normalize, a.pooling_output);
+        !s)
+      return fail(s.message());
   if (a.quiet) return 0;
 
   size_t nodes = 0;
@@ -140,6 +151,9 @@ int kiln::tools::compile(const CompileArgs& a) {
   if (!a.vocab.empty())
     std::printf("  tokenizer: %s (%s)\n", a.vocab.c_str(), a.cased ? "cased" : "lower-case");
   if (!a.tokenizer.empty()) std::printf("  tokenizer: %s\n", a.tokenizer.c_str());
+  if (!a.pooling.empty() || a.normalize)
+    std::printf("  pooling: %s%s\n", a.pooling.empty() ? "none" : a.pooling.c_str(),
+                a.normalize ? ", L2-normalised" : "");
   if (!a.bundle.empty()) {
     uint64_t bytes = 0;
     if (auto s = kiln::tools::make_bundle({a.output_dir, a.bundle, r.target.name, r.target.arch},
@@ -156,7 +170,8 @@ int main(int argc, char** argv) {
     std::string cmd = argv[1];
     if (cmd == "bench" && kiln::tools::wants_compare(argc, argv))
       return kiln::tools::bench_compare_main(argc, argv);
-    if (cmd == "run" || cmd == "bench" || cmd == "inspect") return kiln::tools::rt_main(argc, argv);
+    if (cmd == "run" || cmd == "bench" || cmd == "embed" || cmd == "inspect")
+      return kiln::tools::rt_main(argc, argv);
     if (cmd == "quant-report") return kiln::tools::quant_report_main(argc - 1, argv + 1);
   }
   CLI::App app{"kiln: compile PyTorch transformers (ONNX) into fast artifacts for x86 and aarch64"};
@@ -177,6 +192,13 @@ int main(int argc, char** argv) {
   c->add_option("--tokenizer", a.tokenizer,
                 "Hugging Face tokenizer.json (WordPiece, byte-level BPE or Unigram): pack it "
                 "(kiln-rt run --text, m.encode)");
+  c->add_option("--pooling", a.pooling,
+                "sentence embeddings (kiln-rt embed, m.embed): pool the output over the tokens\n"
+                "with cls | mean | max | last (padding never counted), or none for an output\n"
+                "that is already [batch, dim]");
+  c->add_flag("--normalize", a.normalize, "L2-normalise the embeddings (alone: --pooling none)");
+  c->add_option("--pooling-output", a.pooling_output,
+                "the output to pool (default last_hidden_state, or the only one that fits)");
   c->add_option("--bundle", a.bundle,
                 "also write OUT.tar.gz: artifact + the target's runtime + infer.py for the board");
   c->add_option("--quantize", a.quantize,
