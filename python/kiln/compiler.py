@@ -138,10 +138,21 @@ def _tokenizer_file(tokenizer, model, vocab, tmp):
     return path
 
 
+def _load_sentence_transformer(path):
+    """A SentenceTransformer saved to directory `path` (modules.json, 1_Pooling/config.json,
+    ...), loaded on the CPU."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as e:
+        raise CompileError(f"{path} is a sentence-transformers model directory (modules.json); "
+                           f"loading it needs the sentence-transformers package: {e}") from e
+    return SentenceTransformer(str(path), device="cpu")
+
+
 def compile(model, example_inputs=None, target="native", output_dir="kiln_model", max_seq=None,
             quantize=None, input_names=None, output_names=None, opset=None, verbose=False,
             vocab=None, cased=False, bundle=None, quantize_exclude=None, exporter=None,
-            tokenizer=None):
+            tokenizer=None, pooling=None, normalize=None):
     """Compiles `model` into `output_dir` and returns the artifact directory as a Path.
 
     model: one of
@@ -150,9 +161,13 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
       inputs input_ids, attention_mask and token_type_ids, those its forward takes
       (token_type_ids only with config.type_vocab_size > 1); outputs named after its ModelOutput's
       tensor fields (last_hidden_state, pooler_output, logits, ...);
-    - a `sentence_transformers.SentenceTransformer` over a transformers model: the inputs its
-      tokenizer returns, pooling (and Normalize, Dense, ...) inside the artifact, output
-      `sentence_embedding`;
+    - a `sentence_transformers.SentenceTransformer` over a transformers model (or the path of
+      a directory it was saved to, with modules.json): the inputs its tokenizer returns. When
+      its modules are Transformer, Pooling (cls, mean, max or lasttoken) and optionally
+      Normalize, the artifact outputs `token_embeddings` and pools and normalises in the
+      runtime as those modules say (model.json "pooling", m.embed / kiln-rt embed); any other
+      stack (Dense, other modes) is exported whole, output `sentence_embedding`, served as it
+      is by m.embed;
     - any other torch.nn.Module, with example_inputs;
     - the path of an ONNX file (compiled as it is).
     example_inputs: a tuple of tensors/arrays (names input_0, ...) or a dict name -> tensor;
@@ -173,6 +188,10 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
     runtime/tokenizer_json.h for the components the runtime runs): the path of a tokenizer.json,
     a `tokenizers.Tokenizer` or a fast transformers tokenizer. A SentenceTransformer's own fast
     tokenizer is packed when neither tokenizer nor vocab is given.
+    pooling / normalize: sentence embeddings (m.embed, kiln-rt embed): "cls", "mean", "max" or
+    "last" over the tokens of the output last_hidden_state (padding never counted), or "none"
+    for an output that is already [batch, dim]; normalize=True L2-normalises. Default: a
+    SentenceTransformer's own Pooling / Normalize modules (above), else no pooling.
     bundle: also write this .tar.gz for the board (artifact + runtime + infer.py).
     quantize: None / "none" (FP32) or "int8" (dynamic INT8: weight GEMMs and embedding tables);
     quantize_exclude: glob patterns (`*`, `?`) over node / weight names to keep in FP32.
@@ -184,15 +203,23 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
         quantize_exclude = [quantize_exclude]
     output_dir = Path(output_dir)
     with tempfile.TemporaryDirectory() as tmp:
+        if isinstance(model, (str, os.PathLike)) and (Path(model) / "modules.json").is_file():
+            model = _load_sentence_transformer(model)
         tokenizer_json = _tokenizer_file(tokenizer, model, vocab, tmp)  # before model is wrapped
         if isinstance(model, (str, os.PathLike)):
             onnx_path = Path(model)
         else:
             from . import hf
 
-            if hf.kind(model):
+            what = hf.kind(model)
+            own = (hf.sentence_pooling(model) if what == "sentence_transformers" and
+                   pooling is None and not output_names else None)
+            if own:
+                pooling, normalize = own[0], own[1] if normalize is None else normalize
+            if what:
                 model, example_inputs, input_names, output_names, max_seq = hf.prepare(
-                    model, example_inputs, input_names, output_names, max_seq)
+                    model, example_inputs, input_names, output_names, max_seq,
+                    tokens_only=own is not None)
                 exporter = exporter or default_exporter()
                 if opset is None and exporter == "torchscript":
                     opset = 17 if _torch_version() >= (2, 0) else 14
@@ -207,6 +234,10 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
             cmd += ["--vocab", str(vocab)] + (["--cased"] if cased else [])
         if tokenizer_json:
             cmd += ["--tokenizer", str(tokenizer_json)]
+        if pooling:
+            cmd += ["--pooling", str(pooling)]
+        if normalize:
+            cmd += ["--normalize"]
         if bundle:
             cmd += ["--bundle", str(bundle)]
         if quantize not in (None, "none"):

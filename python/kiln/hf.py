@@ -63,6 +63,47 @@ class _SentenceTransformer(_Positional):
         return self.model(feeds)  # the features dict, with sentence_embedding added
 
 
+class _SentenceTransformerTokens(_Positional):
+    """Only the SentenceTransformer's Transformer module: token_embeddings [batch, seq, dim];
+    the artifact pools them itself (model.json "pooling", see sentence_pooling)."""
+
+    def outputs(self, feeds):
+        return self.model[0](dict(feeds))
+
+
+# sentence-transformers' Pooling modes kiln's runtime pools with, by kiln's name.
+_ST_POOLING = {"cls": "cls", "mean": "mean", "max": "max", "lasttoken": "last"}
+_ST_LEGACY_POOLING = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
+                      "pooling_mode_mean_tokens": "mean", "pooling_mode_lasttoken": "lasttoken"}
+
+
+def sentence_pooling(model):
+    """(mode, normalize) when the SentenceTransformer is [Transformer, Pooling, Normalize?] with
+    one pooling mode kiln pools with (cls, mean, max, lasttoken) over every token (the settings
+    of its 1_Pooling/config.json and modules.json); else None (other modules, e.g. Dense, or
+    other modes: the artifact keeps the model's own sentence_embedding graph)."""
+    mods = list(model)
+    if len(mods) not in (2, 3) or type(mods[1]).__name__ != "Pooling":
+        return None
+    pool = mods[1]
+    mode = getattr(pool, "pooling_mode", None)
+    if mode is None:  # sentence-transformers before 6: one flag per mode
+        config = pool.get_config_dict()
+        on = [m for k, m in _ST_LEGACY_POOLING.items() if config.get(k)]
+        other = [k for k, v in config.items() if k.startswith("pooling_mode_") and v and
+                 k not in _ST_LEGACY_POOLING]
+        mode = on[0] if len(on) == 1 and not other else None
+    if isinstance(mode, (list, tuple)) and len(mode) == 1:
+        mode = mode[0]
+    if not isinstance(mode, str) or mode not in _ST_POOLING:
+        return None
+    if not getattr(pool, "include_prompt", True):
+        return None
+    if len(mods) == 3 and type(mods[2]).__name__ != "Normalize":
+        return None
+    return _ST_POOLING[mode], len(mods) == 3
+
+
 def _forward_params(model):
     return inspect.signature(model.forward).parameters
 
@@ -166,17 +207,21 @@ def _example(names, given, config):
     return tuple(out[n] for n in names)
 
 
-def prepare(model, example_inputs=None, input_names=None, output_names=None, max_seq=None):
+def prepare(model, example_inputs=None, input_names=None, output_names=None, max_seq=None,
+            tokens_only=False):
     """-> (module, example args, input names, output names, max_seq) for kiln.compiler.export.
 
     max_seq (None: derived) bounds the sequence axis: min(512, the position table's length, the
-    SentenceTransformer's max_seq_length)."""
+    SentenceTransformer's max_seq_length). tokens_only: a SentenceTransformer is exported
+    without its Pooling / Normalize modules, output token_embeddings."""
     what = kind(model)
     hf, accepted, default = _text_model(model, what)
     model_name = type(model).__name__
     names, given = _select_inputs(model_name, accepted, default, input_names, example_inputs)
     args = _example(names, given, hf.config)
-    wrapper_cls = _SentenceTransformer if what == "sentence_transformers" else _Transformers
+    wrapper_cls = _Transformers
+    if what == "sentence_transformers":
+        wrapper_cls = _SentenceTransformerTokens if tokens_only else _SentenceTransformer
     model.eval()
     with torch.no_grad():
         probe = wrapper_cls(model, names, ()).outputs(dict(zip(names, args)))
@@ -186,7 +231,9 @@ def prepare(model, example_inputs=None, input_names=None, output_names=None, max
     # Tensor fields only: None entries and tuples (hidden_states, attentions) are not outputs;
     # a SentenceTransformer also hands back its input features.
     fields = [k for k, v in probe.items() if torch.is_tensor(v) and k not in TEXT_INPUTS]
-    default = ["sentence_embedding"] if what == "sentence_transformers" else fields
+    default = fields
+    if what == "sentence_transformers":
+        default = ["token_embeddings" if tokens_only else "sentence_embedding"]
     outputs = list(output_names or default)
     unknown = [o for o in outputs if o not in fields]
     if unknown:

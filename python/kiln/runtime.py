@@ -10,6 +10,7 @@ Mirrors TVM's graph_executor.GraphModule so an existing infer.py ports by changi
     hidden = m.get_output(0)
     # or: outputs = m(input_ids=ids, attention_mask=mask)
     # artifacts compiled with --vocab: outputs = m(text=["a sentence", "another"])
+    # with a tokenizer and pooling: vectors = m.embed(["a sentence", "another"])  # [2, dim]
 
 Needs no compiler on the board: the C ABI (include/kiln/c_api.h) is stable and plain C.
 """
@@ -54,6 +55,16 @@ class _Encoding(ctypes.Structure):
                 ("attention_mask", ctypes.POINTER(ctypes.c_int64)),
                 ("token_type_ids", ctypes.POINTER(ctypes.c_int64)),
                 ("num_truncated", ctypes.c_int32), ("warning", ctypes.c_char_p)]
+
+
+class _EmbedOptions(ctypes.Structure):
+    _fields_ = [("max_batch", ctypes.c_int32), ("keep_order", ctypes.c_int32)]
+
+
+class _EmbedStats(ctypes.Structure):
+    _fields_ = [("tokens", ctypes.c_int64), ("padded_tokens", ctypes.c_int64),
+                ("runs", ctypes.c_int32), ("num_truncated", ctypes.c_int32),
+                ("warning", ctypes.c_char_p)]
 
 
 def _candidates(artifact_dir):
@@ -114,6 +125,10 @@ def _library(artifact_dir=None):
         "kiln_model_has_tokenizer": ([P], I32),
         "kiln_model_encode": ([P, ctypes.POINTER(ctypes.c_char_p), I32, I32,
                                ctypes.POINTER(_Encoding)], STATUS),
+        "kiln_model_embedding_dim": ([P, ctypes.POINTER(ctypes.c_int64)], STATUS),
+        "kiln_model_embed": ([P, ctypes.POINTER(ctypes.c_char_p), I32,
+                              ctypes.POINTER(_EmbedOptions), ctypes.POINTER(ctypes.c_float),
+                              ctypes.c_int64, ctypes.POINTER(_EmbedStats)], STATUS),
     }
     for name, (args, res) in sigs.items():
         fn = getattr(lib, name)
@@ -259,10 +274,7 @@ class Module:
         texts = list(texts)
         if not texts:
             raise KilnError("encode: no texts", 1)
-        # C strings end at NUL; the tokenizer drops U+0000 anyway, so drop it here first.
-        raw = (ctypes.c_char_p * len(texts))(
-            *[(t if isinstance(t, bytes) else str(t).encode("utf-8", "surrogatepass"))
-              .replace(b"\0", b"") for t in texts])
+        raw = _c_texts([t if isinstance(t, bytes) else str(t) for t in texts])
         enc = _Encoding()
         _check(self._lib.kiln_model_encode(self._handle, raw, len(texts), int(max_length or 0),
                                            ctypes.byref(enc)))
@@ -277,6 +289,46 @@ class Module:
 
         return {"input_ids": array(enc.input_ids), "attention_mask": array(enc.attention_mask),
                 "token_type_ids": array(enc.token_type_ids)}
+
+    def embed(self, texts, max_batch=0, keep_order=False, stats=None):
+        """Sentence embeddings of texts (a str or a list of str) on the board, no torch:
+        a float32 ndarray [len(texts), dim], row i for texts[i]. The packed tokenizer, the model
+        on batches of similar length (sorted by token count, max_batch texts per run; 0 = the
+        runtime's default; keep_order=True pads each run of the given order to its longest,
+        for comparisons), then the artifact's pooling and L2 normalisation (kiln compile
+        --pooling / --normalize, or kiln.compile(SentenceTransformer)). Texts longer than the
+        compiled maximum are truncated with a KilnWarning. stats: a dict to receive tokens,
+        padded_tokens, runs and truncated."""
+        if isinstance(texts, (str, bytes)):
+            texts = [texts]
+        texts = list(texts)
+        if not texts:
+            raise ValueError("embed: no texts (an empty list)")
+        for i, t in enumerate(texts):
+            if not isinstance(t, (str, bytes)):
+                raise TypeError(f"embed: text {i} is a {type(t).__name__}, not a str")
+        raw = _c_texts(texts)
+        dim = ctypes.c_int64()
+        _check(self._lib.kiln_model_embedding_dim(self._handle, ctypes.byref(dim)))
+        out = np.empty((len(texts), dim.value), np.float32)
+        info = _EmbedStats()
+        opts = _EmbedOptions(int(max_batch), 1 if keep_order else 0)
+        _check(self._lib.kiln_model_embed(
+            self._handle, raw, len(texts), ctypes.byref(opts),
+            out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), out.size, ctypes.byref(info)))
+        if info.num_truncated:
+            warnings.warn(info.warning.decode("utf-8", "replace"), KilnWarning, stacklevel=2)
+        if stats is not None:
+            stats.update(tokens=info.tokens, padded_tokens=info.padded_tokens, runs=info.runs,
+                         truncated=info.num_truncated)
+        return out
+
+    @property
+    def embedding_dim(self):
+        """The size of one embedding; KilnError when the artifact has no pooling."""
+        dim = ctypes.c_int64()
+        _check(self._lib.kiln_model_embedding_dim(self._handle, ctypes.byref(dim)))
+        return dim.value
 
     def __call__(self, text=None, **inputs):
         """m(input_ids=..., attention_mask=...) or m(text=[...]): runs, returns {name: array}."""
@@ -295,6 +347,14 @@ class Module:
 
     def describe(self):
         return self._lib.kiln_model_describe(self._handle).decode()
+
+
+def _c_texts(texts):
+    """NUL-terminated UTF-8 for the C ABI. C strings end at NUL; the tokenizers drop U+0000
+    anyway, so it is dropped here first."""
+    return (ctypes.c_char_p * len(texts))(
+        *[(t if isinstance(t, bytes) else t.encode("utf-8", "surrogatepass")).replace(b"\0", b"")
+          for t in texts])
 
 
 def load(path, num_threads=0, verify_params=True):

@@ -154,5 +154,5 @@ def test_sentence_transformer_packs_its_own_tokenizer(tmp_path):
     np.testing.assert_array_equal(enc["input_ids"], want["input_ids"].numpy())
     np.testing.assert_array_equal(enc["attention_mask"], want["attention_mask"].numpy())
     with pytest.warns(kiln.runtime.KilnWarning):
-        got = m(text=texts)["sentence_embedding"]
+        got = m.embed(texts)  # the artifact pools and normalises (tests/embed)
     np.testing.assert_allclose(got, st.encode(texts), atol=1e-5)

@@ -53,13 +53,16 @@ def test_transformers_model(name, exporter, tmp_path):
 
 
 def test_sentence_transformer_from_its_tokenizer_output(tmp_path):
-    """Mean pooling and normalisation run inside the artifact; example_inputs is the encoder's own
-    preprocessing output (it carries a "modality" string besides the tensors)."""
+    """output_names=["sentence_embedding"]: the whole encoder, mean pooling and normalisation
+    included, is exported as a graph (by default the artifact outputs token_embeddings and the
+    runtime pools: tests/embed); example_inputs is the encoder's own preprocessing output (it
+    carries a "modality" string besides the tensors)."""
     case = zoo.build("sentence_bert")
     st = case.hf_model
     texts = ["the kiln runs bert on a pi", "small model", "a"]
     features = st.preprocess(texts)
-    m = kiln.load(kiln.compile(st, example_inputs=features, output_dir=tmp_path / "st"))
+    m = kiln.load(kiln.compile(st, example_inputs=features, output_dir=tmp_path / "st",
+                               output_names=["sentence_embedding"]))
     check_matches_torch(m, case)
     got = m(**{k: v.numpy() for k, v in features.items() if k in m.input_names})
     want = st.encode(texts, convert_to_numpy=True)
