@@ -4,7 +4,8 @@
 #   2. aarch64 unit tests under qemu-aarch64 as a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5),
 #   3. the op harness (tests/ops: every op x GEMM variant x target, FP32 and INT8, against
 #      onnx.reference), the transformers zoo exports (tests/zoo) and tokenizer.json against the
-#      `tokenizers` package (tests/tokenizers), in the pinned project venv
+#      `tokenizers` package (tests/tokenizers), sentence embeddings against sentence-transformers
+#      (tests/embed, host and rpi4 / rpi5 under qemu), in the pinned project venv
 #      (scripts/setup_venv.sh: torch 2.x, transformers 5.x, onnx; ~/.cache/kiln, kept across clones),
 #   4. end-to-end tests against PyTorch (pytest: host, and aarch64 artifacts under qemu) and the
 #      Python API, tokenizer, deploy-bundle and .deb tests (tests/python); the Pi bundles'
@@ -68,7 +69,8 @@ count_pytest() {  # "12 passed, 1 skipped in 3.4s"
 
 echo "=== op harness and transformers zoo (pytest, project venv) ==="
 KILN_BUILD_DIR=$ROOT/build KILN_AARCH64_BUILD_DIR=$ROOT/build-aarch64 PYTHONPATH=$ROOT/python \
-  "$VENV_PY" -m pytest -q -ra -p no:cacheprovider tests/ops tests/zoo tests/tokenizers 2>&1 | tee "$log"
+  "$VENV_PY" -m pytest -q -ra -p no:cacheprovider tests/ops tests/zoo tests/tokenizers \
+  tests/embed 2>&1 | tee "$log"
 count_pytest
 
 echo "=== end-to-end and Python API tests (pytest) ==="
