@@ -191,7 +191,8 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
     pooling / normalize: sentence embeddings (m.embed, kiln-rt embed): "cls", "mean", "max" or
     "last" over the tokens of the output last_hidden_state (padding never counted), or "none"
     for an output that is already [batch, dim]; normalize=True L2-normalises. Default: a
-    SentenceTransformer's own Pooling / Normalize modules (above), else no pooling.
+    SentenceTransformer's own Pooling / Normalize modules (above), else no pooling; a mode
+    given for a SentenceTransformer replaces its own (its Transformer alone is exported).
     bundle: also write this .tar.gz for the board (artifact + runtime + infer.py).
     quantize: None / "none" (FP32) or "int8" (dynamic INT8: weight GEMMs and embedding tables);
     quantize_exclude: glob patterns (`*`, `?`) over node / weight names to keep in FP32.
@@ -212,14 +213,17 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
             from . import hf
 
             what = hf.kind(model)
-            own = (hf.sentence_pooling(model) if what == "sentence_transformers" and
-                   pooling is None and not output_names else None)
+            # A SentenceTransformer is exported as its Transformer alone when the artifact pools:
+            # as its own modules say, or with the pooling asked for here.
+            tokens_only = what == "sentence_transformers" and not output_names
+            own = hf.sentence_pooling(model) if tokens_only and pooling is None else None
             if own:
                 pooling, normalize = own[0], own[1] if normalize is None else normalize
+            tokens_only = tokens_only and pooling not in (None, "none")
             if what:
                 model, example_inputs, input_names, output_names, max_seq = hf.prepare(
                     model, example_inputs, input_names, output_names, max_seq,
-                    tokens_only=own is not None)
+                    tokens_only=tokens_only)
                 exporter = exporter or default_exporter()
                 if opset is None and exporter == "torchscript":
                     opset = 17 if _torch_version() >= (2, 0) else 14

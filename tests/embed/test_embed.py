@@ -172,6 +172,15 @@ def test_int8_cosine(mean_st, tmp_path):
     assert cosine.min() >= 0.999, cosine
 
 
+def test_pooling_argument_replaces_the_models_own(mean_st, transformer, tmp_path):
+    art = Path(kiln.compile(mean_st, output_dir=tmp_path / "art", pooling="max",
+                            normalize=False))
+    d = json.loads((art / "model.json").read_text())
+    assert d["pooling"] == {"mode": "max", "normalize": False, "output": "token_embeddings"}
+    want = sentence_transformer(transformer, "max").encode(TEXTS)
+    np.testing.assert_allclose(embed(art), want, atol=1e-5, rtol=0)
+
+
 def test_from_a_saved_directory(transformer, tmp_path):
     """A directory with modules.json and 1_Pooling/config.json: CLS pooling, no Normalize."""
     st = sentence_transformer(transformer, "cls")
