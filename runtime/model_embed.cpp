@@ -93,6 +93,12 @@ Status Model::embed(const char* const* texts, int n, const kiln_embed_options* o
   std::vector<std::vector<int64_t>> rows;
   int32_t truncated = 0;
   KILN_RT_TRY(tokenize(texts, n, 0, &rows, &truncated));
+  // Runs never exceed the batch symbol's maximum, if the artifact has one (input_ids' first
+  // dimension; tokenize checked the artifact has a tokenizer, hence input_ids).
+  const TensorDesc& ids = desc_.tensors[desc_.inputs[input_index("input_ids")].tensor];
+  const int batch_symbol = ids.shape.empty() ? -1 : ids.shape[0].single_symbol();
+  if (batch_symbol >= 0 && desc_.symbols[batch_symbol].max > 0)
+    max_batch = static_cast<int>(std::min<int64_t>(max_batch, desc_.symbols[batch_symbol].max));
   for (int i = 0; i < n; ++i)
     if (rows[i].empty())
       return error(KILN_ERROR_INVALID_ARGUMENT,

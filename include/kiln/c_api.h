@@ -150,7 +150,8 @@ typedef struct kiln_embed_stats {
   int64_t padded_tokens; /* positions the model ran: sum over runs of batch x seq */
   int32_t runs;          /* model runs */
   int32_t num_truncated; /* texts cut to the compiled maximum sequence length */
-  const char* warning;   /* "" or a message naming each truncated text; owned by the model */
+  const char* warning;   /* "" or a message naming each truncated text; owned by the model,
+                          * valid until the next embed or encode */
 } kiln_embed_stats;
 
 /* The size of one embedding, or an error when the artifact has no pooling (model.json

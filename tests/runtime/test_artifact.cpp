@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -264,6 +265,23 @@ void remove_tree(const std::string& dir) {
       dir.c_str(),
       [](const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }, 16,
       FTW_DEPTH | FTW_PHYS);
+}
+
+std::string make_vocab_artifact(const std::string& tag, const std::string& so_path,
+                                const std::string& vocab, bool lower_case,
+                                const nlohmann::json& extra) {
+  const std::string dir = make_temp_dir(tag);
+  write_default_artifact(dir, so_path);
+  write_file(dir + "/vocab.txt", vocab);
+  nlohmann::json model = nlohmann::json::parse(read_file(dir + "/model.json"));
+  model["tokenizer"] = {{"type", "bert_wordpiece"},
+                        {"vocab", "vocab.txt"},
+                        {"vocab_size", std::count(vocab.begin(), vocab.end(), '\n')},
+                        {"vocab_crc32", artifact::crc32_update(0, vocab.data(), vocab.size())},
+                        {"lower_case", lower_case}};
+  model.update(extra);
+  write_file(dir + "/model.json", model.dump());
+  return dir;
 }
 
 std::vector<float> expected_hidden(const std::vector<int64_t>& ids,

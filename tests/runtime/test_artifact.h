@@ -50,6 +50,13 @@ std::string read_file(const std::string& path);
 std::string make_temp_dir(const std::string& tag);
 void remove_tree(const std::string& dir);
 
+// The default artifact (library so_path) in a fresh directory with `vocab` (one token per line)
+// packed as its BERT WordPiece tokenizer (vocab.txt + model.json "tokenizer"), and `extra`'s
+// fields merged into model.json.
+std::string make_vocab_artifact(const std::string& tag, const std::string& so_path,
+                                const std::string& vocab, bool lower_case,
+                                const nlohmann::json& extra = nlohmann::json::object());
+
 // Expected outputs for given ids.
 std::vector<float> expected_hidden(const std::vector<int64_t>& ids,
                                    const std::vector<int64_t>& types);

@@ -28,18 +28,7 @@ const char kVocab[] =
     "##a\nhello\nCafé\n,\nи\n##д\nй\n##о\n";
 
 std::string make_artifact(bool lower_case, const std::string& tag) {
-  const std::string dir = make_temp_dir(tag);
-  write_default_artifact(dir, KILN_TEST_MODEL_SO);
-  write_file(dir + "/vocab.txt", kVocab);
-  nlohmann::json model = nlohmann::json::parse(read_file(dir + "/model.json"));
-  const std::string vocab = kVocab;
-  model["tokenizer"] = {{"type", "bert_wordpiece"},
-                        {"vocab", "vocab.txt"},
-                        {"vocab_size", 23},
-                        {"vocab_crc32", artifact::crc32_update(0, vocab.data(), vocab.size())},
-                        {"lower_case", lower_case}};
-  write_file(dir + "/model.json", model.dump());
-  return dir;
+  return make_vocab_artifact(tag, KILN_TEST_MODEL_SO, kVocab, lower_case);
 }
 
 std::vector<int64_t> encode_one(Model& m, const std::string& text, kiln_encoding* enc) {
