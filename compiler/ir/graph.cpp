@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <unordered_map>
@@ -65,7 +66,13 @@ std::optional<DType> dtype_from_name(const std::string& name) {
 }
 
 Dim Dim::operator*(const Dim& o) const {
-  Dim r(coef * o.coef);
+  // Saturates instead of overflowing (dims come from the ONNX file): infer_shapes then refuses
+  // the node whose output is that large.
+  int64_t c;
+  if (__builtin_mul_overflow(coef, o.coef, &c))
+    c = (coef < 0) != (o.coef < 0) ? std::numeric_limits<int64_t>::min()
+                                   : std::numeric_limits<int64_t>::max();
+  Dim r(c);
   for (int i = 0; i < kMaxSymbols; ++i) r.pow[i] = static_cast<int8_t>(pow[i] + o.pow[i]);
   if (r.coef == 0) r.pow = {};
   return r;

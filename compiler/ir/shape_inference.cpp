@@ -1419,10 +1419,34 @@ bool has_shape_inference(Op op) {
   return NodeInference::hook(op) != nullptr;
 }
 
+namespace {
+
+// Most elements (the constant factors of its dims) a value may have: far above any tensor of a
+// BERT-family model, far below int64 overflow in the dim arithmetic of the next node.
+constexpr uint64_t kMaxElements = uint64_t{1} << 48;
+
+bool shape_too_large(const Shape& s) {
+  uint64_t n = 1;
+  for (const Dim& d : s) {
+    const uint64_t c = d.coef < 0 ? 0 - static_cast<uint64_t>(d.coef) : d.coef;
+    if (__builtin_mul_overflow(n, c, &n) || n > kMaxElements) return true;
+  }
+  return false;
+}
+
+std::string too_large(const std::string& what, const Shape& s, const Graph& g) {
+  return what + " has shape " + shape_str(s, g.symbol_names()) + ": more than 2^48 elements";
+}
+
+}  // namespace
+
 Status infer_shapes(Graph& g) {
   KILN_RETURN_IF_ERROR(g.topo_sort());
-  for (Value* v : g.inputs)
+  for (Value* v : g.inputs) {
     if (!v->shape) return Status::error("graph input '" + v->name + "' has no shape");
+    if (shape_too_large(*v->shape))
+      return Status::error(too_large("graph input '" + v->name + "'", *v->shape, g));
+  }
   for (auto& n : g.nodes()) {
     if (n->op == Op::kSymbolicTensor) continue;
     for (Value* o : n->outputs) {
@@ -1433,6 +1457,9 @@ Status infer_shapes(Graph& g) {
   }
   for (auto& n : g.nodes()) {
     KILN_RETURN_IF_ERROR(NodeInference(g, *n).run());
+    for (const Value* o : n->outputs)
+      if (o && o->shape && shape_too_large(*o->shape))
+        return Status::error(too_large(n->describe() + ": output '" + o->name + "'", *o->shape, g));
   }
   for (Value* v : g.outputs)
     if (!v->shape) return Status::error("graph output '" + v->name + "' has no shape");
