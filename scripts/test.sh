@@ -125,9 +125,11 @@ py_env=()
 py_select=()
 if [[ $SANITIZE == *address* ]]; then
   # The Python processes load the instrumented libkiln_runtime.so: the ASan runtime must come
-  # first. Leaks are not checked there (Python's and torch's own allocations at exit).
+  # first, and libstdc++ with it (else ASan's __cxa_throw interceptor finds no real one when
+  # torch throws). Leaks are not checked there (Python's and torch's own allocations at exit).
   PY_BUILD=$SAN_BUILD
-  py_env=(LD_PRELOAD="$(g++ -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0
+  py_env=(LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)"
+          ASAN_OPTIONS=detect_leaks=0
           KILN_EXTRA_CXXFLAGS="$SAN_FLAGS")
   py_select=(-k "not qemu and not aarch64 and not rpi4 and not rpi5 and not cortex")
 fi
