@@ -322,19 +322,22 @@ void bm_gemm_s8(benchmark::State& state, const gemm::S8Variant* v, Shape s) {
 }
 
 // The activation quantization alone (step (1) of every gemm_s8_packed call), on LayerNorm-like
-// rows; "GBps" counts the floats read.
+// rows, with or without per-channel smoothing (compiler/quantize/smooth.h); "GBps" counts the
+// floats of A read.
 void bm_quantize_rows(benchmark::State& state, gemm::QuantizeRowsFn fn, gemm::ActFormat f,
-                      int64_t M, int64_t K) {
+                      int64_t M, int64_t K, bool smoothed) {
   std::mt19937 g(5);
   std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> A(M * K);
+  std::vector<float> A(M * K), smooth(K);
   for (auto& x : A) x = nd(g);
+  for (auto& s : smooth) s = 0.5f + std::fabs(nd(g));
   const int64_t ld = gemm::s8_act_row_bytes(f, K);
   std::vector<uint8_t> out(M * ld);
   std::vector<float> scale(M);
   std::vector<int32_t> zp(M);
   for (auto _ : state) {
-    fn(A.data(), K, M, K, out.data(), ld, scale.data(), zp.data());
+    fn(A.data(), K, M, K, smoothed ? smooth.data() : nullptr, out.data(), ld, scale.data(),
+       zp.data());
     benchmark::ClobberMemory();
   }
   state.counters["GBps"] =
@@ -346,13 +349,16 @@ void register_quantize_benchmarks() {
   for (const gemm::S8Variant& v : gemm::gemm_s8_table()) {
     if (!v.supported()) continue;
     const gemm::S8KernelTable& kt = v.kernels();
-    for (int64_t M : {16, 32, 128})
-      for (int64_t K : {768, 3072}) {
-        const std::string name = std::string("quantize_rows/") + v.name + "/M" + std::to_string(M) +
-                                 "_K" + std::to_string(K);
-        benchmark::RegisterBenchmark(name.c_str(), bm_quantize_rows, kt.quantize, kt.format, M, K)
-            ->Unit(benchmark::kMicrosecond);
-      }
+    for (bool smoothed : {false, true})
+      for (int64_t M : {16, 32, 128})
+        for (int64_t K : {768, 3072}) {
+          const std::string name =
+              std::string(smoothed ? "quantize_rows_smoothed/" : "quantize_rows/") + v.name + "/M" +
+              std::to_string(M) + "_K" + std::to_string(K);
+          benchmark::RegisterBenchmark(name.c_str(), bm_quantize_rows, kt.quantize, kt.format, M, K,
+                                       smoothed)
+              ->Unit(benchmark::kMicrosecond);
+        }
   }
 }
 

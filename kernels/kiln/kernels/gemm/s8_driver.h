@@ -243,7 +243,8 @@ inline void gemm_s8_packed_with(const S8KernelTable& kt, const Schedule& s, cons
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = detail::row_of_tile(p, t);
       const int rows = static_cast<int>(detail::row_of_tile(p, t + 1) - r0);
-      kt.quantize(A + r0 * lda, lda, rows, K, scratch.data(), ld, scale + r0, zp + r0);
+      kt.quantize(A + r0 * lda, lda, rows, K, B.act_smooth, scratch.data(), ld, scale + r0,
+                  zp + r0);
       detail::interleave_tile(kt.format, scratch.data(), ld, rows, K, ws + r0 * row_bytes);
     }
   });

@@ -44,15 +44,19 @@ inline size_t packed_b_s8_bytes(int64_t K, int64_t N) {
   return static_cast<size_t>(s8_padded_n(N) * (s8_padded_k(K) + 8));
 }
 
-// What the micro-kernels read, located inside a blob of packed_b_s8_bytes(K, N) bytes.
+// What the micro-kernels read, located inside a blob of packed_b_s8_bytes(K, N) bytes, and the
+// activations' smoothing: null, or K floats m[k] when the blob holds W[k, :] / m[k] (the driver
+// quantizes A[:, k] * m[k], s8_quantize.h).
 struct PackedS8 {
   const int8_t* data = nullptr;
   const float* scale = nullptr;
   const int32_t* colsum = nullptr;
   int64_t K = 0, N = 0;
+  const float* act_smooth = nullptr;
 };
 
-inline PackedS8 packed_s8_view(const void* blob, int64_t K, int64_t N) {
+inline PackedS8 packed_s8_view(const void* blob, int64_t K, int64_t N,
+                               const float* act_smooth = nullptr) {
   const int8_t* p = static_cast<const int8_t*>(blob);
   const int64_t np = s8_padded_n(N), panel_bytes = s8_padded_k(K) * np;
   PackedS8 v;
@@ -61,6 +65,7 @@ inline PackedS8 packed_s8_view(const void* blob, int64_t K, int64_t N) {
   v.colsum = reinterpret_cast<const int32_t*>(p + panel_bytes + np * 4);
   v.K = K;
   v.N = N;
+  v.act_smooth = act_smooth;
   return v;
 }
 

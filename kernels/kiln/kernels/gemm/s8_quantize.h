@@ -6,10 +6,14 @@
 //   z     = clamp(rne(-128 - lo * inv), -128, 127)
 //   q[k]  = clamp(rne(x[k] * inv) + z, -128, 127),   x[k] ~ scale * (q[k] - z)
 // rne = round half to even (ONNX DynamicQuantizeLinear's rounding; its int8 form, with x * inv in
-// place of x / scale). Stored in the variant's ActFormat (s8_types.h), zero from K to the row end.
-// Why per row and asymmetric: docs/architecture.md, "INT8 GEMM kernels" (measured).
-// quantize_rows_ref is the plain C++ definition; the AVX-512, AVX2 and NEON versions, one body at
-// three vector widths (detail::quantize_rows_simd), give identical bytes.
+// place of x / scale). With a smoothing vector m[0..K) (SmoothQuant-style, docs/architecture.md
+// "Outlier channels"), every x[k] above is first x[k] * m[k] (one float product): the weights were
+// multiplied by 1 / m[k] row by row at compile time, so the product is unchanged while a channel
+// tens of times larger than the rest no longer takes every other channel's bits. Stored in the
+// variant's ActFormat (s8_types.h), zero from K to the row end. Why per row and asymmetric:
+// docs/architecture.md, "INT8 GEMM kernels" (measured). quantize_rows_ref is the plain C++
+// definition; the AVX-512, AVX2 and NEON versions, one body at three vector widths
+// (detail::quantize_rows_simd), give identical bytes.
 #pragma once
 
 #include <cfloat>
@@ -18,6 +22,7 @@
 #include <cstring>
 
 #include <utility>
+#include <vector>
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -28,10 +33,12 @@
 
 namespace kiln::kernels::gemm {
 
-// Quantizes rows [0, rows) of A (lda floats apart, K each) into out (rows out_ld bytes apart, in
-// one ActFormat); scale[r] and zp[r] = z + act_format_offset get each row's parameters.
-using QuantizeRowsFn = void (*)(const float* A, int64_t lda, int64_t rows, int64_t K, void* out,
-                                int64_t out_ld, float* scale, int32_t* zp);
+// Quantizes rows [0, rows) of A (lda floats apart, K each), each element times smooth[k] when
+// smooth is not null, into out (rows out_ld bytes apart, in one ActFormat); scale[r] and zp[r] = z
+// + act_format_offset get each row's parameters.
+using QuantizeRowsFn = void (*)(const float* A, int64_t lda, int64_t rows, int64_t K,
+                                const float* smooth, void* out, int64_t out_ld, float* scale,
+                                int32_t* zp);
 
 struct RowQuantParams {
   float scale, inv;
@@ -76,10 +83,15 @@ inline void quantize_tail(const float* x, int64_t k0, int64_t K, const RowQuantP
 }  // namespace detail
 
 template <ActFormat F>
-void quantize_rows_ref(const float* A, int64_t lda, int64_t rows, int64_t K, void* out,
-                       int64_t out_ld, float* scale, int32_t* zp) {
+void quantize_rows_ref(const float* A, int64_t lda, int64_t rows, int64_t K, const float* smooth,
+                       void* out, int64_t out_ld, float* scale, int32_t* zp) {
+  std::vector<float> smoothed(smooth ? K : 0);
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = A + r * lda;
+    if (smooth) {
+      for (int64_t k = 0; k < K; ++k) smoothed[k] = x[k] * smooth[k];
+      x = smoothed.data();
+    }
     float lo = 0.0f, hi = 0.0f;
     for (int64_t k = 0; k < K; ++k) lo = std::fmin(lo, x[k]), hi = std::fmax(hi, x[k]);
     const RowQuantParams p = row_quant_params(lo, hi);
@@ -194,9 +206,10 @@ __attribute__((always_inline)) inline void store_values(const typename VecOf<W>:
 // an FMA, whose single rounding would break ties differently. The K tail goes through a
 // zero-padded copy: zeros move neither min(0, .) nor max(0, .), and only the tail's values are
 // stored.
-template <int W, ActFormat F>
+template <int W, ActFormat F, bool kSmooth>
 __attribute__((always_inline)) inline void quantize_rows_simd(const float* A, int64_t lda,
-                                                              int64_t rows, int64_t K, void* out,
+                                                              int64_t rows, int64_t K,
+                                                              const float* smooth, void* out,
                                                               int64_t out_ld, float* scale,
                                                               int32_t* zp) {
   using V = typename VecOf<W>::F;
@@ -205,22 +218,37 @@ __attribute__((always_inline)) inline void quantize_rows_simd(const float* A, in
   constexpr int kBytes = F == ActFormat::kS16 ? 2 : 1;
   constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
   const int64_t body = K / kStep * kStep;
+  float tail_m[kStep] = {};
+  if (kSmooth && body < K) std::memcpy(tail_m, smooth + body, (K - body) * sizeof(float));
+  // Four vectors of the row at s (times the smoothing at m), into v.
+  auto load = [](const float* s, const float* m, V(&v)[4]) __attribute__((always_inline)) {
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      std::memcpy(&v[i], s + W * i, sizeof(V));
+      if constexpr (kSmooth) {
+        V f;
+        std::memcpy(&f, m + W * i, sizeof(V));
+        v[i] *= f;
+      }
+    }
+  };
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = A + r * lda;
     float tail[kStep] = {};
     if (body < K) std::memcpy(tail, x + body, (K - body) * sizeof(float));
     V lo[4] = {}, hi[4] = {};
-    auto min_max_step = [&](const float* s) __attribute__((always_inline)) {
+    auto min_max_step = [&](const float* s, const float* m) __attribute__((always_inline)) {
+      V v4[4];
+      load(s, m, v4);
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {
-        V v;
-        std::memcpy(&v, s + W * i, sizeof(v));
+        const V& v = v4[i];
         extreme_into<false>(lo[i], v);
         extreme_into<true>(hi[i], v);
       }
     };
-    for (int64_t k = 0; k < body; k += kStep) min_max_step(x + k);
-    if (body < K) min_max_step(tail);
+    for (int64_t k = 0; k < body; k += kStep) min_max_step(x + k, kSmooth ? smooth + k : nullptr);
+    if (body < K) min_max_step(tail, tail_m);
 #pragma GCC unroll 4
     for (int i = 1; i < 4; ++i) extreme_into<false>(lo[0], lo[i]), extreme_into<true>(hi[0], hi[i]);
     fold_min_max<W / 2>(lo[0], hi[0], std::make_integer_sequence<int, W>{});
@@ -229,13 +257,14 @@ __attribute__((always_inline)) inline void quantize_rows_simd(const float* A, in
     zp[r] = p.z + act_format_offset(F);
     uint8_t* row = static_cast<uint8_t*>(out) + r * out_ld;
     const V inv = V{} + p.inv;
-    auto quantize_step = [&](const float* s, uint8_t* d) __attribute__((always_inline)) {
+    auto quantize_step = [&](const float* s, const float* m, uint8_t* d)
+        __attribute__((always_inline)) {
       VI q[4];
+      V v4[4];
+      load(s, m, v4);
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {
-        V v;
-        std::memcpy(&v, s + W * i, sizeof(v));
-        v *= inv;
+        V v = v4[i] * inv;
 #if defined(__aarch64__)
         __asm__("" : "+w"(v));
 #else
@@ -246,10 +275,11 @@ __attribute__((always_inline)) inline void quantize_rows_simd(const float* A, in
       }
       store_values<W, F>(q, p.z, d);
     };
-    for (int64_t k = 0; k < body; k += kStep) quantize_step(x + k, row + k * kBytes);
+    for (int64_t k = 0; k < body; k += kStep)
+      quantize_step(x + k, kSmooth ? smooth + k : nullptr, row + k * kBytes);
     if (body < K) {
       uint8_t tail_q[kStep * kBytes];
-      quantize_step(tail, tail_q);
+      quantize_step(tail, tail_m, tail_q);
       std::memcpy(row + body * kBytes, tail_q, (K - body) * kBytes);
     }
     if (out_ld > K * kBytes) std::memset(row + K * kBytes, 0, out_ld - K * kBytes);
@@ -264,23 +294,33 @@ __attribute__((always_inline)) inline void quantize_rows_simd(const float* A, in
 #if defined(__x86_64__)
 template <ActFormat F>
 __attribute__((target("avx512f"))) void quantize_rows_avx512(const float* A, int64_t lda,
-                                                             int64_t rows, int64_t K, void* out,
+                                                             int64_t rows, int64_t K,
+                                                             const float* smooth, void* out,
                                                              int64_t out_ld, float* scale,
                                                              int32_t* zp) {
-  detail::quantize_rows_simd<16, F>(A, lda, rows, K, out, out_ld, scale, zp);
+  if (smooth)
+    detail::quantize_rows_simd<16, F, true>(A, lda, rows, K, smooth, out, out_ld, scale, zp);
+  else
+    detail::quantize_rows_simd<16, F, false>(A, lda, rows, K, nullptr, out, out_ld, scale, zp);
 }
 template <ActFormat F>
 __attribute__((target("avx2"))) void quantize_rows_avx2(const float* A, int64_t lda, int64_t rows,
-                                                        int64_t K, void* out, int64_t out_ld,
-                                                        float* scale, int32_t* zp) {
-  detail::quantize_rows_simd<8, F>(A, lda, rows, K, out, out_ld, scale, zp);
+                                                        int64_t K, const float* smooth, void* out,
+                                                        int64_t out_ld, float* scale, int32_t* zp) {
+  if (smooth)
+    detail::quantize_rows_simd<8, F, true>(A, lda, rows, K, smooth, out, out_ld, scale, zp);
+  else
+    detail::quantize_rows_simd<8, F, false>(A, lda, rows, K, nullptr, out, out_ld, scale, zp);
 }
 #endif
 #if defined(__aarch64__)
 template <ActFormat F>
-void quantize_rows_neon(const float* A, int64_t lda, int64_t rows, int64_t K, void* out,
-                        int64_t out_ld, float* scale, int32_t* zp) {
-  detail::quantize_rows_simd<4, F>(A, lda, rows, K, out, out_ld, scale, zp);
+void quantize_rows_neon(const float* A, int64_t lda, int64_t rows, int64_t K, const float* smooth,
+                        void* out, int64_t out_ld, float* scale, int32_t* zp) {
+  if (smooth)
+    detail::quantize_rows_simd<4, F, true>(A, lda, rows, K, smooth, out, out_ld, scale, zp);
+  else
+    detail::quantize_rows_simd<4, F, false>(A, lda, rows, K, nullptr, out, out_ld, scale, zp);
 }
 #endif
 
