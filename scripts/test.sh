@@ -138,7 +138,7 @@ if want harness || [[ $SANITIZE == *address* ]]; then
   echo "=== op harness and transformers zoo (pytest, project venv) ==="
   env "${py_env[@]}" KILN_BUILD_DIR=$PY_BUILD KILN_AARCH64_BUILD_DIR=$ROOT/build-aarch64 \
     PYTHONPATH=$ROOT/python "$VENV_PY" -m pytest -q -ra -p no:cacheprovider "${py_select[@]}" \
-    tests/ops tests/zoo tests/tokenizers tests/embed 2>&1 | tee "$log"
+    tests/ops tests/zoo tests/tokenizers tests/embed tests/quant 2>&1 | tee "$log"
   count_pytest
 fi
 

@@ -395,12 +395,17 @@ class NodeEmitter {
     if (quantize::is_quantized(*n_)) {
       // W is gemm/s8_pack.h's blob (uint8 param, lowering). Workspace null: s8_driver.h's
       // thread_local buffer, which grows to the largest M * K once and is reused afterwards.
+      // act_smooth (compiler/quantize/smooth.h): the quantizer multiplies x by it per channel.
       KILN_ASSIGN_OR_RETURN(auto blob, raw_ptr(In::kWeight));
+      KILN_ASSIGN_OR_RETURN(auto psmooth, optional_ptr(In::kActSmooth));
       b_ << "  kk::gemm::gemm_s8_packed(be, " << product_expr(xs, 0, xs.size() - 1) << ", " << N
          << ", " << K << ", " << px << ", " << K << ", kk::gemm::packed_s8_view(" << blob << ", "
-         << K << ", " << N << "), " << po << ", " << N << ", epilogue, nullptr);\n";
+         << K << ", " << N << ", " << psmooth << "), " << po << ", " << N
+         << ", epilogue, nullptr);\n";
       return Status::ok();
     }
+    if (in(In::kActSmooth))
+      return Status::error(where() + ": act_smooth is only supported on an INT8 Dense");
     KILN_ASSIGN_OR_RETURN(auto pw, in_ptr(In::kWeight));
     b_ << "  kk::gemm::gemm_f32_packed(be, " << product_expr(xs, 0, xs.size() - 1) << ", " << N
        << ", " << K << ", " << px << ", " << K << ", " << pw << ", " << po << ", " << N

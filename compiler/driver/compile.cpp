@@ -2,12 +2,17 @@
 #include "compiler/driver/compile.h"
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "compiler/codegen/emit_artifact.h"
 #include "compiler/frontend/onnx/import.h"
 #include "compiler/passes/pipeline.h"
+#include "compiler/quantize/calibration.h"
+#include "compiler/quantize/quant_report.h"
 #include "compiler/quantize/quantize.h"
+#include "compiler/quantize/smooth.h"
 #include "compiler/util/sha256.h"
 
 namespace kiln {
@@ -19,16 +24,39 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+std::string fmt_alpha(double alpha) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", alpha);
+  return buf;
+}
+
 // What model.json's "quantization" says about an INT8 artifact (see compiler/quantize).
-codegen::QuantizationMetadata int8_metadata(const quantize::QuantizeReport& r) {
+codegen::QuantizationMetadata int8_metadata(const quantize::QuantizeReport& r,
+                                            const quantize::SmoothReport* smooth, double alpha) {
   codegen::QuantizationMetadata m;
   m.mode = "int8-dynamic";
   m.weights = "per-channel symmetric int8";
   m.activations =
       "per-row (per-token) asymmetric int8 computed at run time from each row's min/max, int32 "
       "accumulation, dequantized to float32 before bias/GELU/residual";
+  if (smooth && !smooth->smoothed.empty())
+    m.activations += "; per-input-channel smoothing (SmoothQuant, alpha " + fmt_alpha(alpha) +
+                     ", calibrated at compile time) on " + std::to_string(smooth->smoothed.size()) +
+                     " Dense";
   m.excluded = r.excluded;
   return m;
+}
+
+// Input ranges of every Dense on the calibration inputs, then smoothing (quantize/smooth.h).
+Result<quantize::SmoothReport> smooth(ir::Graph& g, const CompileOptions& o) {
+  std::map<std::string, ir::Tensor> given;
+  if (o.calibration) {
+    KILN_ASSIGN_OR_RETURN(given, o.calibration(g));
+  }
+  KILN_ASSIGN_OR_RETURN(quantize::CalibrationInputs in,
+                        quantize::calibration_inputs(g, given, o.calibration_seq, 1));
+  KILN_ASSIGN_OR_RETURN(auto ranges, quantize::dense_input_ranges(g, in.tensors));
+  return quantize::smooth_int8_activations(g, ranges, o.smooth_alpha);
 }
 
 }  // namespace
@@ -69,7 +97,17 @@ Result<CompileReport> compile(const CompileOptions& o) {
     r.quantized_layers = report->quantized.size();
     r.quantized_tables = report->embeddings.size();
     r.quantize_excluded = report->excluded;
-    if (r.quantized_layers + r.quantized_tables > 0) quantization = int8_metadata(*report);
+    std::optional<quantize::SmoothReport> smoothed;
+    if (o.smooth && r.quantized_layers > 0) {
+      auto tc = Clock::now();
+      auto s = smooth(g, o);
+      if (!s) return Status::error(o.model + ": INT8 calibration: " + s.status().message());
+      smoothed = *s;
+      r.smoothed_layers = s->smoothed.size();
+      r.calibration_seconds = seconds_since(tc);
+    }
+    if (r.quantized_layers + r.quantized_tables > 0)
+      quantization = int8_metadata(*report, smoothed ? &*smoothed : nullptr, o.smooth_alpha);
     stage("quantize_int8", g);
   }
   for (const ir::Value* v : g.outputs) r.model_outputs.push_back(v->name);

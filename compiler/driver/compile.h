@@ -24,6 +24,14 @@ struct CompileOptions {
   int jobs = 2;                               // parallel C++ compiler processes
   std::string quantize = "none";              // none | int8
   std::vector<std::string> quantize_exclude;  // glob patterns over node / weight names
+  // INT8: smooth activation outlier channels into the weights (quantize/smooth.h), with input
+  // ranges measured by running the FP32 graph on calibration inputs: those `calibration` returns
+  // for the fused graph (e.g. from --calibrate FILE), the rest generated (quantize/calibration.h,
+  // batch 1, seq calibration_seq).
+  bool smooth = true;
+  double smooth_alpha = 0.5;
+  int64_t calibration_seq = 128;
+  std::function<Result<std::map<std::string, ir::Tensor>>(const ir::Graph&)> calibration;
   // quant-report: every Dense output becomes an extra graph output after the original ones.
   bool expose_dense_outputs = false;
   // Called with the graph after import ("import"), after each pass and after quantization.
@@ -38,6 +46,8 @@ struct CompileReport {
   std::vector<ir::Symbol> symbols;           // with their compiled maxima
   std::vector<std::string> model_outputs;  // the model's own outputs (before quant-report's extra)
   size_t quantized_layers = 0, quantized_tables = 0;
+  size_t smoothed_layers = 0;      // INT8 Dense with activation smoothing
+  double calibration_seconds = 0;  // the FP32 calibration run (within passes_seconds)
   std::vector<std::string> quantize_excluded;
   std::vector<std::string> warnings;  // unfused fast paths, quantizer notes
   double import_seconds = 0, passes_seconds = 0, codegen_seconds = 0;

@@ -172,10 +172,12 @@ inline bool is_shape_operand(Op op, size_t input) {
 std::vector<Op> all_ops();
 
 // Named inputs of kiln's fused ops: passes build them and codegen reads them by these names.
-// Dense: y = gelu?(x W + bias) + residual, then optionally LayerNorm(y) * ln_scale + ln_bias.
+// Dense: y = gelu?(x' W + bias) + residual, then optionally LayerNorm(y) * ln_scale + ln_bias,
+// where x'[., k] = x[., k] * act_smooth[k] with act_smooth [K] (only INT8 Dense get it: W was
+// divided by it row by row, compiler/quantize/smooth.h), else x' = x.
 // Attributes: `gelu` (0/1), `ln_epsilon` (with ln_scale).
 struct DenseIn {
-  enum : size_t { kX, kWeight, kBias, kResidual, kLnScale, kLnBias, kCount };
+  enum : size_t { kX, kWeight, kBias, kResidual, kLnScale, kLnBias, kActSmooth, kCount };
 };
 // Attention(q, k, v, mask?) {num_heads, scale, qkv_packed, empty_rows_zero}; packed: q holds
 // [.., 3 * hidden] and k, v are omitted. empty_rows_zero: a query row whose keys are all masked

@@ -743,6 +743,8 @@ Status NodeInference::dense() {
     if (in(i) && (!in(i)->shape || *in(i)->shape != Shape{w[1]}))
       return err("LayerNorm scale/bias must have shape [" + str(w[1]) + "]");
   if (in(5) && !in(4)) return err("LayerNorm bias without scale");
+  if (in(6) && (!in(6)->shape || *in(6)->shape != Shape{w[0]}))
+    return err("act_smooth must have shape [" + str(w[0]) + "]");
   set(0, DType::kFloat32, s);
   return Status::ok();
 }

@@ -708,14 +708,18 @@ Tensor Evaluator::gemm() {
 // y = gelu?(x W + bias) + residual, x [..., K], W [K, N]; with inputs 4/5 (ln scale, bias) the
 // rows of y are then layer-normalized (passes/fuse_dense_layer_norm.cpp).
 Tensor Evaluator::dense() {
-  const Tensor &x = *in(0), &w = *in(1);
+  const Tensor &x = *in(0), &w = *in(1), *smooth = in(ir::DenseIn::kActSmooth);
   Tensor r = out(0);
   const int64_t k = w.dims[0], n = w.dims[1], m = k ? x.numel() / k : r.numel() / n;
   std::vector<double> y(static_cast<size_t>(m * n));
+  auto x_at = [&](int64_t i, int64_t p) {  // float product, as the INT8 quantizer forms it
+    return smooth ? double(float(x.float_at(i * k + p)) * float(smooth->float_at(p)))
+                  : x.float_at(i * k + p);
+  };
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       double v = 0;
-      for (int64_t p = 0; p < k; ++p) v += x.float_at(i * k + p) * w.float_at(p * n + j);
+      for (int64_t p = 0; p < k; ++p) v += x_at(i, p) * w.float_at(p * n + j);
       y[i * n + j] = v;
     }
   dense_epilogue(n_, in_, m, n, y, &r);

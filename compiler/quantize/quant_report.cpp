@@ -56,9 +56,11 @@ struct DenseGemm {
   std::vector<float> x_scale;  // [M]
   double weight_error = 0, activation_error = 0;
 
-  DenseGemm(const Tensor& x, const Tensor& w) {
+  // quantized = false: the FP32 product only (fp32()), nothing quantized.
+  DenseGemm(const Tensor& x, const Tensor& w, bool quantized = true) {
     k = w.dims[0], n = w.dims[1], m = k ? x.numel() / k : 0;
     wt = transpose(w.data<float>(), k, n);
+    if (!quantized) return;
     std::vector<int8_t> q(static_cast<size_t>(k * n));
     w_scale.resize(n);
     kernels::gemm::quantize_b_s8(wt.data(), k, n, /*transposed=*/true, q.data(), w_scale.data());
@@ -197,7 +199,7 @@ class Executor {
     out.dtype = DType::kFloat32;
     out.dims = dims[0];
     out.bytes.resize(static_cast<size_t>(out.numel()) * 4);
-    const DenseGemm gemm(*in[0], *in[1]);
+    const DenseGemm gemm(*in[0], *in[1], quantized);
     if (gemm.m * gemm.n != out.numel())
       return Status::error(n.describe() + ": output size does not match x W");
     passes::dense_epilogue(n, in, gemm.m, gemm.n, quantized ? gemm.int8() : gemm.fp32(*in[0]),
@@ -293,6 +295,28 @@ Result<QuantReport> quant_report(const ir::Graph& g, const std::map<std::string,
   KILN_RETURN_IF_ERROR(ex.run(&base, 0, is_dense_f32, &all));
   cosines(all, &r.all_cosine, &r.all_min_cosine);
   return r;
+}
+
+Result<std::map<std::string, std::vector<float>>> dense_input_ranges(
+    const ir::Graph& g, const std::map<std::string, Tensor>& inputs) {
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sym, passes::bind_input_symbols(g, inputs));
+  Values vals;
+  for (const Value* v : g.inputs) vals[v] = std::make_shared<const Tensor>(inputs.at(v->name));
+  KILN_RETURN_IF_ERROR(Executor(g, sym).run(
+      nullptr, 0, [](const Node&) { return false; }, &vals));
+  std::map<std::string, std::vector<float>> ranges;
+  for (const auto& node : g.nodes()) {
+    const Node& n = *node;
+    if (!is_dense_f32(n) || !n.inputs[0] || n.inputs[0]->dtype != DType::kFloat32) continue;
+    const Tensor& x = n.inputs[0]->constant ? *n.inputs[0]->constant : *vals.at(n.inputs[0]);
+    const int64_t k = n.inputs[1]->constant->dims[0];
+    std::vector<float> range(static_cast<size_t>(k), 0.0f);
+    const float* xs = x.data<float>();
+    for (int64_t i = 0; k > 0 && i < x.numel() / k; ++i)
+      for (int64_t p = 0; p < k; ++p) range[p] = std::fmax(range[p], std::fabs(xs[i * k + p]));
+    ranges[n.name] = std::move(range);
+  }
+  return ranges;
 }
 
 }  // namespace kiln::quantize

@@ -55,4 +55,10 @@ Result<QuantReport> quant_report(const ir::Graph& g,
                                  const std::map<std::string, ir::Tensor>& inputs,
                                  const QuantReportOptions& options = {});
 
+// Calibration for smoothing (smooth.h): the graph once in FP32 on `inputs` (as above), and per
+// Dense with a constant 2-D float32 weight the largest |x[., k]| of its input over every row, by
+// node name.
+Result<std::map<std::string, std::vector<float>>> dense_input_ranges(
+    const ir::Graph& g, const std::map<std::string, ir::Tensor>& inputs);
+
 }  // namespace kiln::quantize

@@ -152,7 +152,7 @@ def _load_sentence_transformer(path):
 def compile(model, example_inputs=None, target="native", output_dir="kiln_model", max_seq=None,
             quantize=None, input_names=None, output_names=None, opset=None, verbose=False,
             vocab=None, cased=False, bundle=None, quantize_exclude=None, exporter=None,
-            tokenizer=None, pooling=None, normalize=None):
+            tokenizer=None, pooling=None, normalize=None, calibrate=None, smoothing=True):
     """Compiles `model` into `output_dir` and returns the artifact directory as a Path.
 
     model: one of
@@ -196,10 +196,15 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
     bundle: also write this .tar.gz for the board (artifact + runtime + infer.py).
     quantize: None / "none" (FP32) or "int8" (dynamic INT8: weight GEMMs and embedding tables);
     quantize_exclude: glob patterns (`*`, `?`) over node / weight names to keep in FP32.
+    calibrate: INT8 calibration inputs for activation smoothing: the path of an .npz (keys =
+    graph input names) or .npy (the first input), or a dict name -> array (saved to an .npz
+    here). Default: generated token ids. smoothing=False: INT8 without activation smoothing.
     Errors raise kiln.CompileError. Compiler warnings (e.g. an exclude pattern that matches
     nothing) are issued as warnings.warn(..., kiln.CompileWarning)."""
     if quantize_exclude and quantize in (None, "none"):
         raise CompileError("quantize_exclude needs quantize='int8'")
+    if (calibrate is not None or not smoothing) and quantize in (None, "none"):
+        raise CompileError("calibrate / smoothing need quantize='int8'")
     if isinstance(quantize_exclude, str):
         quantize_exclude = [quantize_exclude]
     output_dir = Path(output_dir)
@@ -248,6 +253,16 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
             cmd += ["--quantize", str(quantize)]
             for pattern in quantize_exclude or []:
                 cmd += ["--quantize-exclude", str(pattern)]
+            if isinstance(calibrate, dict):
+                import numpy as np
+
+                path = Path(tmp) / "calibration.npz"
+                np.savez(path, **{k: np.asarray(v) for k, v in calibrate.items()})
+                calibrate = path
+            if calibrate is not None:
+                cmd += ["--calibrate", str(calibrate)]
+            if not smoothing:
+                cmd += ["--no-smoothing"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise CompileError(proc.stderr.strip() or f"kiln compile exited {proc.returncode}")

@@ -12,6 +12,7 @@ import subprocess
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, helper
 
 import kiln
@@ -258,3 +259,46 @@ def test_bert_base_int8(tmp_path):
           f"{size[int8] / 1e6:.1f} MB vs {size[fp32] / 1e6:.1f} MB = {100 * ratio:.1f}%")
     assert c >= 0.9995
     assert ratio <= 0.26
+
+
+@pytest.fixture(scope="module")
+def smoothed(tmp_path_factory):
+    """h64a4 with one outlier channel (x60) out of the embedding LayerNorm, layer 0's Q / K / V
+    reading it at 1/60: `--quantize int8` smooths at least that QKV projection."""
+    tmp = tmp_path_factory.mktemp("smoothed")
+    cfg = MODELS["h64a4_pooler"]
+    m = build_model(cfg, seed=0, init="random")
+    with torch.no_grad():
+        m.embeddings.LayerNorm.weight[7] *= 60.0
+        m.embeddings.LayerNorm.bias[7] = 60.0
+        s = m.encoder.layer[0].attention.self
+        for lin in (s.query, s.key, s.value):
+            lin.weight[:, 7] /= 60.0
+    path = tmp / "smoothed.onnx"
+    names, outputs = export_onnx(m, path, opset=14)
+    arts = {}
+    for target, quantized in [("native", False), ("native", True), ("rpi4", True), ("rpi5", True)]:
+        out = tmp / f"{target}_{quantized}"
+        proc = compile_proc(path, "-o", out, "--target", target,
+                            *(["--quantize", "int8"] if quantized else []))
+        assert proc.returncode == 0, proc.stderr
+        if quantized:
+            n = re.search(r"smoothing: (\d+) of", proc.stdout)
+            assert n and int(n.group(1)) >= 1, proc.stdout
+        arts[target, quantized] = out
+    inputs = {k: v for k, v in make_inputs(cfg, 2, 13).items() if k in names}
+    return tmp, arts, inputs, outputs
+
+
+@pytest.mark.parametrize("target", ["rpi4", "rpi5"])
+def test_smoothed_int8_under_qemu(smoothed, target):
+    """The smoothed quantizer of the aarch64 kernels gives what the host's does (same bytes up to
+    float summation order), and stays close to FP32."""
+    tmp, arts, inputs, outputs = smoothed
+    want = run_model(arts["native", False], inputs, tmp / "run32")
+    host = run_model(arts["native", True], inputs, tmp / "run8")
+    got = run_model(arts[target, True], inputs, tmp / f"run_{target}", QEMU_CPUS[target],
+                    threads=2)
+    for name in outputs:
+        assert cosine(got[name], host[name]) >= 0.99999, name
+        assert cosine(got[name], want[name]) >= MIN_COSINE, name

@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,3 +101,55 @@ def test_control_flags_nothing(reports):
     for l in control["layers"]:
         assert l["outlier_channels"] == 0, (l["node"], l["top_channels"])
         assert math.isfinite(l["min_cosine"]) and l["min_cosine"] > 0.999, l["node"]
+
+
+def compile_int8(tmp_path, onnx_path, *flags):
+    return subprocess.run([str(KILN), "compile", str(onnx_path), "-o", str(tmp_path / "int8"),
+                           "--quantize", "int8", *flags], capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def outlier_onnx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("smooth") / "outliers.onnx"
+    export_onnx(with_outliers(build_model(CFG, seed=0)), path, opset=14)
+    return path
+
+
+def test_compile_smooths_the_layers_reading_outliers(tmp_path, outlier_onnx):
+    """kiln compile --quantize int8 calibrates (generated ids, or --calibrate FILE) and smooths
+    exactly the Dense layers whose input has an outlier channel: QKV and FFN-up after the
+    LayerNorms that carry them (compiler/quantize/smooth.h)."""
+    proc = compile_int8(tmp_path, outlier_onnx)
+    assert proc.returncode == 0, proc.stderr
+    assert "smoothing: " in proc.stdout and "generated inputs" in proc.stdout, proc.stdout
+    meta = json.loads((tmp_path / "int8" / "model.json").read_text())
+    assert "smoothing" in meta["quantization"]["activations"], meta["quantization"]
+    names = [t.get("name", "") for t in meta["tensors"]]
+    smoothed = {n["name"] for n in meta["nodes"]
+                if any("act_smooth" in names[i] for i in n["inputs"] if isinstance(i, int))}
+    after_norms = {f"/encoder/layer.{i}/{p}" for i in range(CFG.num_hidden_layers)
+                   for p in ("attention/self/query/QKV/Dense", "intermediate/dense/Dense")}
+    assert after_norms <= smoothed, smoothed
+    # The layers reading attention / GELU outputs see no outlier channel here.
+    assert not any("output/dense" in n for n in smoothed), smoothed
+    assert f"smoothing: {len(smoothed)} of 9 Dense" in proc.stdout, proc.stdout
+    ids = np.random.RandomState(0).randint(0, CFG.vocab_size, size=(2, 24)).astype(np.int64)
+    np.savez(tmp_path / "calib.npz", input_ids=ids)
+    proc = compile_int8(tmp_path, outlier_onnx, "--calibrate", str(tmp_path / "calib.npz"))
+    assert proc.returncode == 0, proc.stderr
+    assert "smoothing: " in proc.stdout and "calib.npz" in proc.stdout, proc.stdout
+    proc = compile_int8(tmp_path, outlier_onnx, "--no-smoothing")
+    assert proc.returncode == 0 and "smoothing" not in proc.stdout, proc.stdout
+
+
+def test_compile_calibration_errors(tmp_path, outlier_onnx):
+    np.savez(tmp_path / "typo.npz", input_idz=np.zeros((1, 8), np.int64))
+    proc = compile_int8(tmp_path, outlier_onnx, "--calibrate", str(tmp_path / "typo.npz"))
+    assert proc.returncode != 0 and "'input_idz' is not a graph input" in proc.stderr, proc.stderr
+    proc = compile_int8(tmp_path, outlier_onnx, "--calibrate", str(tmp_path / "missing.npz"))
+    assert proc.returncode != 0 and "missing.npz: cannot open" in proc.stderr, proc.stderr
+    proc = subprocess.run([str(KILN), "compile", str(outlier_onnx), "-o", str(tmp_path / "f"),
+                           "--calibrate", str(tmp_path / "typo.npz")], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode != 0 and "--calibrate needs --quantize int8" in proc.stderr

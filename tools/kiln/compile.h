@@ -24,6 +24,8 @@ struct CompileArgs {
   std::string bundle;             // out.tar.gz: artifact + runtime + infer.py for the board
   std::string quantize = "none";  // none | int8 (compiler/quantize)
   std::vector<std::string> quantize_exclude;  // glob patterns over node / weight names
+  std::string calibrate;      // INT8 calibration inputs (.npz / .npy); empty: generated
+  bool no_smoothing = false;  // INT8 without activation smoothing (compiler/quantize/smooth.h)
   // Internal (quant-report): every Dense output becomes an extra graph output, after the
   // original outputs, named after its value.
   bool expose_dense_outputs = false;

@@ -16,6 +16,7 @@
 #include "tools/kiln-rt/commands.h"
 #include "tools/kiln/bench_compare.h"
 #include "tools/kiln/bundle.h"
+#include "tools/kiln/calibration_file.h"
 #include "tools/kiln/compile.h"
 #include "tools/kiln/pack_pooling.h"
 #include "tools/kiln/pack_vocab.h"
@@ -73,6 +74,9 @@ int kiln::tools::compile(const CompileArgs& a) {
     return fail("unknown --quantize value '" + a.quantize + "' (expected int8 or none)");
   if (a.quantize == "none" && !a.quantize_exclude.empty())
     return fail("--quantize-exclude needs --quantize int8");
+  if (a.quantize == "none" && (!a.calibrate.empty() || a.no_smoothing))
+    return fail(std::string(a.no_smoothing ? "--no-smoothing" : "--calibrate") +
+                " needs --quantize int8");
   auto target = kiln::target::target_from_name(a.target);
   if (!target) return fail(target.status().message());
   if (a.cased && a.vocab.empty()) return fail("--cased describes a vocabulary: give --vocab too");
@@ -99,6 +103,11 @@ int kiln::tools::compile(const CompileArgs& a) {
   o.jobs = a.jobs;
   o.quantize = a.quantize;
   o.quantize_exclude = a.quantize_exclude;
+  o.smooth = !a.no_smoothing;
+  if (!a.calibrate.empty())
+    o.calibration = [&a](const kiln::ir::Graph& g) {
+      return kiln::tools::read_calibration_file(a.calibrate, g);
+    };
   o.expose_dense_outputs = a.expose_dense_outputs;
   if (a.dump_ir)
     o.after_stage = [](const std::string& stage, const kiln::ir::Graph& g) {
@@ -148,6 +157,12 @@ int kiln::tools::compile(const CompileArgs& a) {
   if (a.quantize == "int8")
     std::printf("  quantization: int8 (%zu Dense layers, %zu embedding tables; %zu excluded)\n",
                 r.quantized_layers, r.quantized_tables, r.quantize_excluded.size());
+  if (a.quantize == "int8" && !a.no_smoothing && r.quantized_layers > 0)
+    std::printf(
+        "  smoothing: %zu of %zu Dense layers (those with an input channel >= 8x the median "
+        "range), calibrated on %s in %.1f s\n",
+        r.smoothed_layers, r.quantized_layers,
+        a.calibrate.empty() ? "generated inputs" : a.calibrate.c_str(), r.calibration_seconds);
   if (!a.vocab.empty())
     std::printf("  tokenizer: %s (%s)\n", a.vocab.c_str(), a.cased ? "cased" : "lower-case");
   if (!a.tokenizer.empty()) std::printf("  tokenizer: %s\n", a.tokenizer.c_str());
@@ -208,6 +223,11 @@ int main(int argc, char** argv) {
                 "keep layers whose node or weight name matches this glob (* and ?) in FP32; "
                 "repeatable")
       ->allow_extra_args(false);
+  c->add_option("--calibrate", a.calibrate,
+                "INT8 calibration inputs: FILE.npz (numpy.savez, keys = graph input names) or "
+                "FILE.npy (the first input); default: generated token ids, seq 128");
+  c->add_flag("--no-smoothing", a.no_smoothing,
+              "INT8 without activation smoothing (outlier channels then cost accuracy)");
   app.add_subcommand("quant-report", "per-Dense INT8 error analysis (kiln quant-report --help)");
   app.add_subcommand("run", "run an artifact on .npy inputs (same as kiln-rt run)");
   app.add_subcommand("bench",

@@ -7,18 +7,16 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "compiler/frontend/onnx/import.h"
 #include "compiler/passes/pipeline.h"
+#include "compiler/quantize/calibration.h"
 #include "compiler/quantize/quant_report.h"
-#include "tools/kiln-rt/npy.h"
+#include "tools/kiln/calibration_file.h"
 #include "tools/kiln/compile.h"
 
 namespace kiln::tools {
@@ -33,142 +31,22 @@ struct LayerArgs {
   bool no_cosine = false;
 };
 
-// The arrays of an .npz (a zip of .npy files) by name without ".npy"; numpy.savez's stored
-// entries only (savez_compressed deflates: an error says so).
-bool read_npz(const std::string& path, std::map<std::string, NpyArray>* out, std::string* error) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return *error = path + ": cannot open", false;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string z = ss.str();
-  auto u16 = [&](size_t at) {
-    return uint32_t(uint8_t(z[at])) | uint32_t(uint8_t(z[at + 1])) << 8;
-  };
-  auto u32 = [&](size_t at) { return u16(at) | u16(at + 2) << 16; };
-  size_t at = 0;
-  while (at + 30 <= z.size() && u32(at) == 0x04034b50) {  // local file header
-    const uint32_t method = u16(at + 8), name_len = u16(at + 26), extra_len = u16(at + 28);
-    uint64_t size = u32(at + 18);
-    const std::string name = z.substr(at + 30, name_len);
-    const size_t data = at + 30 + name_len + extra_len;
-    if (size == 0xffffffffu && extra_len >= 20 && u16(at + 30 + name_len) == 1)  // zip64
-      size = u32(at + 30 + name_len + 12) | uint64_t(u32(at + 30 + name_len + 16)) << 32;
-    if (method != 0)
-      return *error = path + ": entry '" + name +
-                      "' is compressed (numpy.savez_compressed); save with numpy.savez",
-             false;
-    if (data + size > z.size()) return *error = path + ": entry '" + name + "' is cut off", false;
-    std::string key = name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0
-                          ? name.substr(0, name.size() - 4)
-                          : name;
-    if (!parse_npy(z.substr(data, size), path + ":" + name, &(*out)[key], error)) return false;
-    at = data + size;
-  }
-  if (out->empty()) return *error = path + ": no arrays (not an .npz?)", false;
-  return true;
-}
-
-Result<ir::Tensor> to_tensor(const NpyArray& a, ir::DType want, const std::string& what) {
-  ir::Tensor t;
-  t.dtype = want;
-  t.dims = a.shape;
-  t.bytes.resize(static_cast<size_t>(a.numel()) * ir::dtype_size(want));
-  const bool int_in = a.dtype == KILN_INT64 || a.dtype == KILN_INT32;
-  if (want == ir::DType::kFloat32 && a.dtype == KILN_FLOAT32) {
-    std::memcpy(t.bytes.data(), a.data.data(), t.bytes.size());
-  } else if ((want == ir::DType::kInt64 || want == ir::DType::kInt32) && int_in) {
-    for (int64_t i = 0; i < a.numel(); ++i) {
-      const int64_t v = a.dtype == KILN_INT64 ? reinterpret_cast<const int64_t*>(a.data.data())[i]
-                                              : reinterpret_cast<const int32_t*>(a.data.data())[i];
-      if (want == ir::DType::kInt64)
-        t.data<int64_t>()[i] = v;
-      else
-        t.data<int32_t>()[i] = static_cast<int32_t>(v);
-    }
-  } else {
-    return Status::error(what + ": dtype does not match the graph input (" + ir::dtype_name(want) +
-                         ")");
-  }
-  return t;
-}
-
-// Rows of the embedding table that graph input v indexes (0 if none).
-int64_t vocab_of(const ir::Graph& g, const ir::Value* v) {
-  for (const ir::Node* n : g.consumers(v))
-    for (size_t i = 1; i < n->inputs.size(); ++i) {
-      const ir::Value* table = n->inputs[i - 1];
-      if (n->inputs[i] == v && table && table->constant && table->constant->dims.size() == 2 &&
-          (n->op == ir::Op::kGather || n->op == ir::Op::kEmbeddingLayerNorm))
-        return table->constant->dims[0];
-    }
-  return 0;
-}
-
-// Graph inputs: from --calibrate where given, else generated (token ids uniform in [0, vocab)
-// for the first integer input if it indexes an embedding table, ones for *mask*, zeros for other
-// integers, N(0, 1) for floats; seed 0). Symbols: "batch" -> batch, others -> seq (or the
-// calibration array's dims). Prints one line per input.
+// Graph inputs: from --calibrate where given, else generated (quantize/calibration.h). Prints one
+// line per input.
 Result<std::map<std::string, ir::Tensor>> make_inputs(const ir::Graph& g, const LayerArgs& a) {
-  std::map<std::string, NpyArray> given;
-  std::string error;
+  std::map<std::string, ir::Tensor> given;
   if (!a.calibrate.empty()) {
-    const bool npz = a.calibrate.size() > 4 && a.calibrate.substr(a.calibrate.size() - 4) == ".npz";
-    if (npz ? !read_npz(a.calibrate, &given, &error)
-            : !read_npy(a.calibrate, &given[g.inputs.at(0)->name], &error))
-      return Status::error(error);
+    KILN_ASSIGN_OR_RETURN(given, read_calibration_file(a.calibrate, g));
   }
-  std::vector<int64_t> sym(ir::kMaxSymbols, a.seq);
-  if (int b = g.symbol_index("batch"); b >= 0) sym[b] = a.batch;
-  for (const ir::Value* v : g.inputs)  // calibration arrays fix the symbols
-    if (auto it = given.find(v->name);
-        it != given.end() && v->shape && v->shape->size() == it->second.shape.size())
-      for (size_t k = 0; k < v->shape->size(); ++k)
-        for (int s = 0; s < ir::kMaxSymbols; ++s)
-          if ((*v->shape)[k] == ir::Dim::symbol(s)) sym[s] = it->second.shape[k];
-  std::mt19937 rng(0);
-  std::map<std::string, ir::Tensor> inputs;
-  bool ids_done = false;  // token ids for the first integer input only (token types stay 0)
+  KILN_ASSIGN_OR_RETURN(quantize::CalibrationInputs in,
+                        quantize::calibration_inputs(g, given, a.seq, a.batch));
   for (const ir::Value* v : g.inputs) {
-    if (auto it = given.find(v->name); it != given.end()) {
-      KILN_ASSIGN_OR_RETURN(inputs[v->name],
-                            to_tensor(it->second, v->dtype, a.calibrate + ": '" + v->name + "'"));
-      std::printf("input  %-20s %s from %s\n", v->name.c_str(), ir::dtype_name(v->dtype),
-                  a.calibrate.c_str());
-      continue;
-    }
-    ir::Tensor t;
-    t.dtype = v->dtype;
-    for (const ir::Dim& d : *v->shape) t.dims.push_back(d.eval(sym.data()));
-    t.bytes.resize(static_cast<size_t>(t.numel()) * ir::dtype_size(t.dtype));
-    const bool mask = v->name.find("mask") != std::string::npos;
-    const bool is_int = v->dtype == ir::DType::kInt64 || v->dtype == ir::DType::kInt32;
-    const int64_t vocab = mask || ids_done || !is_int ? 0 : vocab_of(g, v);
-    ids_done = ids_done || (is_int && !mask);
-    std::string what;
-    if (v->dtype == ir::DType::kFloat32) {
-      std::normal_distribution<float> nd;
-      for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = mask ? 1.0f : nd(rng);
-      what = mask ? "ones" : "N(0, 1)";
-    } else if (is_int) {
-      std::uniform_int_distribution<int64_t> id(0, std::max<int64_t>(vocab - 1, 0));
-      for (int64_t i = 0; i < t.numel(); ++i) {
-        const int64_t x = mask ? 1 : vocab > 0 ? id(rng) : 0;
-        if (v->dtype == ir::DType::kInt64)
-          t.data<int64_t>()[i] = x;
-        else
-          t.data<int32_t>()[i] = static_cast<int32_t>(x);
-      }
-      what = mask        ? "ones"
-             : vocab > 0 ? "token ids in [0, " + std::to_string(vocab) + ")"
-                         : "zeros";
-    } else {
-      return Status::error("input '" + v->name + "' has dtype " + ir::dtype_name(v->dtype) +
-                           " (not generated; give it with --calibrate)");
-    }
-    std::printf("input  %-20s %s, %s\n", v->name.c_str(), ir::dtype_name(v->dtype), what.c_str());
-    inputs[v->name] = std::move(t);
+    const std::string& what = in.described.at(v->name);
+    std::printf("input  %-20s %s%s%s\n", v->name.c_str(), ir::dtype_name(v->dtype),
+                what == "given" ? " from " : ", ",
+                what == "given" ? a.calibrate.c_str() : what.c_str());
   }
-  return inputs;
+  return std::move(in.tensors);
 }
 
 json to_json(const quantize::QuantReport& r) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,15 @@ inline ir::Tensor f32(std::vector<int64_t> dims, std::vector<float> v) {
   t.bytes.resize(v.size() * 4);
   std::copy(v.begin(), v.end(), t.data<float>());
   return t;
+}
+
+// count values from N(0, scale^2), seeded.
+inline std::vector<float> normal(size_t count, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(count);
+  for (float& x : v) x = nd(rng);
+  return v;
 }
 
 inline ir::Tensor i64(std::vector<int64_t> dims, std::vector<int64_t> v) {

@@ -14,17 +14,10 @@ namespace kiln {
 namespace {
 
 using ir::Dim;
+using test::normal;
 using test::op;
 
 constexpr int64_t kSeq = 32, kK = 16, kOutlier = 5;
-
-std::vector<float> normal(size_t count, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(count);
-  for (float& x : v) x = nd(rng);
-  return v;
-}
 
 // x [seq, 16] -> Dense A (bias, GELU); y [seq, 16] -> Dense B (bias); A + B -> Dense C
 // (LayerNorm epilogue) -> output. With `outlier`, x's channel 5 is 100x the others and row 5 of

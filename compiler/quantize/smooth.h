@@ -1,0 +1,43 @@
+// Activation smoothing for INT8 Dense layers (SmoothQuant, Xiao et al. 2022, folded into kiln's
+// run-time quantizer; docs/architecture.md "Outlier channels").
+//
+// Trained BERT-family models carry a few input channels tens of times larger than the rest
+// (LayerNorm gains and biases of "outlier dimensions", FFN neurons that fire on every token).
+// Per-token INT8 then spends its 255 steps on those channels and rounds the others coarsely.
+// For each INT8 Dense with calibrated input ranges a[k] = max |x[., k]| and weight ranges
+// w[k] = max_n |W[k, n]|:
+//   s[k] = a[k]^alpha / w[k]^(1 - alpha)        (1 where a or w is 0), normalised to median 1
+//   W'[k, :] = W[k, :] * s[k]                   (a new constant; then per-channel int8 as before)
+//   act_smooth[k] = 1 / s[k]                    (Dense input kActSmooth; the quantizer forms
+//                                               x[., k] * act_smooth[k] before its min / max)
+// so x' W' = x W exactly in real arithmetic while both x' and W' have flatter channel ranges.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compiler/ir/graph.h"
+
+namespace kiln::quantize {
+
+constexpr double kDefaultSmoothAlpha = 0.5;
+// A Dense is smoothed only when some input channel's range is at least this many times the median
+// channel's (quant-report's outlier definition): flat inputs gain nothing measurable (control model
+// of tests/quant: cosine 0.999956 either way) and the quantizer's extra product costs 0-6 % of a
+// GEMM (M 128, K 768: 1.06x at N 768, 0.99x at N 3072).
+constexpr double kDefaultSmoothMinRatio = 8.0;
+
+struct SmoothReport {
+  std::vector<std::string> smoothed;  // Dense node names, graph order
+  double largest_factor = 1;          // max over layers and channels of s[k] / min s[k]
+};
+
+// `ranges`: node name -> a[k] for every Dense to smooth (dense_input_ranges, quant_report.h);
+// only Dense nodes marked int8 (quantize.h) with a constant 2-D float32 weight, K ranges and
+// max a / median a >= min_ratio are changed.
+Result<SmoothReport> smooth_int8_activations(
+    ir::Graph& g, const std::map<std::string, std::vector<float>>& ranges,
+    double alpha = kDefaultSmoothAlpha, double min_ratio = kDefaultSmoothMinRatio);
+
+}  // namespace kiln::quantize
