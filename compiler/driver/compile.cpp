@@ -101,9 +101,17 @@ Result<CompileReport> compile(const CompileOptions& o) {
     if (o.smooth && r.quantized_layers > 0) {
       auto tc = Clock::now();
       auto s = smooth(g, o);
-      if (!s) return Status::error(o.model + ": INT8 calibration: " + s.status().message());
-      smoothed = *s;
-      r.smoothed_layers = s->smoothed.size();
+      if (s) {
+        smoothed = *s;
+        r.smoothed_layers = s->smoothed.size();
+        r.calibrated = true;
+      } else if (o.calibration) {  // the user's inputs: their error
+        return Status::error(o.model + ": INT8 calibration: " + s.status().message());
+      } else {  // generated inputs a graph cannot run (e.g. an integer input used as a divisor)
+        r.warnings.push_back("INT8 calibration on generated inputs failed (" +
+                             s.status().message() +
+                             "): no activation smoothing; give inputs with --calibrate");
+      }
       r.calibration_seconds = seconds_since(tc);
     }
     if (r.quantized_layers + r.quantized_tables > 0)

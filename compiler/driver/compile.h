@@ -46,6 +46,7 @@ struct CompileReport {
   std::vector<ir::Symbol> symbols;           // with their compiled maxima
   std::vector<std::string> model_outputs;  // the model's own outputs (before quant-report's extra)
   size_t quantized_layers = 0, quantized_tables = 0;
+  bool calibrated = false;         // INT8: the calibration run succeeded (else a warning)
   size_t smoothed_layers = 0;      // INT8 Dense with activation smoothing
   double calibration_seconds = 0;  // the FP32 calibration run (within passes_seconds)
   std::vector<std::string> quantize_excluded;

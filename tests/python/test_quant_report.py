@@ -153,3 +153,29 @@ def test_compile_calibration_errors(tmp_path, outlier_onnx):
                            "--calibrate", str(tmp_path / "typo.npz")], capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode != 0 and "--calibrate needs --quantize int8" in proc.stderr
+
+
+def test_compile_when_generated_inputs_cannot_run(tmp_path):
+    """Calibration on generated inputs (zeros for an integer input that is not token ids) can fail
+    to evaluate, here an integer Mod by such an input: the compile warns and goes on without
+    smoothing; the user's own --calibrate inputs failing the same way are an error."""
+    import onnx
+    from onnx import TensorProto, helper
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4], np.eye(4, dtype=np.float32).ravel())
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"]),
+             helper.make_node("Mod", ["n", "d"], ["r"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4]),
+                     helper.make_tensor_value_info("n", TensorProto.INT64, ["batch"]),
+                     helper.make_tensor_value_info("d", TensorProto.INT64, ["batch"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4]),
+         helper.make_tensor_value_info("r", TensorProto.INT64, ["batch"])], [w])
+    path = tmp_path / "mod.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    proc = compile_int8(tmp_path, path)
+    assert proc.returncode == 0, proc.stderr
+    assert "INT8 calibration on generated inputs failed" in proc.stderr, proc.stderr
+    assert "integer division by zero" in proc.stderr and "smoothing:" not in proc.stdout
+    np.savez(tmp_path / "zeros.npz", d=np.zeros(2, np.int64))
+    proc = compile_int8(tmp_path, path, "--calibrate", str(tmp_path / "zeros.npz"))
+    assert proc.returncode != 0 and "INT8 calibration: " in proc.stderr, proc.stderr

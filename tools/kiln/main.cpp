@@ -157,7 +157,7 @@ int kiln::tools::compile(const CompileArgs& a) {
   if (a.quantize == "int8")
     std::printf("  quantization: int8 (%zu Dense layers, %zu embedding tables; %zu excluded)\n",
                 r.quantized_layers, r.quantized_tables, r.quantize_excluded.size());
-  if (a.quantize == "int8" && !a.no_smoothing && r.quantized_layers > 0)
+  if (r.calibrated)
     std::printf(
         "  smoothing: %zu of %zu Dense layers (those with an input channel >= 8x the median "
         "range), calibrated on %s in %.1f s\n",
