@@ -11,6 +11,8 @@
 #      Python API, tokenizer, deploy-bundle and .deb tests (tests/python); the Pi bundles'
 #      infer.py runs under qemu with Debian's arm64 python3 + numpy from a private sysroot
 #      (scripts/setup_arm64_python.sh: .cache/arm64-sysroot/, a few seconds once, then cached).
+#      Stage 4 includes a short soak (tests/e2e/test_soak.py: 10000 runs of one model, RSS and
+#      descriptors flat, 4 threads with a model each; scripts/soak.sh runs 100 k).
 #   5. the libFuzzer targets (scripts/fuzz.sh: build-fuzz/, clang + ASan/UBSan): the saved corpus
 #      and every input that ever crashed replayed, then FUZZ_SECONDS (default 10) of fuzzing each.
 # Every stage runs even if an earlier one fails; the last line sums them up and the exit code
