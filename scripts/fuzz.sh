@@ -7,7 +7,8 @@
 # and fails the script: fix it, then commit the input to tests/fuzz/regressions/<target>/.
 #
 # usage: scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: all of them by default)
-# Env: JOBS (build parallelism, default nproc), FUZZ_ARGS (more libFuzzer flags).
+# Env: JOBS (build parallelism, default nproc), FUZZ_ARGS (more libFuzzer flags), KILN_FUZZ_BUILD
+# (build directory, default build-fuzz; its corpus/ and crashes/ go with it).
 # One fuzzer runs at a time, at nice 10. The last line sums up executions and failures.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 
 scripts/setup.sh || exit 1  # also clang and its libFuzzer runtime
-BUILD=$ROOT/build-fuzz
+BUILD=${KILN_FUZZ_BUILD:-$ROOT/build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DKILN_BUILD_TESTS=OFF -DKILN_BUILD_FUZZERS=ON -DKILN_SANITIZE=address,undefined >/dev/null ||
   exit 1

@@ -24,6 +24,7 @@
 #                    model.so too (KILN_EXTRA_CXXFLAGS). address,undefined: host ctest, then stages
 #                    3 and 4 on the host (qemu tests deselected: their runtime is not instrumented);
 #                    thread: the thread pool and runtime tests (ctest runtime.*) under TSan.
+#                    KILN_SAN_BUILD=DIR builds there instead (two sanitizer runs side by side).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -44,7 +45,7 @@ want() { [[ -z $ONLY || $ONLY == "$1" ]] && [[ -z $SANITIZE || $1 == sanitize ]]
 
 scripts/setup.sh || exit 1
 if [[ $ONLY == sanitize ]]; then
-  SAN_BUILD=$ROOT/build-san/${SANITIZE//,/_}
+  SAN_BUILD=${KILN_SAN_BUILD:-$ROOT/build-san/${SANITIZE//,/_}}
   SAN_FLAGS="-fsanitize=$SANITIZE -fno-sanitize-recover=all -fno-omit-frame-pointer"
   san_targets=()
   san_config=()
