@@ -251,4 +251,11 @@ kiln_status kiln_model_embed(kiln_model* model, const char* const* texts, int32_
                  [&] { return model->impl->embed(texts, n, opts, out, out_floats, stats); });
 }
 
+kiln_status kiln_model_embed_text_tokens(kiln_model* model, int32_t n, int64_t* tokens,
+                                         int64_t* full_tokens) {
+  if (!model) return invalid("kiln_model_embed_text_tokens: model is NULL");
+  return claimed(model, "kiln_model_embed_text_tokens",
+                 [&] { return model->impl->embed_text_tokens(n, tokens, full_tokens); });
+}
+
 }  // extern "C"

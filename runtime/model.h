@@ -77,6 +77,8 @@ class Model {
   Status embedding_dim(int64_t* dim) const;
   Status embed(const char* const* texts, int n, const kiln_embed_options* opts, float* out,
                int64_t out_floats, kiln_embed_stats* stats);
+  // Per text of the last embed: tokens after truncation and before (either may be null).
+  Status embed_text_tokens(int n, int64_t* tokens, int64_t* full_tokens) const;
 
   Status set_num_threads(int n);
   int num_threads() const { return backend_.num_threads; }
@@ -107,7 +109,8 @@ class Model {
   // truncation is reported in enc_warning_ and counted in *truncated) and sets the text inputs
   // from rows[order[0..count)], padded to the longest of them.
   Status tokenize(const char* const* texts, int n, int64_t max_len,
-                  std::vector<std::vector<int64_t>>* rows, int32_t* truncated);
+                  std::vector<std::vector<int64_t>>* rows, int32_t* truncated,
+                  std::vector<int64_t>* full_tokens = nullptr);
   Status set_text_inputs(const std::vector<std::vector<int64_t>>& rows, const int* order, int count,
                          size_t seq);
   // model.cpp
@@ -153,6 +156,7 @@ class Model {
   Pooling embed_pooling_ = Pooling::kNone;
   bool embed_normalize_ = false;
   int64_t embed_dim_ = 0;
+  std::vector<int64_t> embed_tokens_, embed_full_tokens_;  // per text of the last embed
 
   bool profiling_ = false;
   int64_t profile_runs_ = 0;

@@ -92,7 +92,8 @@ Status Model::embed(const char* const* texts, int n, const kiln_embed_options* o
 
   std::vector<std::vector<int64_t>> rows;
   int32_t truncated = 0;
-  KILN_RT_TRY(tokenize(texts, n, 0, &rows, &truncated));
+  embed_tokens_.clear();
+  KILN_RT_TRY(tokenize(texts, n, 0, &rows, &truncated, &embed_full_tokens_));
   // Runs never exceed the batch symbol's maximum, if the artifact has one (input_ids' first
   // dimension; tokenize checked the artifact has a tokenizer, hence input_ids).
   const TensorDesc& ids = desc_.tensors[desc_.inputs[input_index("input_ids")].tensor];
@@ -148,6 +149,20 @@ Status Model::embed(const char* const* texts, int n, const kiln_embed_options* o
     ++s.runs;
   }
   if (stats) *stats = s;
+  embed_tokens_.resize(n);
+  for (int i = 0; i < n; ++i) embed_tokens_[i] = static_cast<int64_t>(rows[i].size());
+  return ok_status();
+}
+
+Status Model::embed_text_tokens(int n, int64_t* tokens, int64_t* full_tokens) const {
+  if (embed_tokens_.empty() || static_cast<size_t>(n) != embed_tokens_.size())
+    return error(KILN_ERROR_STATE,
+                 "kiln_model_embed_text_tokens: the last kiln_model_embed on this model " +
+                     (embed_tokens_.empty() ? std::string("did not succeed (or none ran)")
+                                            : "embedded " + std::to_string(embed_tokens_.size()) +
+                                                  " texts, not " + std::to_string(n)));
+  if (tokens) std::copy(embed_tokens_.begin(), embed_tokens_.end(), tokens);
+  if (full_tokens) std::copy(embed_full_tokens_.begin(), embed_full_tokens_.end(), full_tokens);
   return ok_status();
 }
 

@@ -65,7 +65,8 @@ Status Model::load_tokenizer() {
 }
 
 Status Model::tokenize(const char* const* texts, int n, int64_t max_len,
-                       std::vector<std::vector<int64_t>>* rows, int32_t* truncated) {
+                       std::vector<std::vector<int64_t>>* rows, int32_t* truncated,
+                       std::vector<int64_t>* full_tokens) {
   if (!tokenizer_)
     return error(KILN_ERROR_STATE,
                  dir_ +
@@ -86,6 +87,7 @@ Status Model::tokenize(const char* const* texts, int n, int64_t max_len,
                                                   std::to_string(limit));
   if (max_len == 0) max_len = limit;
   rows->assign(n, {});
+  if (full_tokens) full_tokens->assign(n, 0);
   enc_warning_.clear();
   *truncated = 0;
   for (int i = 0; i < n; ++i) {
@@ -93,6 +95,7 @@ Status Model::tokenize(const char* const* texts, int n, int64_t max_len,
       return error(KILN_ERROR_INVALID_ARGUMENT, "text " + std::to_string(i) + " is NULL");
     int64_t full = 0;
     (*rows)[i] = tokenizer_->encode(texts[i], max_len, &full);
+    if (full_tokens) (*full_tokens)[i] = full;
     if (static_cast<int64_t>((*rows)[i].size()) < full) {
       ++*truncated;
       enc_warning_ += (enc_warning_.empty() ? "" : "; ") + std::string("text ") +

@@ -165,6 +165,13 @@ kiln_status kiln_model_embedding_dim(const kiln_model* model, int64_t* dim);
 kiln_status kiln_model_embed(kiln_model* model, const char* const* texts, int32_t n,
                              const kiln_embed_options* opts, float* out, int64_t out_floats,
                              kiln_embed_stats* stats);
+/* Per text of the last successful kiln_model_embed on this model (n must be its count): writes
+ * tokens[i], text i's token count after truncation (special tokens included, what the model
+ * ran), and full_tokens[i], before truncation (> tokens[i]: text i was truncated). Either array
+ * may be NULL. KILN_ERROR_STATE when no embed succeeded or n differs. (A separate call, not new
+ * kiln_embed_stats fields, so callers built against the older struct keep working.) */
+kiln_status kiln_model_embed_text_tokens(kiln_model* model, int32_t n, int64_t* tokens,
+                                         int64_t* full_tokens);
 
 #ifdef __cplusplus
 }

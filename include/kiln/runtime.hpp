@@ -190,6 +190,15 @@ class Model {
     return out;
   }
 
+  // Per text of the last embed: its tokens after truncation; *full (if given) before.
+  std::vector<int64_t> embed_text_tokens(size_t n, std::vector<int64_t>* full = nullptr) {
+    std::vector<int64_t> tokens(n);
+    if (full) full->resize(n);
+    check(kiln_model_embed_text_tokens(model_, static_cast<int32_t>(n), tokens.data(),
+                                       full ? full->data() : nullptr));
+    return tokens;
+  }
+
   void set_num_threads(int n) { check(kiln_model_set_num_threads(model_, n)); }
   int num_threads() const { return kiln_model_num_threads(model_); }
   std::string describe() const { return kiln_model_describe(model_); }

@@ -168,6 +168,32 @@ TEST(Embed, BadCallsAreErrors) {
   remove_tree(dir);
 }
 
+TEST(Embed, TokensPerTextOfTheLastEmbed) {
+  const std::string dir =
+      make_artifact("embed_tokens", {{"mode", "mean"}, {"output", "hidden"}, {"normalize", true}});
+  Model m(dir);
+  int64_t tokens[6];
+  expect_error(kiln_model_embed_text_tokens(m.get(), 6, tokens, nullptr), KILN_ERROR_STATE,
+               "did not succeed (or none ran)");
+  m.embed(kTexts);
+  std::vector<int64_t> full;
+  const std::vector<int64_t> got = m.embed_text_tokens(kTexts.size(), &full);
+  for (size_t i = 0; i < kTexts.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(got[i], static_cast<int64_t>(ids_of(m, kTexts[i]).size()));
+    EXPECT_EQ(full[i], i == 4 ? 21 : got[i]);  // text 4 is cut from 21 tokens to 16
+  }
+  expect_error(kiln_model_embed_text_tokens(m.get(), 5, tokens, nullptr), KILN_ERROR_STATE,
+               "embedded 6 texts, not 5");
+  // a failed embed leaves nothing to read
+  float out[kHidden];
+  const std::vector<const char*> bad = {nullptr};
+  EXPECT_NE(embed_status(m.get(), bad, out, kHidden), KILN_OK);
+  expect_error(kiln_model_embed_text_tokens(m.get(), 1, tokens, nullptr), KILN_ERROR_STATE,
+               "did not succeed");
+  remove_tree(dir);
+}
+
 TEST(Embed, ArtifactsThatCannotEmbed) {
   // no tokenizer
   std::string dir = make_temp_dir("embed_no_tok");
