@@ -3,6 +3,7 @@
 
     python3 infer.py                                  # a sample input
     python3 infer.py --text "a sentence" --text "another one"   # with --tokenizer or --vocab
+                                 # (a sentence-embedding model, model.json "pooling": its vectors)
     python3 infer.py --ids 101,7592,2088,102          # token ids (one sequence)
     python3 infer.py --input input_ids=ids.npy --input attention_mask=mask.npy --output-dir out/
 
@@ -47,6 +48,32 @@ def check_platform(model_dir):
                  f"32-bit with a 64-bit kernel): install the 64-bit OS.")
 
 
+def has_pooling(model_dir):
+    """model.json "pooling" (kiln.compile(SentenceTransformer), kiln compile --pooling): the
+    artifact turns text into sentence embeddings."""
+    return "pooling" in json.loads((model_dir / "model.json").read_text())
+
+
+def embed(m, texts, out_dir, np):
+    """Sentence embeddings via m.embed: one vector per text, and their cosine similarities."""
+    t0 = time.perf_counter()
+    vectors = m.embed(texts)
+    ms = (time.perf_counter() - t0) * 1e3
+    print(f"{len(texts)} text(s) -> embeddings {list(vectors.shape)} in {ms:.1f} ms on "
+          f"{m.num_threads} thread(s)")
+    for text, v in zip(texts, vectors):
+        print(f"{text[:40]!r}: norm {float(np.linalg.norm(v)):.4f} "
+              f"first {np.array2string(v[:4], precision=4)}")
+    if len(texts) > 1:
+        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        print("cosine similarities:")
+        print(np.array2string(unit @ unit.T, precision=3))
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        np.save(out_dir / "embeddings.npy", vectors)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(HERE), help="artifact directory (default: this one)")
@@ -72,6 +99,11 @@ def main():
         m = kiln.runtime.load(model_dir, num_threads=a.threads)
         load_ms = (time.perf_counter() - t0) * 1e3
         names = m.input_names
+        out_dir = Path(a.output_dir) if a.output_dir else None
+        if not a.input and a.ids is None and m.has_tokenizer and has_pooling(model_dir):
+            return embed(m, a.text or ["kiln runs BERT on a Raspberry Pi.",
+                                       "A small computer computes sentence embeddings."],
+                         out_dir, np)
         if a.input:
             feed = {}
             for spec in a.input:
@@ -95,7 +127,6 @@ def main():
         sys.exit(f"infer.py: {e}")
 
     print(f"loaded in {load_ms:.1f} ms, ran in {run_ms:.1f} ms on {m.num_threads} thread(s)")
-    out_dir = Path(a.output_dir) if a.output_dir else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(m.output_names):

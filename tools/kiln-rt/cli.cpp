@@ -1,5 +1,5 @@
-// kiln-rt's command line: run, bench, embed and inspect with their options and help, parsed by
-// CLI11 (header-only, compiled in; the compiler CLI `kiln` uses it too) into commands.h's
+// kiln-rt's command line: run, bench, embed, serve and inspect with their options and help, parsed
+// by CLI11 (header-only, compiled in; the compiler CLI `kiln` uses it too) into commands.h's
 // arguments.
 #include <CLI/CLI.hpp>
 
@@ -147,6 +147,56 @@ CLI::App* add_embed(CLI::App& app, EmbedArgs* a) {
   return cmd;
 }
 
+CLI::App* add_serve(CLI::App& app, ServeArgs* a) {
+  CLI::App* cmd = add_command(
+      app, "serve", "sentence embeddings over HTTP",
+      "Serves the artifact's embeddings (as `kiln-rt embed`) over HTTP/1.1:\n"
+      "  POST /v1/embeddings  OpenAI: {\"input\": str | [str], \"model\"?, \"encoding_format\"?:\n"
+      "                       \"float\" | \"base64\"} -> {\"data\": [{\"embedding\", ...}], "
+      "\"usage\"}\n"
+      "  POST /embed          text-embeddings-inference: {\"inputs\": str | [str], "
+      "\"normalize\"?,\n"
+      "                       \"truncate\"?} -> [[...], ...]\n"
+      "  GET /health, GET /metrics (Prometheus text)\n"
+      "Requests are queued (--max-queue, then 503) and one thread runs the model on\n"
+      "micro-batches of them (--batch-tokens). Texts longer than the compiled maximum are\n"
+      "truncated (TEI \"truncate\": false: 413). Bad requests get a 4xx with a JSON error.\n"
+      "Binds 127.0.0.1 unless --host says otherwise; SIGINT / SIGTERM stop it.",
+      &a->dir);
+  cmd->add_option("--host", a->host, "address to listen on (default 127.0.0.1; 0.0.0.0: all)");
+  cmd->add_option("--port", a->port, "port (default 8080; 0: any free one, printed)")
+      ->transform(int_in(0, 65535));
+  add_threads(cmd, &a->threads);
+  cmd->add_option("--http-threads", a->http_threads,
+                  "connections served at once (default 16; each open connection holds one)")
+      ->transform(int_in(1, 1024));
+  cmd->add_option("--api-key-file", a->api_key_file,
+                  "require `Authorization: Bearer KEY` (KEY: the file's first line) on every\n"
+                  "endpoint but /health");
+  cmd->add_option("--model-name", a->model_name,
+                  "the model name answers carry (default: DIR's name)");
+  cmd->add_option("--max-body", a->max_body, "request body bytes (default 4194304)")
+      ->transform(int_in(64, int64_t{1} << 30));
+  cmd->add_option("--max-inputs", a->max_inputs, "texts per request (default 256)")
+      ->transform(int_in(1, 1 << 20));
+  cmd->add_option("--max-input-bytes", a->max_input_bytes, "UTF-8 bytes per text (default 262144)")
+      ->transform(int_in(1, int64_t{1} << 30));
+  cmd->add_option("--max-queue", a->max_queue, "requests waiting for the model (default 256)")
+      ->transform(int_in(1, 1 << 20));
+  cmd->add_option("--batch-tokens", a->batch_tokens,
+                  "tokens per micro-batch, estimated from text bytes (default 8192; a request\n"
+                  "is never split, so one larger request makes a batch alone)")
+      ->transform(int_in(1, int64_t{1} << 30));
+  cmd->add_option("--max-batch", a->max_batch,
+                  "texts per model run (default: as many as keep the arena under 128 MiB,\n"
+                  "<= 32); the arena is sized for it at start")
+      ->transform(int_in(1, 1 << 16));
+  cmd->add_option("--timeout", a->timeout,
+                  "seconds a client may stay silent mid-request (default 10)")
+      ->transform(int_in(1, 3600));
+  return cmd;
+}
+
 CLI::App* add_inspect(CLI::App& app, InspectArgs* a) {
   CLI::App* cmd = add_command(
       app, "inspect", "describe an artifact",
@@ -166,7 +216,7 @@ std::string failure_message(const CLI::App* app, const CLI::Error& e) {
   const std::vector<std::string> rest = app->remaining();
   if (command.empty()) {
     message = (rest.empty() ? "missing command" : "unknown command '" + rest.front() + "'") +
-              " (expected run, bench, embed or inspect)";
+              " (expected run, bench, embed, serve or inspect)";
   } else if (e.get_name() == "RequiredError" && command[0]->get_option("DIR")->count() == 0) {
     message = command[0]->get_name() + ": missing artifact directory DIR";
   }
@@ -177,7 +227,8 @@ std::string failure_message(const CLI::App* app, const CLI::Error& e) {
 
 int rt_main(int argc, char** argv) {
   CLI::App app{
-      "kiln-rt: run, benchmark and inspect kiln artifacts, embed texts (libkiln_runtime only)",
+      "kiln-rt: run, benchmark and inspect kiln artifacts, embed texts, serve embeddings over HTTP "
+      "(libkiln_runtime only)",
       "kiln-rt"};
   app.require_subcommand(1);
   app.footer("`kiln-rt COMMAND --help` shows a command's options.");
@@ -188,9 +239,11 @@ int rt_main(int argc, char** argv) {
   BenchArgs bench;
   InspectArgs inspect;
   EmbedArgs embed;
+  ServeArgs serve;
   CLI::App* run_cmd = add_run(app, &run);
   CLI::App* bench_cmd = add_bench(app, &bench);
   CLI::App* embed_cmd = add_embed(app, &embed);
+  CLI::App* serve_cmd = add_serve(app, &serve);
   add_inspect(app, &inspect);
   try {
     app.parse(argc, argv);
@@ -201,6 +254,7 @@ int rt_main(int argc, char** argv) {
     if (*run_cmd) return cmd_run(run);
     if (*bench_cmd) return cmd_bench(bench);
     if (*embed_cmd) return cmd_embed(embed);
+    if (*serve_cmd) return cmd_serve(serve);
     return cmd_inspect(inspect);
   } catch (const std::exception& e) {  // kiln::Error, a bad input or output file, ...
     std::fprintf(stderr, "kiln-rt: error: %s\n", e.what());

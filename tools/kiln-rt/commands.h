@@ -10,8 +10,8 @@
 
 namespace kiln::tools {
 
-// argv[1] is the subcommand: run, bench, embed or inspect (see `kiln-rt --help`). Returns the exit
-// code (CLI11's for a bad command line); errors go to stderr prefixed "kiln-rt: error: ".
+// argv[1] is the subcommand: run, bench, embed, serve or inspect (see `kiln-rt --help`). Returns
+// the exit code (CLI11's for a bad command line); errors go to stderr prefixed "kiln-rt: error: ".
 int rt_main(int argc, char** argv);
 
 // 0 threads: KILN_NUM_THREADS or the number of cores.
@@ -44,6 +44,24 @@ struct EmbedArgs {
   bool json = false;
 };
 
+// kiln-rt serve (serve/server.cpp). Limits: see `kiln-rt serve --help`.
+struct ServeArgs {
+  std::string dir;
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port (printed)
+  int threads = 0;  // the model's threads
+  int http_threads = 16;
+  std::string api_key_file;
+  std::string model_name;  // "": the artifact directory's name
+  int64_t max_body = 4 << 20;
+  int64_t max_inputs = 256;
+  int64_t max_input_bytes = 256 << 10;
+  int64_t max_queue = 256;
+  int64_t batch_tokens = 8192;
+  int max_batch = 0;  // texts per model run; 0: kiln_model_embed's default
+  int timeout = 10;   // seconds a client may stay silent while sending or receiving
+};
+
 struct InspectArgs {
   std::string dir;
   bool json = false;
@@ -55,5 +73,6 @@ int cmd_run(const RunArgs& a);
 int cmd_bench(const BenchArgs& a);
 int cmd_inspect(const InspectArgs& a);
 int cmd_embed(const EmbedArgs& a);
+int cmd_serve(const ServeArgs& a);  // returns when SIGINT or SIGTERM arrives
 
 }  // namespace kiln::tools

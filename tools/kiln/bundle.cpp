@@ -122,8 +122,9 @@ Status run(const std::vector<std::string>& argv) {
   return Status::ok();
 }
 
+// embeds: the artifact has a tokenizer and model.json "pooling" (a sentence-embedding model).
 std::string board_readme(const BundleOptions& o, const std::string& name,
-                         const std::string& tokenizer_file) {
+                         const std::string& tokenizer_file, bool embeds) {
   const bool has_tokenizer = !tokenizer_file.empty();
   const bool arm = o.target_arch == "aarch64";
   std::string s =
@@ -139,8 +140,22 @@ std::string board_readme(const BundleOptions& o, const std::string& name,
   s += "```sh\n";
   s += "sha256sum -c SHA256SUMS            # optional: check the copy\n";
   s += "python3 infer.py                   # needs python3-numpy";
-  s += has_tokenizer ? "; --text \"a sentence\" to tokenize\n" : "; --ids 101,2023,102\n";
-  if (has_tokenizer) s += "./kiln-rt run . --text \"a sentence\" --text \"another one\"\n";
+  if (embeds) {
+    s += "; embeds texts (m.embed)\n";
+    s += "python3 infer.py --text \"a sentence\" --text \"another one\"\n";
+    s += "./kiln-rt embed . --text \"a sentence\" --json\n";
+    s += "```\n\nAn embedding server (OpenAI /v1/embeddings, text-embeddings-inference /embed, "
+         "/health, /metrics; 127.0.0.1 only unless --host 0.0.0.0; `--api-key-file FILE` "
+         "requires `Authorization: Bearer KEY`; `./kiln-rt serve --help` lists the limits):\n\n";
+    s += "```sh\n";
+    s += "./kiln-rt serve . --port 8080 --threads 4 &\n";
+    s += "curl -s http://127.0.0.1:8080/v1/embeddings -H 'Content-Type: application/json' \\\n"
+         "     -d '{\"input\": [\"a sentence\", \"another one\"]}'\n";
+  } else {
+    s += has_tokenizer ? "; --text \"a sentence\" to tokenize\n" : "; --ids 101,2023,102\n";
+  }
+  if (has_tokenizer && !embeds)
+    s += "./kiln-rt run . --text \"a sentence\" --text \"another one\"\n";
   s += "./kiln-rt run . --input input_ids=ids.npy --input attention_mask=mask.npy ...\n";
   s += "./kiln-rt bench . --seq 128 --threads 4\n";
   s += "```\n\nThreads: --threads N or KILN_NUM_THREADS (default: all cores). ";
@@ -239,7 +254,8 @@ Status make_bundle(const BundleOptions& o, uint64_t* archive_bytes) {
                   fs::perm_options::add);
   {
     std::ofstream readme(top / "README.md");
-    readme << board_readme(o, name, tokenizer_file);
+    readme << board_readme(o, name, tokenizer_file,
+                           !tokenizer_file.empty() && model.contains("pooling"));
   }
   files.insert(files.end(), {"libkiln_runtime.so", "kiln-rt", "kiln/__init__.py", "kiln/runtime.py",
                              "infer.py", "README.md"});
