@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_EACH=${1:-60}
 shift $(($# > 0 ? 1 : 0))
-ALL=(npy model_json params artifact vocab tokenizer_json onnx_import)
+ALL=(npy model_json params artifact vocab tokenizer_json serve_request onnx_import)
 TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 

@@ -5,7 +5,8 @@
 #   3. the op harness (tests/ops: every op x GEMM variant x target, FP32 and INT8, against
 #      onnx.reference), the transformers zoo exports (tests/zoo) and tokenizer.json against the
 #      `tokenizers` package (tests/tokenizers), sentence embeddings against sentence-transformers
-#      (tests/embed, host and rpi4 / rpi5 under qemu), in the pinned project venv
+#      (tests/embed, host and rpi4 / rpi5 under qemu), `kiln-rt serve` over HTTP (tests/serve,
+#      host and rpi5 under qemu), in the pinned project venv
 #      (scripts/setup_venv.sh: torch 2.x, transformers 5.x, onnx; ~/.cache/kiln, kept across clones),
 #   4. end-to-end tests against PyTorch (pytest: host, and aarch64 artifacts under qemu) and the
 #      Python API, tokenizer, deploy-bundle and .deb tests (tests/python); the Pi bundles'
@@ -141,7 +142,7 @@ if want harness || [[ $SANITIZE == *address* ]]; then
   echo "=== op harness and transformers zoo (pytest, project venv) ==="
   env "${py_env[@]}" KILN_BUILD_DIR=$PY_BUILD KILN_AARCH64_BUILD_DIR=$ROOT/build-aarch64 \
     PYTHONPATH=$ROOT/python "$VENV_PY" -m pytest -q -ra -p no:cacheprovider "${py_select[@]}" \
-    tests/ops tests/zoo tests/tokenizers tests/embed tests/quant 2>&1 | tee "$log"
+    tests/ops tests/zoo tests/tokenizers tests/embed tests/quant tests/serve 2>&1 | tee "$log"
   count_pytest
 fi
 
