@@ -60,17 +60,18 @@ bool artifact_normalizes(const std::string& dir) {
   return j["pooling"].value("normalize", false);
 }
 
-// Runs the largest batch the server will form (run_texts texts at the compiled maximum length)
-// so that the arena and the runtime's buffers reach their final size before the first request
-// (RSS stays flat after), and returns that maximum (what a long text is truncated to).
-int64_t warm_up(Model& m, int run_texts, int64_t dim) {
+// Runs the largest batch the server will form (run_texts texts at the compiled maximum length,
+// in runs of max_batch as the server's, 0 = kiln_model_embed's default) so that the arena and
+// the runtime's buffers reach their final size before the first request (RSS stays flat after),
+// and returns that maximum (what a long text is truncated to).
+int64_t warm_up(Model& m, int run_texts, int max_batch, int64_t dim) {
   std::string text;
   for (int words = 256; words <= (1 << 18); words *= 2) {
     text.clear();
     for (int i = 0; i < words; ++i) text += "x ";
     const std::vector<const char*> texts(static_cast<size_t>(run_texts), text.c_str());
     std::vector<float> out(texts.size() * static_cast<size_t>(dim));
-    kiln_embed_options opts{run_texts, 0};
+    kiln_embed_options opts{max_batch, 0};
     check(kiln_model_embed(m.get(), texts.data(), static_cast<int32_t>(texts.size()), &opts,
                            out.data(), static_cast<int64_t>(out.size()), nullptr));
     std::vector<int64_t> full;
@@ -317,7 +318,8 @@ int cmd_serve(const ServeArgs& a) {
   serve::ModelInfo info;
   info.dim = m.embedding_dim();
   info.normalizes = artifact_normalizes(a.dir);
-  info.max_seq = warm_up(m, a.max_batch > 0 ? a.max_batch : kDefaultRunTexts, info.dim);
+  info.max_seq =
+      warm_up(m, a.max_batch > 0 ? a.max_batch : kDefaultRunTexts, a.max_batch, info.dim);
 
   // httplib's stop() is not async-signal-safe: one thread waits for the signal and calls it.
   Server server(a, &m, info, key);
