@@ -137,11 +137,25 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
                  {"sha256", opts.source_sha256},
                  {"opset", g.opset},
                  {"producer", g.producer}};
-  if (!opts.quantization.mode.empty())
-    j["quantization"] = {{"mode", opts.quantization.mode},
-                         {"weights", opts.quantization.weights},
-                         {"activations", opts.quantization.activations},
-                         {"excluded", opts.quantization.excluded}};
+  if (!opts.quantization.mode.empty()) {
+    const QuantizationMetadata& q = opts.quantization;
+    j["quantization"] = {{"mode", q.mode},
+                         {"weights", q.weights},
+                         {"activations", q.activations},
+                         {"excluded", q.excluded}};
+    json layers = json::array();
+    for (const LayerPrecision& l : q.layers) {
+      json e = {{"name", l.name}, {"weight", l.weight}, {"precision", l.precision}};
+      if (!l.note.empty()) e["note"] = l.note;
+      layers.push_back(std::move(e));
+    }
+    j["quantization"]["layers"] = std::move(layers);
+    if (q.min_cosine > 0)
+      j["quantization"]["min_cosine"] = {{"target", q.min_cosine},
+                                         {"cosine", q.cosine},
+                                         {"worst_cosine", q.worst_cosine},
+                                         {"int8_everywhere", q.int8_cosine}};
+  }
   j["library"] = "model.so";
   j["params"] = {{"file", "model.params"},
                  {"bytes", params.file_bytes},

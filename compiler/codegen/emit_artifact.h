@@ -15,10 +15,22 @@ constexpr const char* kCompilerVersion = "0.1.0";
 constexpr int kFormatVersion = 1;
 
 // model.json "quantization" (written when mode is not empty; see compiler/quantize).
+// One layer INT8 could store: a Dense weight or an embedding table.
+struct LayerPrecision {
+  std::string name;       // node name, "<node> (<table>)" for a fused embedding table
+  std::string weight;     // the weight's or table's name in the model
+  std::string precision;  // "int8" | "fp32"
+  std::string note;       // "smoothed", "--quantize-exclude", "--min-cosine" or empty
+};
+
 struct QuantizationMetadata {
   std::string mode;  // "int8-dynamic"
   std::string weights, activations;
   std::vector<std::string> excluded;  // node names left in FP32 by --quantize-exclude
+  std::vector<LayerPrecision> layers;
+  // --min-cosine (0: not asked): the target and the emulated mean / worst per-vector cosines on
+  // the calibration inputs, as compiled and with every layer INT8.
+  double min_cosine = 0, cosine = 0, worst_cosine = 0, int8_cosine = 0;
 };
 
 struct CodegenOptions {

@@ -1,6 +1,7 @@
 // The compile driver; see compile.h.
 #include "compiler/driver/compile.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include "compiler/frontend/onnx/import.h"
 #include "compiler/passes/pipeline.h"
 #include "compiler/quantize/calibration.h"
+#include "compiler/quantize/emulate.h"
 #include "compiler/quantize/quant_report.h"
 #include "compiler/quantize/quantize.h"
 #include "compiler/quantize/smooth.h"
@@ -30,33 +32,132 @@ std::string fmt_alpha(double alpha) {
   return buf;
 }
 
+// Every layer INT8 can store (Dense weights, embedding tables) in graph order with its precision
+// and why, for model.json and `kiln inspect`.
+std::vector<codegen::LayerPrecision> layer_precisions(const ir::Graph& g, const CompileReport& r) {
+  auto listed = [](const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  std::vector<std::string> kept;
+  if (r.mixed_precision)
+    for (const auto& k : r.mixed_precision->kept_fp32) kept.push_back(k.name);
+  std::vector<codegen::LayerPrecision> layers;
+  auto add = [&](const ir::Node& n, size_t input, const std::string& name) {
+    const bool dense = n.op == ir::Op::kDense;
+    auto original = r.smoothed_weights.find(n.name);  // a smoothed Dense reads W * s
+    const std::string weight =
+        original != r.smoothed_weights.end() ? original->second : n.input(input)->name;
+    codegen::LayerPrecision l{name, weight, "int8", ""};
+    if (quantize::is_quantized_input(n, input)) {
+      if (dense && n.input(ir::DenseIn::kActSmooth)) l.note = "smoothed";
+    } else if (listed(r.quantize_excluded, name)) {
+      l.precision = "fp32", l.note = "--quantize-exclude";
+    } else if (listed(r.quantize_shared, name)) {
+      l.precision = "fp32", l.note = "rows shared by every input";
+    } else if (listed(kept, name)) {
+      l.precision = "fp32", l.note = "--min-cosine";
+    } else {
+      return;  // not a candidate (e.g. a Gather on a small or non-float table)
+    }
+    layers.push_back(std::move(l));
+  };
+  for (const auto& node : g.nodes()) {
+    const ir::Node& n = *node;
+    if (quantize::is_dense_f32(n)) add(n, ir::DenseIn::kWeight, n.name);
+    if (n.op == ir::Op::kGather && n.input(0)) add(n, 0, n.name);
+    if (n.op == ir::Op::kEmbeddingLayerNorm)
+      for (size_t t = 0; ir::EmbeddingLayerNormIn::table(t) < n.inputs.size(); ++t) {
+        const size_t i = ir::EmbeddingLayerNormIn::table(t);
+        if (n.inputs[i]) add(n, i, n.name + " (" + n.inputs[i]->name + ")");
+      }
+  }
+  return layers;
+}
+
 // What model.json's "quantization" says about an INT8 artifact (see compiler/quantize).
-codegen::QuantizationMetadata int8_metadata(const quantize::QuantizeReport& r,
-                                            const quantize::SmoothReport* smooth, double alpha) {
+codegen::QuantizationMetadata int8_metadata(const ir::Graph& g, const CompileReport& r,
+                                            double alpha, double min_cosine) {
   codegen::QuantizationMetadata m;
   m.mode = "int8-dynamic";
   m.weights = "per-channel symmetric int8";
   m.activations =
       "per-row (per-token) asymmetric int8 computed at run time from each row's min/max, int32 "
       "accumulation, dequantized to float32 before bias/GELU/residual";
-  if (smooth && !smooth->smoothed.empty())
+  if (r.smoothed_layers > 0)
     m.activations += "; per-input-channel smoothing (SmoothQuant, alpha " + fmt_alpha(alpha) +
-                     ", calibrated at compile time) on " + std::to_string(smooth->smoothed.size()) +
+                     ", calibrated at compile time) on " + std::to_string(r.smoothed_layers) +
                      " Dense";
-  m.excluded = r.excluded;
+  m.excluded = r.quantize_excluded;
+  m.layers = layer_precisions(g, r);
+  if (r.mixed_precision) {
+    m.min_cosine = min_cosine;
+    m.cosine = r.mixed_precision->chosen.mean_cosine;
+    m.worst_cosine = r.mixed_precision->chosen.worst_cosine;
+    m.int8_cosine = r.mixed_precision->int8.mean_cosine;
+  }
   return m;
 }
 
-// Input ranges of every Dense on the calibration inputs, then smoothing (quantize/smooth.h).
-Result<quantize::SmoothReport> smooth(ir::Graph& g, const CompileOptions& o) {
+// The calibration inputs: the caller's (o.calibration), the rest generated
+// (quantize/calibration.h).
+Result<std::map<std::string, ir::Tensor>> calibration_inputs(const ir::Graph& g,
+                                                             const CompileOptions& o) {
   std::map<std::string, ir::Tensor> given;
   if (o.calibration) {
     KILN_ASSIGN_OR_RETURN(given, o.calibration(g));
   }
   KILN_ASSIGN_OR_RETURN(quantize::CalibrationInputs in,
                         quantize::calibration_inputs(g, given, o.calibration_seq, 1));
-  KILN_ASSIGN_OR_RETURN(auto ranges, quantize::dense_input_ranges(g, in.tensors));
-  return quantize::smooth_int8_activations(g, ranges, o.smooth_alpha);
+  return std::move(in.tensors);
+}
+
+// INT8 marks, then on calibration inputs smoothing and mixed precision (compiler/quantize). A
+// calibration run that fails on generated inputs only costs the smoothing (a warning); one that
+// fails on the caller's inputs, or under min_cosine, is an error.
+Status quantize_int8(ir::Graph& g, const CompileOptions& o, CompileReport* r) {
+  auto report = quantize::quantize_int8(g, {o.quantize_exclude});
+  if (!report) return Status::error(o.model + ": quantize: " + report.status().message());
+  r->warnings.insert(r->warnings.end(), report->warnings.begin(), report->warnings.end());
+  r->quantize_excluded = report->excluded;
+  r->quantize_shared = report->shared;
+  const size_t marked = report->quantized.size() + report->embeddings.size();
+  std::optional<quantize::SmoothReport> smoothed;
+  if ((o.smooth && !report->quantized.empty()) || (o.min_cosine > 0 && marked > 0)) {
+    auto tc = Clock::now();
+    auto inputs = calibration_inputs(g, o);
+    Result<std::map<std::string, std::vector<float>>> ranges =
+        inputs ? quantize::dense_input_ranges(g, *inputs) : inputs.status();
+    if (!ranges && (o.calibration || o.min_cosine > 0))
+      return Status::error(o.model + ": INT8 calibration: " + ranges.status().message());
+    if (!ranges) {  // generated inputs a graph cannot run (e.g. an integer input as a divisor)
+      r->warnings.push_back("INT8 calibration on generated inputs failed (" +
+                            ranges.status().message() +
+                            "): no activation smoothing; give inputs with --calibrate");
+    } else {
+      r->calibrated = true;
+      if (o.smooth) {
+        KILN_ASSIGN_OR_RETURN(smoothed,
+                              quantize::smooth_int8_activations(g, *ranges, o.smooth_alpha));
+      }
+      if (o.min_cosine > 0) {
+        auto mp = quantize::keep_fp32_for_cosine(g, *inputs, smoothed ? &*smoothed : nullptr,
+                                                 {o.min_cosine, std::max(1, o.jobs)});
+        if (!mp) return Status::error(o.model + ": --min-cosine: " + mp.status().message());
+        r->mixed_precision = std::move(*mp);
+      }
+    }
+    r->calibration_seconds = seconds_since(tc);
+  }
+  for (const auto& n : g.nodes()) {
+    if (n->op == ir::Op::kDense) r->quantized_layers += quantize::is_quantized(*n);
+    if (n->op == ir::Op::kGather) r->quantized_tables += quantize::is_quantized(*n);
+    if (n->op == ir::Op::kEmbeddingLayerNorm)
+      for (int64_t t : n->attr_ints("quantize_tables")) r->quantized_tables += t != 0;
+  }
+  r->smoothed_layers = smoothed ? smoothed->smoothed.size() : 0;
+  if (smoothed)
+    for (const auto& [node, w] : smoothed->original_weight) r->smoothed_weights[node] = w->name;
+  return Status::ok();
 }
 
 }  // namespace
@@ -66,6 +167,8 @@ Result<CompileReport> compile(const CompileOptions& o) {
     return Status::error("unknown quantize mode '" + o.quantize + "' (expected int8 or none)");
   if (o.quantize == "none" && !o.quantize_exclude.empty())
     return Status::error("quantize_exclude needs quantize int8");
+  if (o.quantize == "none" && o.min_cosine > 0)
+    return Status::error("min_cosine needs quantize int8");
   CompileReport r;
   KILN_ASSIGN_OR_RETURN(r.target, target::target_from_name(o.target));
   auto stage = [&](const std::string& name, const ir::Graph& g) {
@@ -91,31 +194,9 @@ Result<CompileReport> compile(const CompileOptions& o) {
   r.warnings = passes::unfused_warnings(g);
   codegen::QuantizationMetadata quantization;
   if (o.quantize == "int8") {
-    auto report = quantize::quantize_int8(g, {o.quantize_exclude});
-    if (!report) return Status::error(o.model + ": quantize: " + report.status().message());
-    r.warnings.insert(r.warnings.end(), report->warnings.begin(), report->warnings.end());
-    r.quantized_layers = report->quantized.size();
-    r.quantized_tables = report->embeddings.size();
-    r.quantize_excluded = report->excluded;
-    std::optional<quantize::SmoothReport> smoothed;
-    if (o.smooth && r.quantized_layers > 0) {
-      auto tc = Clock::now();
-      auto s = smooth(g, o);
-      if (s) {
-        smoothed = *s;
-        r.smoothed_layers = s->smoothed.size();
-        r.calibrated = true;
-      } else if (o.calibration) {  // the user's inputs: their error
-        return Status::error(o.model + ": INT8 calibration: " + s.status().message());
-      } else {  // generated inputs a graph cannot run (e.g. an integer input used as a divisor)
-        r.warnings.push_back("INT8 calibration on generated inputs failed (" +
-                             s.status().message() +
-                             "): no activation smoothing; give inputs with --calibrate");
-      }
-      r.calibration_seconds = seconds_since(tc);
-    }
+    KILN_RETURN_IF_ERROR(quantize_int8(g, o, &r));
     if (r.quantized_layers + r.quantized_tables > 0)
-      quantization = int8_metadata(*report, smoothed ? &*smoothed : nullptr, o.smooth_alpha);
+      quantization = int8_metadata(g, r, o.smooth_alpha, o.min_cosine);
     stage("quantize_int8", g);
   }
   for (const ir::Value* v : g.outputs) r.model_outputs.push_back(v->name);

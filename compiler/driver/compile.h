@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "compiler/ir/graph.h"
 #include "compiler/passes/pipeline.h"
+#include "compiler/quantize/mixed_precision.h"
 #include "compiler/target/target.h"
 
 namespace kiln {
@@ -32,6 +34,9 @@ struct CompileOptions {
   double smooth_alpha = 0.5;
   int64_t calibration_seq = 128;
   std::function<Result<std::map<std::string, ir::Tensor>>(const ir::Graph&)> calibration;
+  // INT8: > 0 keeps the fewest layers in FP32 for the mean per-vector output cosine to INT8's
+  // emulation on the calibration inputs to reach this (quantize/mixed_precision.h).
+  double min_cosine = 0;
   // quant-report: every Dense output becomes an extra graph output after the original ones.
   bool expose_dense_outputs = false;
   // Called with the graph after import ("import"), after each pass and after quantization.
@@ -46,11 +51,14 @@ struct CompileReport {
   std::vector<ir::Symbol> symbols;           // with their compiled maxima
   std::vector<std::string> model_outputs;  // the model's own outputs (before quant-report's extra)
   size_t quantized_layers = 0, quantized_tables = 0;
-  bool calibrated = false;         // INT8: the calibration run succeeded (else a warning)
-  size_t smoothed_layers = 0;      // INT8 Dense with activation smoothing
-  double calibration_seconds = 0;  // the FP32 calibration run (within passes_seconds)
+  bool calibrated = false;     // INT8: the calibration run succeeded (else a warning)
+  size_t smoothed_layers = 0;  // INT8 Dense with activation smoothing
+  std::map<std::string, std::string> smoothed_weights;  // their nodes -> the model's weight names
+  double calibration_seconds = 0;  // calibration and mixed precision (within passes_seconds)
+  std::optional<quantize::MixedPrecisionReport> mixed_precision;  // with min_cosine
   std::vector<std::string> quantize_excluded;
-  std::vector<std::string> warnings;  // unfused fast paths, quantizer notes
+  std::vector<std::string> quantize_shared;  // embedding tables kept FP32 as shared (quantize.h)
+  std::vector<std::string> warnings;         // unfused fast paths, quantizer notes
   double import_seconds = 0, passes_seconds = 0, codegen_seconds = 0;
 };
 

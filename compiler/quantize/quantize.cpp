@@ -67,8 +67,12 @@ Result<QuantizeReport> quantize_int8(ir::Graph& g, const QuantizeOptions& opts) 
                          table->constant->dims.size() == 2 && table->constant->numel() > 16;
         marks.push_back(0);
         if (!fit) continue;
-        ++candidates;
         const std::string what = n.name + " (" + table->name + ")";
+        if (!n.input(Embed::ids(t)) || table->constant->dims[0] <= kSharedTableRows) {
+          r.shared.push_back(what);
+          continue;
+        }
+        ++candidates;
         if (excluded(n, table)) {
           r.excluded.push_back(what);
           continue;
@@ -85,6 +89,10 @@ Result<QuantizeReport> quantize_int8(ir::Graph& g, const QuantizeOptions& opts) 
     }
     const bool dense = is_quantizable_dense(n), embedding = is_embedding_gather(n);
     if (!dense && !embedding) continue;
+    if (embedding && n.input(0)->constant->dims[0] <= kSharedTableRows) {
+      r.shared.push_back(n.name);
+      continue;
+    }
     ++candidates;
     if (excluded(n, n.input(dense ? 1 : 0))) {
       r.excluded.push_back(n.name);
@@ -102,7 +110,7 @@ Result<QuantizeReport> quantize_int8(ir::Graph& g, const QuantizeOptions& opts) 
     r.warnings.push_back(
         candidates == 0
             ? "--quantize int8: the model has no quantizable layer (no MatMul/Gemm with a constant "
-              "weight, no embedding table); the artifact is FP32"
+              "weight, no embedding table read by token ids); the artifact is FP32"
             : "--quantize int8: every quantizable layer is excluded; the artifact is FP32");
   return r;
 }

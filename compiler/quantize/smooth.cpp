@@ -56,6 +56,7 @@ Result<SmoothReport> smooth_int8_activations(
       for (int64_t j = 0; j < N; ++j) ws.data<float>()[k * N + j] *= f;
     }
     r.largest_factor = std::max(r.largest_factor, hi / lo);
+    r.original_weight[n.name] = n.inputs[ir::DenseIn::kWeight];
     ir::Value* w_smoothed = g.add_constant(g.unique_name(w->name + "__smoothed"), std::move(ws));
     ir::Value* act = g.add_constant(g.unique_name(n.name + "/act_smooth"), std::move(smooth));
     if (n.inputs.size() <= ir::DenseIn::kActSmooth) n.inputs.resize(ir::DenseIn::kActSmooth + 1);
@@ -64,6 +65,16 @@ Result<SmoothReport> smooth_int8_activations(
     r.smoothed.push_back(n.name);
   }
   return r;
+}
+
+void remove_smoothing(ir::Node& n, SmoothReport& r) {
+  auto it = r.original_weight.find(n.name);
+  if (it == r.original_weight.end()) return;
+  n.inputs[ir::DenseIn::kWeight] = it->second;
+  n.inputs.resize(ir::DenseIn::kActSmooth);
+  while (!n.inputs.empty() && !n.inputs.back()) n.inputs.pop_back();
+  r.original_weight.erase(it);
+  r.smoothed.erase(std::find(r.smoothed.begin(), r.smoothed.end(), n.name));
 }
 
 }  // namespace kiln::quantize

@@ -31,6 +31,7 @@ constexpr double kDefaultSmoothMinRatio = 8.0;
 struct SmoothReport {
   std::vector<std::string> smoothed;  // Dense node names, graph order
   double largest_factor = 1;          // max over layers and channels of s[k] / min s[k]
+  std::map<std::string, ir::Value*> original_weight;  // smoothed node -> its weight before
 };
 
 // `ranges`: node name -> a[k] for every Dense to smooth (dense_input_ranges, quant_report.h);
@@ -39,5 +40,10 @@ struct SmoothReport {
 Result<SmoothReport> smooth_int8_activations(
     ir::Graph& g, const std::map<std::string, std::vector<float>>& ranges,
     double alpha = kDefaultSmoothAlpha, double min_ratio = kDefaultSmoothMinRatio);
+
+// Undoes the smoothing of Dense `n` (a node of r.smoothed): its original weight again, no
+// act_smooth (for a layer that stays FP32, whose GEMM has no quantizer to fold it into). No-op for
+// a node that was not smoothed.
+void remove_smoothing(ir::Node& n, SmoothReport& r);
 
 }  // namespace kiln::quantize

@@ -152,7 +152,8 @@ def _load_sentence_transformer(path):
 def compile(model, example_inputs=None, target="native", output_dir="kiln_model", max_seq=None,
             quantize=None, input_names=None, output_names=None, opset=None, verbose=False,
             vocab=None, cased=False, bundle=None, quantize_exclude=None, exporter=None,
-            tokenizer=None, pooling=None, normalize=None, calibrate=None, smoothing=True):
+            tokenizer=None, pooling=None, normalize=None, calibrate=None, smoothing=True,
+            min_cosine=None):
     """Compiles `model` into `output_dir` and returns the artifact directory as a Path.
 
     model: one of
@@ -199,12 +200,15 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
     calibrate: INT8 calibration inputs for activation smoothing: the path of an .npz (keys =
     graph input names) or .npy (the first input), or a dict name -> array (saved to an .npz
     here). Default: generated token ids. smoothing=False: INT8 without activation smoothing.
+    min_cosine: INT8 mixed precision, e.g. 0.9995: the fewest layers stay FP32 for the outputs'
+    mean per-vector cosine to FP32 on the calibration inputs to reach it (kiln inspect lists
+    each layer's precision).
     Errors raise kiln.CompileError. Compiler warnings (e.g. an exclude pattern that matches
     nothing) are issued as warnings.warn(..., kiln.CompileWarning)."""
     if quantize_exclude and quantize in (None, "none"):
         raise CompileError("quantize_exclude needs quantize='int8'")
-    if (calibrate is not None or not smoothing) and quantize in (None, "none"):
-        raise CompileError("calibrate / smoothing need quantize='int8'")
+    if (calibrate is not None or not smoothing or min_cosine) and quantize in (None, "none"):
+        raise CompileError("calibrate / smoothing / min_cosine need quantize='int8'")
     if isinstance(quantize_exclude, str):
         quantize_exclude = [quantize_exclude]
     output_dir = Path(output_dir)
@@ -263,6 +267,8 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
                 cmd += ["--calibrate", str(calibrate)]
             if not smoothing:
                 cmd += ["--no-smoothing"]
+            if min_cosine:
+                cmd += ["--min-cosine", repr(float(min_cosine))]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise CompileError(proc.stderr.strip() or f"kiln compile exited {proc.returncode}")

@@ -93,10 +93,18 @@ def test_artifact_metadata_params_and_inspect(model):
     assert "per-row" in q["activations"] and q["excluded"] == []
     dense = [n for n in meta["nodes"] if n["op"] == "Dense"]
     assert dense and all(n["attrs"].get("quantize") == "int8" for n in dense)
-    # The embedding tables: inside the fused EmbeddingLayerNorm (word, token type, position).
+    # The embedding tables: inside the fused EmbeddingLayerNorm (word, token type, position); the
+    # last two stay FP32: every input shares their rows (compiler/quantize/quantize.h).
     embed = [n for n in meta["nodes"] if n["op"] == "EmbeddingLayerNorm"]
     assert len(embed) == 1 and embed[0]["attrs"].get("quantize") == "int8", embed
-    assert embed[0]["attrs"]["quantize_tables"] == [1, 1, 1], embed
+    assert embed[0]["attrs"]["quantize_tables"] == [1, 0, 0], embed
+    layers = {entry["name"]: entry for entry in q["layers"]}
+    assert len(layers) == len(dense) + 3, q["layers"]
+    tables = [entry for name, entry in layers.items() if name.startswith(embed[0]["name"] + " (")]
+    assert [t["precision"] for t in tables] == ["int8", "fp32", "fp32"], tables
+    assert all(t.get("note") == "rows shared by every input" for t in tables[1:]), tables
+    assert all(layers[n["name"]]["precision"] == "int8" for n in dense), q["layers"]
+    assert "min_cosine" not in q
     assert not [n for n in meta["nodes"] if n["op"] == "LayerNormalization"]
     blobs = [t for t in meta["tensors"] if t["name"].endswith((".s8packed", ".s8rows"))]
     assert blobs and all(t["dtype"] == "uint8" and t["storage"] == "param" for t in blobs)
@@ -104,6 +112,9 @@ def test_artifact_metadata_params_and_inspect(model):
     out = subprocess.run([str(KILN), "inspect", str(art)], capture_output=True, text=True,
                          check=True).stdout
     assert "quantization int8-dynamic: weights per-channel symmetric int8" in out, out
+    assert "\n  layer precision:" in out, out
+    assert f"\n    int8  {dense[0]['name']}" in out, out
+    assert f"\n    fp32  {tables[2]['name']} (rows shared by every input)" in out, out
     assert re.search(r"kernels .*gemm s8: \w+", out), out
     fp32 = json.loads((model.artifact("native", False) / "model.json").read_text())
     assert "quantization" not in fp32
@@ -302,3 +313,73 @@ def test_smoothed_int8_under_qemu(smoothed, target):
     for name in outputs:
         assert cosine(got[name], host[name]) >= 0.99999, name
         assert cosine(got[name], want[name]) >= MIN_COSINE, name
+
+
+def mean_vector_cosine(got, want, outputs):
+    """--min-cosine's measure: per row of each output's last axis, the mean cosine; the worst
+    output counts."""
+    means = []
+    for name in outputs:
+        a = got[name].astype(np.float64).reshape(-1, got[name].shape[-1])
+        b = want[name].astype(np.float64).reshape(a.shape)
+        means.append(float(((a * b).sum(1) / np.linalg.norm(a, axis=1)
+                            / np.linalg.norm(b, axis=1)).mean()))
+    return min(means)
+
+
+def test_min_cosine_keeps_fewest_layers_fp32_and_the_artifact_reaches_it(small):
+    """--min-cosine on the user's calibration inputs: the compiled artifact (not only the emulation
+    it was chosen on) reaches the target there, with some but not all layers in FP32, each listed
+    in model.json and by inspect; the mixed artifact runs the same under qemu (Pi 5)."""
+    inputs = small.inputs(2, 24)
+    calib = small.tmp / "calib.npz"
+    np.savez(calib, **inputs)
+    probe = compile_proc(small.onnx, "-o", small.tmp / "art_probe", "--quantize", "int8",
+                         "--calibrate", calib, "--min-cosine", "0.5")
+    assert probe.returncode == 0, probe.stderr
+    everywhere = json.loads((small.tmp / "art_probe" / "model.json").read_text())[
+        "quantization"]["min_cosine"]["int8_everywhere"]
+    target = 1 - (1 - everywhere) / 4
+    art = small.tmp / "art_mixed"
+    proc = compile_proc(small.onnx, "-o", art, "--quantize", "int8", "--calibrate", calib,
+                        "--min-cosine", repr(target))
+    assert proc.returncode == 0, proc.stderr
+    m = re.search(r"mixed precision: mean cosine ([\d.]+) .* (\d+) of (\d+) layers kept in FP32",
+                  proc.stdout)
+    assert m, proc.stdout
+    emulated, kept, total = float(m.group(1)), int(m.group(2)), int(m.group(3))
+    assert emulated >= target and 1 <= kept < total, proc.stdout
+    q = json.loads((art / "model.json").read_text())["quantization"]
+    chosen = [entry["name"] for entry in q["layers"] if entry.get("note") == "--min-cosine"]
+    assert len(chosen) == kept and q["min_cosine"]["target"] == pytest.approx(target), q
+    out = subprocess.run([str(KILN), "inspect", str(art)], capture_output=True, text=True,
+                         check=True).stdout
+    fp32_lines = [ln for ln in out.splitlines() if ln.startswith("    fp32  ")]
+    for name in chosen:
+        assert any(ln.startswith(f"    fp32  {name}") and ln.endswith(" (--min-cosine)")
+                   for ln in fp32_lines), out
+
+    want = run_model(small.artifact("native", False), inputs, small.tmp / "mc32")
+    got = run_model(art, inputs, small.tmp / "mc8")
+    plain = run_model(small.artifact("native", True), inputs, small.tmp / "mc8all")
+    real, real_plain = (mean_vector_cosine(x, want, small.outputs) for x in (got, plain))
+    print(f"--min-cosine {target:.7f}: emulated {emulated:.7f}, artifact {real:.7f} "
+          f"(INT8 everywhere: emulated {everywhere:.7f}, artifact {real_plain:.7f}); "
+          f"{kept} of {total} layers FP32")
+    assert real >= target - 0.1 * (1 - target), (real, target)
+    assert abs(real_plain - everywhere) <= 0.1 * (1 - everywhere), (real_plain, everywhere)
+    pi5 = compile_model(small.onnx, small.tmp / "art_mixed_rpi5", "rpi5", "--quantize", "int8",
+                        "--calibrate", calib, "--min-cosine", repr(target))
+    got5 = run_model(pi5, inputs, small.tmp / "mc_rpi5", QEMU_CPUS["rpi5"], threads=2)
+    for name in small.outputs:
+        assert cosine(got5[name], got[name]) >= 0.99999, name
+
+
+def test_min_cosine_errors(small):
+    for flags, message in [(["--min-cosine", "0.999"], "--min-cosine needs --quantize int8"),
+                           (["--quantize", "int8", "--min-cosine", "1.5"], "--min-cosine"),
+                           (["--quantize", "int8", "--min-cosine", "x"], "--min-cosine")]:
+        proc = compile_proc(small.onnx, "-o", small.tmp / "art_mc_bad", *flags)
+        assert proc.returncode != 0 and message in proc.stderr, (flags, proc.stderr)
+    with pytest.raises(kiln.compiler.CompileError, match="min_cosine need"):
+        kiln.compile(str(small.onnx), output_dir=small.tmp / "py_mc", min_cosine=0.999)

@@ -238,6 +238,31 @@ void print_quantization(const std::string& dir) {
     for (const auto& e : q["excluded"])
       if (e.is_string()) std::printf(" %s", e.get<std::string>().c_str());
   }
+  auto number = [](const json& o, const char* k) {
+    return o.contains(k) && o[k].is_number() ? o[k].get<double>() : NAN;
+  };
+  if (q.contains("min_cosine") && q["min_cosine"].is_object()) {
+    const json& m = q["min_cosine"];
+    std::printf(
+        "\n  mixed precision for min cosine %g: mean cosine %.6f, worst vector %.6f "
+        "(INT8 everywhere: %.6f) on the calibration inputs",
+        number(m, "target"), number(m, "cosine"), number(m, "worst_cosine"),
+        number(m, "int8_everywhere"));
+  }
+  if (!q.contains("layers") || !q["layers"].is_array()) return;
+  std::printf("\n  layer precision:");
+  for (const json& l : q["layers"]) {
+    if (!l.is_object()) continue;
+    auto field = [&](const char* k) {
+      return l.contains(k) && l[k].is_string() ? l[k].get<std::string>() : std::string();
+    };
+    const std::string name = field("name"), weight = field("weight"), note = field("note");
+    const bool show_weight = !weight.empty() && name.find(weight) == std::string::npos;
+    std::printf("\n    %-5s %s%s%s%s%s%s", field("precision").c_str(), name.c_str(),
+                show_weight ? " [" : "", show_weight ? weight.c_str() : "", show_weight ? "]" : "",
+                note.empty() ? "" : " (", note.c_str());
+    if (!note.empty()) std::printf(")");
+  }
 }
 
 }  // namespace

@@ -26,6 +26,7 @@ struct CompileArgs {
   std::vector<std::string> quantize_exclude;  // glob patterns over node / weight names
   std::string calibrate;      // INT8 calibration inputs (.npz / .npy); empty: generated
   bool no_smoothing = false;  // INT8 without activation smoothing (compiler/quantize/smooth.h)
+  double min_cosine = 0;      // INT8 mixed precision (compiler/quantize/mixed_precision.h); 0: off
   // Internal (quant-report): every Dense output becomes an extra graph output, after the
   // original outputs, named after its value.
   bool expose_dense_outputs = false;

@@ -19,7 +19,7 @@ bool mentions(const std::vector<std::string>& warnings, const std::string& text)
   return false;
 }
 
-// ids -> Gather(word_embeddings [20, 8]) -> Dense(layer.0 W) -> Dense(pooler W) -> Gather(pos
+// ids -> Gather(word_embeddings [100, 8]) -> Dense(layer.0 W) -> Dense(pooler W) -> Gather(pos
 // table [4, 8], axis 1: not an embedding lookup) -> Softmax.
 struct Model {
   ir::Graph g;
@@ -29,7 +29,7 @@ struct Model {
     ir::Value* ids =
         test::add_input(g, "input_ids", ir::DType::kInt64, {Dim::symbol(0), Dim::symbol(1)});
     ir::Value* table = g.add_constant("embeddings.word_embeddings.weight",
-                                      test::f32({20, 8}, std::vector<float>(160, 0.5f)));
+                                      test::f32({100, 8}, std::vector<float>(800, 0.5f)));
     ir::Value* w1 = g.add_constant("encoder.layer.0.dense.weight",
                                    test::f32({8, 8}, std::vector<float>(64, 1)));
     ir::Value* w2 =
@@ -117,8 +117,9 @@ TEST(QuantizeInt8, WarnsWhenNothingIsQuantizable) {
 }
 
 // EmbeddingLayerNorm (fuse_embed_layer_norm): each table on its own, as the Gathers it replaced;
-// a table of at most 16 elements stays float32, one excluded by name is listed as
-// "<node> (<table>)", and lowering finds the int8 ones through is_quantized_input.
+// a table of at most 16 elements stays float32, and so does one read by position (every input
+// shares its rows: listed as shared); one excluded by name is listed as "<node> (<table>)", and
+// lowering finds the int8 ones through is_quantized_input.
 TEST(QuantizeInt8, EmbeddingLayerNormTablesOneByOne) {
   ir::Graph g;
   g.symbols = {{"batch", 0}, {"seq", 8}};
@@ -128,24 +129,25 @@ TEST(QuantizeInt8, EmbeddingLayerNormTablesOneByOne) {
     return g.add_constant(name, test::f32({rows, 8}, std::vector<float>(rows * 8, 0.5f)));
   };
   ir::Value* ones = g.add_constant("gamma", test::f32({8}, std::vector<float>(8, 1)));
-  ir::Value* y = op(
-      g, "EmbeddingLayerNorm",
-      {ones, nullptr, table("word", 20), ids, table("types", 2), nullptr, table("pos", 8), nullptr},
-      {{"epsilon", 1e-5f},
-       {"row_first", std::vector<int64_t>{0, 0, 0}},
-       {"row_step", std::vector<int64_t>{0, 0, 1}}},
-      "/embeddings/EmbeddingLayerNorm");
+  ir::Value* y = op(g, "EmbeddingLayerNorm",
+                    {ones, nullptr, table("word", 100), ids, table("types", 2), nullptr,
+                     table("pos", 80), nullptr, table("lang", 100), ids},
+                    {{"epsilon", 1e-5f},
+                     {"row_first", std::vector<int64_t>{0, 0, 0, 0}},
+                     {"row_step", std::vector<int64_t>{0, 0, 1, 0}}},
+                    "/embeddings/EmbeddingLayerNorm");
   g.outputs = {y};
   const ir::Node& n = *y->producer;
-  auto r = quantize::quantize_int8(g, {{"pos"}});
+  auto r = quantize::quantize_int8(g, {{"lang"}});
   ASSERT_TRUE(r.is_ok()) << r.status().message();
   EXPECT_TRUE(quantize::is_quantized(n));
-  EXPECT_EQ(n.attr_ints("quantize_tables"), (std::vector<int64_t>{1, 0, 0}));
+  EXPECT_EQ(n.attr_ints("quantize_tables"), (std::vector<int64_t>{1, 0, 0, 0}));
   EXPECT_EQ(r->embeddings, std::vector<std::string>{"/embeddings/EmbeddingLayerNorm (word)"});
-  EXPECT_EQ(r->excluded, std::vector<std::string>{"/embeddings/EmbeddingLayerNorm (pos)"});
+  EXPECT_EQ(r->excluded, std::vector<std::string>{"/embeddings/EmbeddingLayerNorm (lang)"});
+  EXPECT_EQ(r->shared, std::vector<std::string>{"/embeddings/EmbeddingLayerNorm (pos)"});
   EXPECT_TRUE(r->warnings.empty());
   EXPECT_TRUE(quantize::is_quantized_input(n, 2));
-  for (size_t i : {0, 1, 3, 4, 6}) EXPECT_FALSE(quantize::is_quantized_input(n, i)) << i;
+  for (size_t i : {0, 1, 3, 4, 6, 8}) EXPECT_FALSE(quantize::is_quantized_input(n, i)) << i;
 }
 
 }  // namespace
