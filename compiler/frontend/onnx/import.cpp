@@ -65,6 +65,7 @@ class Importer {
   onnx::ModelProto model_;
   std::unique_ptr<ir::Graph> g_ = std::make_unique<ir::Graph>();
   std::unordered_map<std::string, ir::Value*> values_;
+  std::set<std::string> module_names_;  // module_path_name()s given so far
   int seq_symbol_ = -1;
 };
 
@@ -253,6 +254,44 @@ std::string node_name(const onnx::NodeProto& np, size_t index) {
   return np.name().empty() ? np.op_type() + "_" + std::to_string(index) : np.name();
 }
 
+// The module path the dynamo exporter (torch.onnx.export's default since torch 2.9) records for a
+// node, in the TorchScript exporter's naming: "/encoder/layer.0/attention/self/query/MatMul"; empty
+// without one. Dynamo names nodes "node_MatMul_49" and its weights "val_188"; the module path
+// is in metadata "pkg.torch.onnx.name_scopes", the repr of a Python list of each level's scope
+// and the fx node last (['', 'encoder', 'encoder.layer.0', ..., 'linear']). NodeProto field 9
+// (ONNX >= 1.16; Debian's libonnx 1.12 keeps it as an unknown field).
+std::string module_path_name(const onnx::NodeProto& np) {
+  constexpr int kMetadataProps = 9;
+  const google::protobuf::UnknownFieldSet& unknown = np.GetReflection()->GetUnknownFields(np);
+  for (int f = 0; f < unknown.field_count(); ++f) {
+    const google::protobuf::UnknownField& field = unknown.field(f);
+    onnx::StringStringEntryProto entry;
+    if (field.number() != kMetadataProps ||
+        field.type() != google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED ||
+        !entry.ParseFromString(field.length_delimited()) ||
+        entry.key() != "pkg.torch.onnx.name_scopes")
+      continue;
+    std::vector<std::string> scopes;  // the quoted strings of the list
+    const std::string& v = entry.value();
+    for (size_t i = v.find('\''); i != std::string::npos; i = v.find('\'', i + 1)) {
+      const size_t j = v.find('\'', i + 1);
+      if (j == std::string::npos) break;
+      scopes.push_back(v.substr(i + 1, j - i - 1));
+      i = j;
+    }
+    std::string name, parent;
+    for (size_t s = 0; s + 1 < scopes.size(); ++s) {
+      const std::string& scope = scopes[s];
+      if (scope.empty()) continue;
+      const bool child = !parent.empty() && scope.compare(0, parent.size() + 1, parent + ".") == 0;
+      name += "/" + (child ? scope.substr(parent.size() + 1) : scope);
+      parent = scope;
+    }
+    return name.empty() ? name : name + "/" + np.op_type();
+  }
+  return "";
+}
+
 // Every op of the model that the registry does not import, all at once: op, domain, opset, how
 // many nodes and the first of them, and which exporter wrote the file.
 Status Importer::check_ops() const {
@@ -328,7 +367,14 @@ Status Importer::add_node(const onnx::NodeProto& np, size_t index) {
     values_[out] = v;
     outputs.push_back(v);
   }
-  ir::Node* n = g_->add_node(op, name, inputs, outputs);
+  // Errors above name the node as the file does; the graph names it by its module when known.
+  std::string graph_name = module_path_name(np);
+  if (!graph_name.empty()) {
+    const std::string base = graph_name;
+    for (int k = 1; !module_names_.insert(graph_name).second; ++k)
+      graph_name = base + "_" + std::to_string(k);
+  }
+  ir::Node* n = g_->add_node(op, graph_name.empty() ? name : graph_name, inputs, outputs);
   for (const auto& a : np.attribute()) {
     ir::Attribute attr;
     KILN_RETURN_IF_ERROR(convert_attribute(a, desc, &attr));

@@ -185,6 +185,18 @@ TEST(Import, EinsumBecomesMatMulTransposeAndMul) {
   EXPECT_EQ(ir::shape_str(*out.at("outer")->shape, names), "[s, 5]");
 }
 
+// Dynamo exports: a node with the exporter's module path is named after it as the TorchScript
+// exporter would name it (a second one in the same module gets _1); others keep their names.
+TEST(Import, DynamoModulePathsNameTheNodes) {
+  auto g = load("module_paths.onnx");
+  ASSERT_TRUE(g);
+  std::vector<std::string> names;
+  for (const auto& n : g->nodes()) names.push_back(n->name);
+  EXPECT_EQ(names, (std::vector<std::string>{"/encoder/layer.0/output/dense/MatMul",
+                                             "/encoder/layer.0/output/dense/MatMul_1",
+                                             "node_Relu_3", "node_Relu_4"}));
+}
+
 TEST(ImportErrors, EinsumOutsideTheLoweredFormsNamesNodeAndEquation) {
   const std::string msg = import_error("einsum_diagonal.onnx");
   EXPECT_NE(msg.find("node 'diag' (Einsum)"), std::string::npos) << msg;

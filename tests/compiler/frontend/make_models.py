@@ -10,6 +10,8 @@ usage: make_models.py OUT_DIR   (PYTHONPATH must contain the repo's python/ fold
 - typed.onnx: initializers in float_data/double_data/int32_data/int64_data, Constant value_*
   attributes, Gemm with transB/alpha/beta, Slice with negative and INT64_MAX bounds.
 - opset18.onnx: ReduceMean/Squeeze/Unsqueeze axes as inputs, Split.
+- module_paths.onnx: node names and "pkg.torch.onnx.name_scopes" metadata as the dynamo exporter
+  writes them (NodeProto field 9, written as raw bytes: Debian's onnx 1.12 predates it).
 - bad inputs: unsupported_op, custom_domain, subgraph, bad_dtype, truncated, garbage.
 """
 import os
@@ -117,6 +119,20 @@ def save(graph, name, opset=14):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="kiln-tests")
     onnx.save_model(model, os.path.join(OUT, name))
+
+
+def with_metadata(node, key, value):
+    """Appends a metadata_props entry (field 9, length-delimited) as an unknown field."""
+    entry = onnx.StringStringEntryProto(key=key, value=value).SerializeToString()
+    def varint(n):
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+    node.MergeFromString(bytes([9 << 3 | 2]) + varint(len(entry)) + entry)
+    return node
 
 
 def tensor_typed(name, dtype, dims, values):
@@ -242,3 +258,19 @@ with open(os.path.join(OUT, "garbage.onnx"), "wb") as f:
     f.write(b"\xff\xff\xff\xff this is not an onnx model \x00\x01")
 with open(os.path.join(OUT, "stamp"), "w") as f:
     f.write("ok\n")
+
+SCOPES = "['', 'encoder', 'encoder.layer.0', 'encoder.layer.0.output', " \
+         "'encoder.layer.0.output.dense', 'linear']"
+w = helper.make_tensor("val_7", TensorProto.FLOAT, [4, 4], np.eye(4, dtype=np.float32).ravel())
+save(helper.make_graph(
+    [with_metadata(helper.make_node("MatMul", ["x", "val_7"], ["h"], name="node_MatMul_1"),
+                   "pkg.torch.onnx.name_scopes", SCOPES),
+     with_metadata(helper.make_node("MatMul", ["h", "val_7"], ["h2"], name="node_MatMul_2"),
+                   "pkg.torch.onnx.name_scopes", SCOPES),
+     with_metadata(helper.make_node("Relu", ["h2"], ["r"], name="node_Relu_3"),
+                   "namespace", "something else"),
+     with_metadata(helper.make_node("Relu", ["r"], ["y"], name="node_Relu_4"),
+                   "pkg.torch.onnx.name_scopes", "['', 'relu']")],
+    "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], [w]),
+    "module_paths.onnx")
