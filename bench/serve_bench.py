@@ -64,6 +64,7 @@ class OrtServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as kiln-rt serve (else ~40 ms per answer)
 
             def log_message(self, *args):
                 pass
@@ -82,6 +83,7 @@ class OrtServer:
                 self.end_headers()
                 self.wfile.write(out)
 
+        ThreadingHTTPServer.request_queue_size = 128  # listen backlog, as kiln-rt serve
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.host, self.port = "127.0.0.1", self.httpd.server_address[1]
@@ -126,13 +128,19 @@ def main():
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--engines", default="kiln,ort")
+    ap.add_argument("--model", choices=["minilm", "small"], default="minilm",
+                    help="small: hidden 32, 2 layers, max 32 tokens (the test's model; a fast "
+                         "soak: --model small --engines kiln --requests 10000)")
     a = ap.parse_args()
     import kiln
 
     tmp = Path(tempfile.mkdtemp(prefix="kiln-serve-bench-"))
-    st = su.sentence_transformer(tmp, hidden=384, layers=6, heads=12, max_seq=128)
+    shape = (dict(hidden=384, layers=6, heads=12, max_seq=128) if a.model == "minilm" else
+             dict(hidden=32, layers=2, heads=2, max_seq=32))
+    st = su.sentence_transformer(tmp, **shape)
     art = Path(kiln.compile(st, output_dir=tmp / "art"))
-    export_onnx(st, tmp / "model.onnx")
+    if "ort" in a.engines:
+        export_onnx(st, tmp / "model.onnx")
     texts = su.text_pool(500, seed=3)
     rng = random.Random(11)
     bodies = []
@@ -140,8 +148,9 @@ def main():
         picks = [rng.choice(texts) for _ in range(rng.choice([1, 1, 2, 4]))]
         bodies.append(({"input": picks}, picks))
     sentences = sum(len(t) for _, t in bodies[200:])
-    print(f"model: MiniLM-L6 shape (384 x 6, max 128 tokens), {a.requests} requests "
-          f"({sentences} sentences, 1-4 per request) over {a.connections} connections, after 200 "
+    print(f"model: hidden {shape['hidden']} x {shape['layers']} layers, max "
+          f"{shape['max_seq']} tokens, {a.requests} requests "
+          f"({sentences} sentences, 1-4 per request) over {a.connections} connections, after 500 "
           f"warm-up requests; machine: {os.cpu_count()} cores (shared, numbers are noisy)")
     print(f"{'engine':8} {'threads':>7} {'sent/s':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}  "
           "RSS kB (after warm-up -> end)")
@@ -152,9 +161,11 @@ def main():
                                    max(16, a.connections * 2))
             else:
                 server = OrtServer(tmp / "model.onnx", tmp / "art" / "tokenizer.json", threads,
-                                   128)
+                                   shape["max_seq"])
             try:
-                _, _, failures = su.load(server, 200, a.connections, lambda i: bodies[i])
+                # warm-up: 500 requests over 16 connections, so every HTTP thread has served
+                # (their first-use memory is in the first RSS reading)
+                _, _, failures = su.load(server, 500, 16, lambda i: bodies[i % 200])
                 rss0 = server.rss_kb() if engine == "kiln" else 0
                 lat, wall, more = su.load(server, a.requests, a.connections,
                                           lambda i: bodies[200 + i])

@@ -188,8 +188,8 @@ CLI::App* add_serve(CLI::App& app, ServeArgs* a) {
                   "is never split, so one larger request makes a batch alone)")
       ->transform(int_in(1, int64_t{1} << 30));
   cmd->add_option("--max-batch", a->max_batch,
-                  "texts per model run (default: as many as keep the arena under 128 MiB,\n"
-                  "<= 32); the arena is sized for it at start")
+                  "texts per model run (default 4: a micro-batch's texts sorted by length,\n"
+                  "4 to a run, pad little; the arena is sized for it at start)")
       ->transform(int_in(1, 1 << 16));
   cmd->add_option("--timeout", a->timeout,
                   "seconds a client may stay silent mid-request (default 10)")

@@ -4,6 +4,9 @@
 // worker thread that owns the model (serve/embed_queue.h), which embeds micro-batches of
 // requests up to a token budget. GET /health and GET /metrics (serve/metrics.h) never touch the
 // model. SIGINT / SIGTERM stop accepting, finish the requests in hand and return.
+// httplib listens with a backlog of 5: a burst of 16 connections on a busy machine got resets
+// (bench/serve_bench.py's warm-up at load average 15).
+#define CPPHTTPLIB_LISTEN_BACKLOG 128
 #include <httplib.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -38,8 +41,6 @@ using serve::Api;
 using serve::ApiError;
 
 constexpr char kJson[] = "application/json";
-// kiln_model_embed's default run size is at most this many texts (runtime/model_embed.cpp).
-constexpr int kDefaultRunTexts = 32;
 
 std::string read_api_key(const std::string& path) {
   std::ifstream f(path);
@@ -60,11 +61,11 @@ bool artifact_normalizes(const std::string& dir) {
   return j["pooling"].value("normalize", false);
 }
 
-// Runs the largest batch the server will form (run_texts texts at the compiled maximum length,
-// in runs of max_batch as the server's, 0 = kiln_model_embed's default) so that the arena and
-// the runtime's buffers reach their final size before the first request (RSS stays flat after),
-// and returns that maximum (what a long text is truncated to).
-int64_t warm_up(Model& m, int run_texts, int max_batch, int64_t dim) {
+// Runs the largest run the server will form (max_batch texts at the compiled maximum length) so
+// that the arena and the runtime's buffers reach their final size before the first request (RSS
+// stays flat after), and returns that maximum (what a long text is truncated to).
+int64_t warm_up(Model& m, int max_batch, int64_t dim) {
+  const int run_texts = max_batch;
   std::string text;
   for (int words = 256; words <= (1 << 18); words *= 2) {
     text.clear();
@@ -318,8 +319,7 @@ int cmd_serve(const ServeArgs& a) {
   serve::ModelInfo info;
   info.dim = m.embedding_dim();
   info.normalizes = artifact_normalizes(a.dir);
-  info.max_seq =
-      warm_up(m, a.max_batch > 0 ? a.max_batch : kDefaultRunTexts, a.max_batch, info.dim);
+  info.max_seq = warm_up(m, a.max_batch, info.dim);
 
   // httplib's stop() is not async-signal-safe: one thread waits for the signal and calls it.
   Server server(a, &m, info, key);
