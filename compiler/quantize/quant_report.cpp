@@ -88,6 +88,7 @@ Result<QuantReport> quant_report(const ir::Graph& g, const std::map<std::string,
     DenseQuantStats s;
     s.node = n.name;
     s.weight = n.inputs[1]->name;
+    s.smoothed = n.input(ir::DenseIn::kActSmooth) != nullptr;
     const Tensor& x = value_of(base, n.inputs[0]);
     if (x.dtype != DType::kFloat32) continue;
     std::vector<const Tensor*> in;

@@ -34,6 +34,7 @@ struct DenseQuantStats {
   float median_range = 0;             // median over channels of max |x|
   std::vector<ChannelRange> top;      // options.top channels, largest range first
   int64_t outliers = 0;               // channels with ratio_to_median >= options.outlier_ratio
+  bool smoothed = false;              // has act_smooth (smooth.h): errors are of x / s, W * s
   double weight_error = 0;            // ||Wq - W||_F / ||W||_F, per-channel int8
   double activation_error = 0;        // ||Xq - X||_F / ||X||_F, kiln's per-row int8
   double gemm_error = 0;              // ||Xq Wq - X W||_F / ||X W||_F (before the epilogue)

@@ -5,7 +5,8 @@ Every LayerNorm but the last gets them (the model outputs stay outlier-free, so 
 what the layers lost). The report must list exactly those channels first for the Dense layers
 after those LayerNorms (the packed QKV projection and the FFN up-projection), with finite
 per-layer cosines below 1 and a x W error far above that of the same model without outliers
-(the control, where nothing is flagged)."""
+(the control, where nothing is flagged). Those are measured with --no-smoothing; by default the
+report shows the layers as --quantize int8 compiles them, smoothed (compiler/quantize/smooth.h)."""
 import json
 import math
 import subprocess
@@ -43,12 +44,14 @@ def with_outliers(model):
     return model
 
 
-def report(tmp_path, name, model):
+def report(tmp_path, name, model, *flags):
     onnx_path = tmp_path / f"{name}.onnx"
-    export_onnx(model, onnx_path, opset=14)
-    out = tmp_path / f"{name}.json"
+    if model is not None:
+        export_onnx(model, onnx_path, opset=14)
+    out = tmp_path / f"{name}{''.join(flags)}.json"
     proc = subprocess.run([str(KILN), "quant-report", str(onnx_path), "--seq", "32", "--top", "3",
-                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+                           "--json", str(out), *flags], capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr
     print(proc.stdout)
     return json.loads(out.read_text())
@@ -61,12 +64,13 @@ def after_layer_norm(r):
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("quant_report")
-    return (report(tmp, "outliers", with_outliers(build_model(CFG, seed=0))),
-            report(tmp, "control", build_model(CFG, seed=0)))
+    return (report(tmp, "outliers", with_outliers(build_model(CFG, seed=0)), "--no-smoothing"),
+            report(tmp, "control", build_model(CFG, seed=0), "--no-smoothing"),
+            report(tmp, "outliers", None))
 
 
 def test_outlier_channels_listed_first(reports):
-    r, _ = reports
+    r, _, _ = reports
     layers = after_layer_norm(r)
     assert len(layers) == 2 * CFG.num_hidden_layers, [l["node"] for l in r["layers"]]
     for l in layers:
@@ -77,7 +81,7 @@ def test_outlier_channels_listed_first(reports):
 
 
 def test_cosines_finite_and_hurt_by_outliers(reports):
-    r, control = reports
+    r, control, _ = reports
     assert r["outputs"] == ["last_hidden_state", "pooler_output"]
     for l in r["layers"]:
         assert len(l["cosine"]) == 2 and all(math.isfinite(c) for c in l["cosine"]), l
@@ -97,10 +101,24 @@ def test_cosines_finite_and_hurt_by_outliers(reports):
 
 
 def test_control_flags_nothing(reports):
-    _, control = reports
+    _, control, _ = reports
     for l in control["layers"]:
         assert l["outlier_channels"] == 0, (l["node"], l["top_channels"])
         assert math.isfinite(l["min_cosine"]) and l["min_cosine"] > 0.999, l["node"]
+
+
+def test_default_report_is_smoothed_as_compiled(reports):
+    """Without --no-smoothing the layers reading outliers are smoothed (exactly those with an
+    outlier channel), and their x W error drops to the control's order."""
+    plain, control, smoothed = reports
+    by_node = {l["node"]: l for l in plain["layers"]}
+    for l in smoothed["layers"]:  # (the pooler reads a channel 64x the median: smoothed too)
+        assert l["smoothed"] == (l["outlier_channels"] > 0), l["node"]
+        assert l["smoothed"] or l not in after_layer_norm(smoothed), l["node"]
+        assert not by_node[l["node"]]["smoothed"], l["node"]
+    for l in after_layer_norm(smoothed):
+        assert l["gemm_error"] < by_node[l["node"]]["gemm_error"] / 10, l["node"]
+    assert smoothed["all_dense_int8_min_cosine"] > plain["all_dense_int8_min_cosine"]
 
 
 def compile_int8(tmp_path, onnx_path, *flags):

@@ -16,6 +16,8 @@
 #include "compiler/passes/pipeline.h"
 #include "compiler/quantize/calibration.h"
 #include "compiler/quantize/quant_report.h"
+#include "compiler/quantize/quantize.h"
+#include "compiler/quantize/smooth.h"
 #include "tools/kiln/calibration_file.h"
 #include "tools/kiln/compile.h"
 
@@ -28,7 +30,7 @@ struct LayerArgs {
   std::string model, calibrate, json_out;
   int64_t seq = 128, batch = 1;
   int top = 4;
-  bool no_cosine = false;
+  bool no_cosine = false, no_smoothing = false;
 };
 
 // Graph inputs: from --calibrate where given, else generated (quantize/calibration.h). Prints one
@@ -68,6 +70,7 @@ json to_json(const quantize::QuantReport& r) {
                            {"median_range", l.median_range},
                            {"top_channels", top},
                            {"outlier_channels", l.outliers},
+                           {"smoothed", l.smoothed},
                            {"weight_error", l.weight_error},
                            {"activation_error", l.activation_error},
                            {"gemm_error", l.gemm_error},
@@ -82,9 +85,10 @@ void print(const quantize::QuantReport& r, const LayerArgs& a) {
   std::printf(
       "\nerrors are relative Frobenius norms of INT8 - FP32; cos: the model outputs' lowest"
       " cosine to FP32\nwith only that Dense INT8; top: input channels by max |x| (x the"
-      " median channel's)\n");
-  std::printf("\n%3s  %-46s %10s %7s %7s %7s %7s %11s  %s\n", "#", "Dense (graph order)", "K->N",
-              "w err", "x err", "xW err", "out err", "cos", "top channels");
+      " median channel's);\ns: the Dense is smoothed (as --quantize int8 compiles it; errors"
+      " then are those of x / s and W * s)\n");
+  std::printf("\n%3s  %-46s %1s %10s %7s %7s %7s %7s %11s  %s\n", "#", "Dense (graph order)", "s",
+              "K->N", "w err", "x err", "xW err", "out err", "cos", "top channels");
   int k = 0;
   for (const auto& l : r.layers) {
     std::string label = l.node;
@@ -97,9 +101,9 @@ void print(const quantize::QuantReport& r, const LayerArgs& a) {
       top += buf;
     }
     const std::string kn = std::to_string(l.k) + "->" + std::to_string(l.n);
-    std::printf("%3d  %-46s %10s %7.4f %7.4f %7.4f %7.4f %11.8f  %s\n", ++k, label.c_str(),
-                kn.c_str(), l.weight_error, l.activation_error, l.gemm_error, l.output_error,
-                a.no_cosine ? NAN : l.min_cosine, top.c_str());
+    std::printf("%3d  %-46s %1s %10s %7.4f %7.4f %7.4f %7.4f %11.8f  %s\n", ++k, label.c_str(),
+                l.smoothed ? "s" : "", kn.c_str(), l.weight_error, l.activation_error, l.gemm_error,
+                l.output_error, a.no_cosine ? NAN : l.min_cosine, top.c_str());
   }
   std::printf("\nevery Dense INT8 (embeddings FP32):\n");
   for (size_t i = 0; i < r.outputs.size(); ++i)
@@ -131,6 +135,9 @@ int quant_report_main(int argc, char** argv) {
   app.add_option("--json", a.json_out, "also write the report as JSON to this file");
   app.add_flag("--no-cosine", a.no_cosine,
                "skip the one-Dense-INT8 model runs (statistics only, one FP32 run)");
+  app.add_flag("--no-smoothing", a.no_smoothing,
+               "report INT8 without activation smoothing (default: smoothed on these inputs, as "
+               "--quantize int8 compiles)");
   app.name("kiln quant-report");
   CLI11_PARSE(app, argc, argv);
   if (a.seq < 1 || a.batch < 1 || a.top < 0) {
@@ -152,6 +159,15 @@ int quant_report_main(int argc, char** argv) {
   std::printf("kiln quant-report %s\n", a.model.c_str());
   auto inputs = make_inputs(**graph, a);
   if (!inputs) return fail(inputs.status().message());
+  if (!a.no_smoothing) {  // as the compile smooths: int8 marks, ranges on these inputs
+    if (auto q = quantize::quantize_int8(**graph, {}); !q) return fail(q.status().message());
+    auto ranges = quantize::dense_input_ranges(**graph, *inputs);
+    if (!ranges) return fail(ranges.status().message());
+    auto smoothed = quantize::smooth_int8_activations(**graph, *ranges);
+    if (!smoothed) return fail(smoothed.status().message());
+    std::printf("smoothing: %zu Dense (--no-smoothing to see them without)\n",
+                smoothed->smoothed.size());
+  }
   quantize::QuantReportOptions o;
   o.top = a.top;
   o.per_layer_cosine = !a.no_cosine;
