@@ -8,7 +8,8 @@ p50 / p99 request latency at 1 and 2 model threads, and kiln's RSS before and af
 The model is MiniLM-L6-shaped (hidden 384, 6 layers, 12 heads, max 128 tokens) with random
 weights and a small WordPiece vocabulary trained here (tests/serve/serve_util.py); requests carry
 1-4 texts of 1-60 words, sent over --connections keep-alive connections. llama.cpp's
-llama-server is not compared (not installed here).
+llama-server is not compared yet (bench/setup_llama.sh builds llama.cpp for llama_compare.py; an
+engine here would start its llama-server --embeddings on the same GGUF).
 
     PYTHONPATH=python KILN_BUILD_DIR=build $(scripts/setup_venv.sh | tail -1) \\
         bench/serve_bench.py [--requests 2000] [--threads 1,2] [--connections 8]

@@ -210,7 +210,8 @@ def test_load_8_connections_2000_requests_same_answers_rss_flat(server, pool):
     print(f"\nserve: 2000 requests / 8 connections in {wall:.2f} s ({2000 / wall:.0f} req/s), "
           f"p50 {su.percentile(lat, 50) * 1e3:.2f} ms, p99 {su.percentile(lat, 99) * 1e3:.2f} ms, "
           f"RSS {rss0} -> {rss1} kB")
-    assert rss1 <= rss0 * 1.05, (rss0, rss1)
+    if "asan" not in os.environ.get("LD_PRELOAD", ""):  # ASan's quarantine grows by design
+        assert rss1 <= rss0 * 1.05, (rss0, rss1)
 
 
 def metric(text, name):
