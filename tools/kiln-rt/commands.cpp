@@ -510,17 +510,22 @@ void read_lines(const std::string& path, std::vector<std::string>* texts) {
 
 }  // namespace
 
+Model load_text_model(const std::string& dir, int threads, const char* command) {
+  LoadOptions o;
+  o.num_threads = threads;
+  Model m(dir, o);
+  if (!kiln_model_has_tokenizer(m.get()))
+    throw std::runtime_error(std::string(command) +
+                             ": this artifact has no tokenizer (compile it with `kiln compile ... "
+                             "--tokenizer tokenizer.json` or `--vocab vocab.txt`)");
+  return m;
+}
+
 int cmd_embed(const EmbedArgs& a) {
   std::vector<std::string> texts = a.texts;
   if (!a.file.empty()) read_lines(a.file, &texts);
   if (texts.empty()) throw std::runtime_error("embed: no texts (give --text TEXT or --file FILE)");
-  LoadOptions o;
-  o.num_threads = a.threads;
-  Model m(a.dir, o);
-  if (!kiln_model_has_tokenizer(m.get()))
-    throw std::runtime_error(
-        "embed: this artifact has no tokenizer (compile it with `kiln compile ... --tokenizer "
-        "tokenizer.json` or `--vocab vocab.txt`)");
+  Model m = load_text_model(a.dir, a.threads, "embed");
   const int64_t dim = m.embedding_dim();
   kiln_embed_options opts{a.max_batch, 0};
   kiln_embed_stats stats{};

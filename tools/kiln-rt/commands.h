@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/runtime.hpp"
+
 namespace kiln::tools {
 
 // argv[1] is the subcommand: run, bench, embed, serve or inspect (see `kiln-rt --help`). Returns
@@ -77,5 +79,9 @@ int cmd_bench(const BenchArgs& a);
 int cmd_inspect(const InspectArgs& a);
 int cmd_embed(const EmbedArgs& a);
 int cmd_serve(const ServeArgs& a);  // returns when SIGINT or SIGTERM arrives
+
+// Loads the artifact for a text command (embed, serve): throws "COMMAND: this artifact has no
+// tokenizer (...)" when it has none.
+Model load_text_model(const std::string& dir, int threads, const char* command);
 
 }  // namespace kiln::tools

@@ -309,13 +309,7 @@ int cmd_serve(const ServeArgs& a) {
   // threads that mostly parse JSON and wait.
   mallopt(M_ARENA_MAX, 2);
 #endif
-  LoadOptions o;
-  o.num_threads = a.threads;
-  Model m(a.dir, o);
-  if (!kiln_model_has_tokenizer(m.get()))
-    throw std::runtime_error(
-        "serve: this artifact has no tokenizer (compile it with `kiln compile ... --tokenizer "
-        "tokenizer.json` or `--vocab vocab.txt`)");
+  Model m = load_text_model(a.dir, a.threads, "serve");
   serve::ModelInfo info;
   info.dim = m.embedding_dim();
   info.normalizes = artifact_normalizes(a.dir);
