@@ -198,8 +198,9 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
     quantize: None / "none" (FP32) or "int8" (dynamic INT8: weight GEMMs and embedding tables);
     quantize_exclude: glob patterns (`*`, `?`) over node / weight names to keep in FP32.
     calibrate: INT8 calibration inputs for activation smoothing: the path of an .npz (keys =
-    graph input names) or .npy (the first input), or a dict name -> array (saved to an .npz
-    here). Default: generated token ids. smoothing=False: INT8 without activation smoothing.
+    graph input names), .npy (the first input) or .txt (a text per line, first 64, tokenized with
+    the model's tokenizer), a dict name -> array (saved to an .npz here) or a list of texts.
+    Default: generated token ids. smoothing=False: INT8 without activation smoothing.
     min_cosine: INT8 mixed precision, e.g. 0.9995: the fewest layers stay FP32 for the outputs'
     mean per-vector cosine to FP32 on the calibration inputs to reach it (kiln inspect lists
     each layer's precision).
@@ -262,6 +263,11 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
 
                 path = Path(tmp) / "calibration.npz"
                 np.savez(path, **{k: np.asarray(v) for k, v in calibrate.items()})
+                calibrate = path
+            elif isinstance(calibrate, (list, tuple)):  # texts, tokenized by the compiler
+                path = Path(tmp) / "calibration.txt"
+                path.write_text("".join(" ".join(str(t).split()) + "\n" for t in calibrate),
+                                encoding="utf-8")
                 calibrate = path
             if calibrate is not None:
                 cmd += ["--calibrate", str(calibrate)]

@@ -9,6 +9,7 @@ per-layer cosines below 1 and a x W error far above that of the same model witho
 report shows the layers as --quantize int8 compiles them, smoothed (compiler/quantize/smooth.h)."""
 import json
 import math
+import re
 import subprocess
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from kiln_testenv import KILN
+import kiln
 from kiln.models.bert import BertConfig, build_model, export_onnx
 
 CFG = BertConfig(vocab_size=500, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -197,3 +199,47 @@ def test_compile_when_generated_inputs_cannot_run(tmp_path):
     np.savez(tmp_path / "zeros.npz", d=np.zeros(2, np.int64))
     proc = compile_int8(tmp_path, path, "--calibrate", str(tmp_path / "zeros.npz"))
     assert proc.returncode != 0 and "INT8 calibration: " in proc.stderr, proc.stderr
+
+
+TEXTS = ["hello from the board", "", "kiln runs bert on a raspberry pi .", "the board , the pi !"]
+
+
+def test_text_calibration_is_tokenized_like_the_given_ids(tmp_path, outlier_onnx, vocab_file):
+    """--calibrate FILE.txt (one text per line, blank lines skipped) with --vocab: the texts are
+    tokenized by the runtime's WordPiece, padded to the longest, masked, and calibrate exactly as
+    the same ids given in an .npz: the two artifacts' parameters are identical."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n")
+    vocab = {t: i for i, t in enumerate(vocab_file.read_text().split("\n")[:-1])}
+    rows = [[vocab["[CLS]"]] + [vocab[w] for w in t.split()] + [vocab["[SEP]"]]
+            for t in TEXTS if t]
+    longest = max(map(len, rows))
+    ids = np.array([r + [vocab["[PAD]"]] * (longest - len(r)) for r in rows], dtype=np.int64)
+    np.savez(tmp_path / "ids.npz", input_ids=ids, attention_mask=(ids != vocab["[PAD]"]).astype(
+        np.int64))
+    arts = {}
+    for name, calib in (("text", texts), ("ids", tmp_path / "ids.npz")):
+        out = tmp_path / name
+        proc = subprocess.run([str(KILN), "compile", str(outlier_onnx), "-o", str(out),
+                               "--quantize", "int8", "--vocab", str(vocab_file), "--calibrate",
+                               str(calib)], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        assert f"calibrated on {calib}" in proc.stdout, proc.stdout
+        assert not re.search(r"smoothing: 0 of", proc.stdout), proc.stdout
+        arts[name] = out
+    assert (arts["text"] / "model.params").read_bytes() == (arts["ids"] / "model.params").read_bytes()
+
+    proc = compile_int8(tmp_path, outlier_onnx, "--calibrate", str(texts))
+    assert proc.returncode != 0 and "needs the tokenizer" in proc.stderr, proc.stderr
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    proc = compile_int8(tmp_path, outlier_onnx, "--vocab", str(vocab_file), "--calibrate",
+                        str(empty))
+    assert proc.returncode != 0 and "no text" in proc.stderr, proc.stderr
+
+
+def test_python_calibrate_takes_texts(tmp_path, outlier_onnx, vocab_file):
+    art = kiln.compile(str(outlier_onnx), output_dir=tmp_path / "py", quantize="int8",
+                       vocab=vocab_file, calibrate=[t for t in TEXTS if t], verbose=False)
+    assert "smoothing" in json.loads((art / "model.json").read_text())["quantization"][
+        "activations"]

@@ -1,6 +1,7 @@
 // Reading --calibrate files; see calibration_file.h.
 #include "tools/kiln/calibration_file.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -69,10 +70,75 @@ Result<ir::Tensor> to_tensor(const NpyArray& a, ir::DType want, const std::strin
   return t;
 }
 
+bool is_int(ir::DType t) {
+  return t == ir::DType::kInt64 || t == ir::DType::kInt32;
+}
+
+// [n, len] of `values` (row-major) as a tensor of an integer or float graph input's dtype.
+ir::Tensor rows_tensor(ir::DType dtype, int64_t n, int64_t len,
+                       const std::vector<int64_t>& values) {
+  ir::Tensor t;
+  t.dtype = dtype;
+  t.dims = {n, len};
+  t.bytes.resize(values.size() * ir::dtype_size(dtype));
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (dtype == ir::DType::kInt64) t.data<int64_t>()[i] = values[i];
+    if (dtype == ir::DType::kInt32) t.data<int32_t>()[i] = static_cast<int32_t>(values[i]);
+    if (dtype == ir::DType::kFloat32) t.data<float>()[i] = static_cast<float>(values[i]);
+  }
+  return t;
+}
+
+Result<std::map<std::string, ir::Tensor>> read_texts(const std::string& path, const ir::Graph& g,
+                                                     const TextEncoder& text) {
+  const ir::Value* ids = nullptr;
+  for (const ir::Value* v : g.inputs)
+    if (!ids && is_int(v->dtype) && v->name.find("mask") == std::string::npos) ids = v;
+  if (!ids || !ids->shape || ids->shape->size() != 2)
+    return Status::error(path + ": text calibration needs a [batch, seq] token-id input");
+  int64_t max_len = kCalibrationTextTokens;
+  for (int s = 0; s < static_cast<int>(g.symbols.size()); ++s)
+    if ((*ids->shape)[1] == ir::Dim::symbol(s) && g.symbols[s].max > 0)
+      max_len = std::min(max_len, g.symbols[s].max);
+  std::ifstream f(path);
+  if (!f) return Status::error(path + ": cannot open");
+  std::vector<std::vector<int64_t>> rows;
+  size_t longest = 0;
+  for (std::string line; rows.size() < kMaxCalibrationTexts && std::getline(f, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    rows.push_back(text.encode(line, max_len));
+    longest = std::max(longest, rows.back().size());
+  }
+  if (rows.empty()) return Status::error(path + ": no text (one text per line)");
+  const int64_t n = static_cast<int64_t>(rows.size()), len = static_cast<int64_t>(longest);
+  std::vector<int64_t> id_values, mask_values;
+  for (const auto& r : rows)
+    for (size_t k = 0; k < longest; ++k) {
+      id_values.push_back(k < r.size() ? r[k] : text.pad_id);
+      mask_values.push_back(k < r.size());
+    }
+  std::map<std::string, ir::Tensor> out;
+  out[ids->name] = rows_tensor(ids->dtype, n, len, id_values);
+  for (const ir::Value* v : g.inputs)
+    if (v->name.find("mask") != std::string::npos && v->shape && v->shape->size() == 2 &&
+        (is_int(v->dtype) || v->dtype == ir::DType::kFloat32))
+      out[v->name] = rows_tensor(v->dtype, n, len, mask_values);
+  return out;
+}
+
 }  // namespace
 
 Result<std::map<std::string, ir::Tensor>> read_calibration_file(const std::string& path,
-                                                                const ir::Graph& g) {
+                                                                const ir::Graph& g,
+                                                                const TextEncoder* text) {
+  if (path.size() > 4 && path.substr(path.size() - 4) == ".txt") {
+    if (!text)
+      return Status::error(path +
+                           ": a text file (one text per line) needs the model's tokenizer: "
+                           "kiln compile --tokenizer tokenizer.json or --vocab vocab.txt");
+    return read_texts(path, g, *text);
+  }
   std::map<std::string, NpyArray> arrays;
   std::string error;
   const bool npz = path.size() > 4 && path.substr(path.size() - 4) == ".npz";

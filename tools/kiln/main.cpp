@@ -13,6 +13,8 @@
 #include "compiler/ir/ops.h"
 #include "compiler/ir/printer.h"
 #include "compiler/target/target.h"
+#include "runtime/tokenizer.h"
+#include "runtime/tokenizer_json.h"
 #include "tools/kiln-rt/commands.h"
 #include "tools/kiln/bench_compare.h"
 #include "tools/kiln/bundle.h"
@@ -107,9 +109,34 @@ int kiln::tools::compile(const CompileArgs& a) {
   o.quantize_exclude = a.quantize_exclude;
   o.smooth = !a.no_smoothing;
   o.min_cosine = a.min_cosine;
+  // A text calibration file is tokenized with the model's tokenizer (the runtime's own code).
+  std::unique_ptr<kiln::rt::TextTokenizer> text_tokenizer;
+  kiln::tools::TextEncoder encoder;
+  if (a.calibrate.size() > 4 && a.calibrate.substr(a.calibrate.size() - 4) == ".txt") {
+    kiln::rt::Status s;
+    if (!a.tokenizer.empty()) {
+      s = kiln::rt::parse_tokenizer_json(tokenizer.text, a.tokenizer, &text_tokenizer);
+    } else if (!a.vocab.empty()) {
+      std::unique_ptr<kiln::rt::Tokenizer> wordpiece;
+      kiln::rt::TokenizerOptions options;
+      options.lower_case = !a.cased;
+      s = kiln::rt::Tokenizer::load(a.vocab, options, &wordpiece);
+      text_tokenizer = std::move(wordpiece);
+    } else {
+      return fail("--calibrate " + a.calibrate +
+                  ": a text file (one text per line) needs the tokenizer: give --tokenizer "
+                  "tokenizer.json or --vocab vocab.txt");
+    }
+    if (!s.ok()) return fail(s.message);
+    encoder.pad_id = text_tokenizer->pad_id();
+    encoder.encode = [&](const std::string& text, int64_t max_len) {
+      return text_tokenizer->encode(text, max_len, nullptr);
+    };
+  }
   if (!a.calibrate.empty())
-    o.calibration = [&a](const kiln::ir::Graph& g) {
-      return kiln::tools::read_calibration_file(a.calibrate, g);
+    o.calibration = [&a, &encoder](const kiln::ir::Graph& g) {
+      return kiln::tools::read_calibration_file(a.calibrate, g,
+                                                encoder.encode ? &encoder : nullptr);
     };
   o.expose_dense_outputs = a.expose_dense_outputs;
   if (a.dump_ir)
@@ -239,8 +266,9 @@ int main(int argc, char** argv) {
                 "repeatable")
       ->allow_extra_args(false);
   c->add_option("--calibrate", a.calibrate,
-                "INT8 calibration inputs: FILE.npz (numpy.savez, keys = graph input names) or "
-                "FILE.npy (the first input); default: generated token ids, seq 128");
+                "INT8 calibration inputs: FILE.npz (numpy.savez, keys = graph input names), "
+                "FILE.npy (the first input) or FILE.txt (a text per line, first 64, with "
+                "--tokenizer / --vocab); default: generated token ids, seq 128");
   c->add_flag("--no-smoothing", a.no_smoothing,
               "INT8 without activation smoothing (outlier channels then cost accuracy)");
   c->add_option("--min-cosine", a.min_cosine,
