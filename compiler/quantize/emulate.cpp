@@ -126,8 +126,9 @@ double cosine(const Tensor& a, const Tensor& b) {
   return xx == yy ? 1.0 : 0.0;
 }
 
-Int8Emulator::Int8Emulator(const ir::Graph& g, std::vector<int64_t> symbols)
+Int8Emulator::Int8Emulator(const ir::Graph& g, std::vector<int64_t> symbols, bool int8_tables)
     : g_(g), sym_(std::move(symbols)) {
+  if (!int8_tables) return;
   for (const auto& node : g.nodes()) {
     const Node& n = *node;
     if (n.op != ir::Op::kGather && n.op != ir::Op::kEmbeddingLayerNorm) continue;

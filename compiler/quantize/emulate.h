@@ -50,9 +50,10 @@ bool is_dense_f32(const ir::Node& n);
 
 class Int8Emulator {
  public:
-  // `symbols` from passes::bind_input_symbols. Every embedding table marked int8 in `g`
-  // (quantize.h) is quantized once here so that runs can read it back.
-  Int8Emulator(const ir::Graph& g, std::vector<int64_t> symbols);
+  // `symbols` from passes::bind_input_symbols. With int8_tables, every embedding table marked
+  // int8 in `g` (quantize.h) is quantized once here so that runs can read it back; without, runs
+  // read every table in FP32 (a BERT-base word table is 94 MB to copy for nothing).
+  Int8Emulator(const ir::Graph& g, std::vector<int64_t> symbols, bool int8_tables);
 
   // Evaluates nodes [start, end) of the graph into *vals. With `base` (every value of an earlier
   // run), a node none of whose inputs was recomputed here and none of whose weights is chosen

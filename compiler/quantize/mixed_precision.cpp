@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "compiler/passes/evaluate.h"
@@ -133,7 +134,7 @@ Result<MixedPrecisionReport> keep_fp32_for_cosine(ir::Graph& g,
   if (outputs.empty())
     return Status::error("mixed precision compares float32 outputs; the model has none");
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sym, passes::bind_input_symbols(g, inputs));
-  const Int8Emulator ex(g, sym);
+  const Int8Emulator ex(g, sym, /*int8_tables=*/true);
   MixedPrecisionReport r;
   const std::vector<Candidate> c = candidates(g, smoothing);
   r.candidates = c.size();
@@ -146,8 +147,8 @@ Result<MixedPrecisionReport> keep_fp32_for_cosine(ir::Graph& g,
   std::vector<size_t> order(c.size());
   for (size_t i = 0; i < c.size(); ++i) order[i] = i;
   auto with_fp32 = [&](size_t keep) -> Result<Fidelity> {
-    std::map<std::pair<const Node*, size_t>, bool> fp32;
-    for (size_t i = 0; i < keep; ++i) fp32[{c[order[i]].node, c[order[i]].input}] = true;
+    std::set<std::pair<const Node*, size_t>> fp32;
+    for (size_t i = 0; i < keep; ++i) fp32.insert({c[order[i]].node, c[order[i]].input});
     auto int8 = [&](const Node& n, size_t input) {
       return is_quantized_input(n, input) && !fp32.count({&n, input});
     };

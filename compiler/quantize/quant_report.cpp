@@ -62,7 +62,7 @@ Result<QuantReport> quant_report(const ir::Graph& g, const std::map<std::string,
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sym, passes::bind_input_symbols(g, inputs));
   Values base;
   for (const Value* v : g.inputs) base[v] = std::make_shared<const Tensor>(inputs.at(v->name));
-  const Int8Emulator ex(g, sym);
+  const Int8Emulator ex(g, sym, /*int8_tables=*/false);
   KILN_RETURN_IF_ERROR(ex.run(nullptr, 0, no_int8, &base));
 
   QuantReport r;
@@ -125,7 +125,7 @@ Result<std::map<std::string, std::vector<float>>> dense_input_ranges(
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sym, passes::bind_input_symbols(g, inputs));
   Values vals;
   for (const Value* v : g.inputs) vals[v] = std::make_shared<const Tensor>(inputs.at(v->name));
-  KILN_RETURN_IF_ERROR(Int8Emulator(g, sym).run(nullptr, 0, no_int8, &vals));
+  KILN_RETURN_IF_ERROR(Int8Emulator(g, sym, /*int8_tables=*/false).run(nullptr, 0, no_int8, &vals));
   std::map<std::string, std::vector<float>> ranges;
   for (const auto& node : g.nodes()) {
     const Node& n = *node;
