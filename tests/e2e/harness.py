@@ -46,8 +46,10 @@ def qemu_prefix(cpu):
     return ["qemu-aarch64", "-L", AARCH64_SYSROOT, "-cpu", cpu]
 
 
-def run_model(artifact, inputs, work_dir, qemu_cpu=None, threads=None, env=None, log=None):
-    """Runs the artifact on a dict of numpy inputs; returns {output name: array}.
+def run_model(artifact, inputs, work_dir, qemu_cpu=None, threads=None, env=None, log=None,
+              load=True):
+    """Runs the artifact on a dict of numpy inputs; returns {output name: array}, or with
+    load=False the directory of the output .npy files (see load_outputs).
     With qemu_cpu the aarch64 kiln-rt runs under qemu-aarch64 with that CPU model (qemu-user
     passes the environment on to the guest). env: extra environment variables. log: a list that
     receives the run's --verbose stdout."""
@@ -70,7 +72,14 @@ def run_model(artifact, inputs, work_dir, qemu_cpu=None, threads=None, env=None,
     proc = _check(cmd, env={**os.environ, **env} if env else None)
     if log is not None:
         log.append(proc.stdout)
-    return {p.stem: np.load(p) for p in out_dir.glob("*.npy")}
+    return load_outputs(out_dir) if load else out_dir
+
+
+def load_outputs(out_dir):
+    """{output name: array} of a run's --output-dir. np.load parses each header with ast: on
+    Python 3.11 two threads in ast at once fail with "AST constructor recursion depth mismatch"
+    (cpython#106905), so threaded callers load in one thread."""
+    return {p.stem: np.load(p) for p in Path(out_dir).glob("*.npy")}
 
 
 def host_cpu_flags():

@@ -6,7 +6,9 @@ not the full product are in README.md.
 
 Compiles are g++ runs (~5 s each): they go to a pool of one worker per core, submitted as soon as a
 model is exported, while the main thread exports the next models. Each artifact is compiled once
-and runs every (batch, seq) point.
+and runs every (batch, seq) point. The pool's threads only run subprocesses: the exporter (onnxscript)
+and np.load both parse with ast, which on Python 3.11 fails when two threads do it at once
+(cpython#106905), so outputs are loaded and compared in the main thread.
 
 KILN_ZOO_REPORT=path writes a markdown table of every item (compile ok, max |diff| or min cosine,
 fused node counts) to path at the end of the session.
@@ -35,7 +37,8 @@ np = pytest.importorskip("numpy")
 import zoo  # noqa: E402  (conftest.py puts tests/zoo on sys.path)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from harness import KILN, KILN_RT_AARCH64, QEMU_CPUS, KilnError, run_model  # noqa: E402
+from harness import (KILN, KILN_RT_AARCH64, QEMU_CPUS, KilnError, load_outputs,  # noqa: E402
+                     run_model)
 
 MAX_SEQ = 32  # --max-seq: small, so the seq = max points stay cheap under qemu
 SHAPES = [(batch, seq) for batch in (1, 3) for seq in (1, 7, MAX_SEQ)]
@@ -90,7 +93,7 @@ def params():
     return out
 
 
-# --- compiling and running (in the pool's threads: subprocesses and numpy only) --------------
+# --- compiling and running (in the pool's threads: subprocesses only) ---------------------
 
 @dataclass
 class Point:
@@ -108,7 +111,8 @@ class Outcome:
     run_error: str | None = None
     graph: dict = field(default_factory=dict)  # op -> count, from the `graph:` line of kiln compile
     fusions: str = ""  # its `fusions:` line: what each fusion took
-    points: list = field(default_factory=list)
+    runs: dict = field(default_factory=dict)  # (batch, seq) -> the run's output directory
+    points: list = field(default_factory=list)  # filled by compare_runs, in the main thread
 
 
 def kiln_compile(onnx_path, out_dir, target, precision):
@@ -152,7 +156,8 @@ def compare(got, want, precision):
     return worst, worst >= INT8_MIN_COSINE, f"min cosine {worst:.6f} at row {int(cos.argmin())}"
 
 
-def build_and_run(item, onnx_path, feeds, refs, work):
+def build_and_run(item, onnx_path, feeds, work):
+    """Compiles the item and runs it at every (batch, seq): subprocesses only (see the docstring)."""
     name, exporter, target, precision = item
     out = Outcome()
     try:
@@ -162,18 +167,25 @@ def build_and_run(item, onnx_path, feeds, refs, work):
         return out
     for batch, seq in SHAPES:
         try:
-            got = run_model(work / "artifact", feeds[(batch, seq)], work / f"run_{batch}x{seq}",
-                            qemu_cpu=QEMU_CPUS.get(target))
+            out.runs[(batch, seq)] = run_model(work / "artifact", feeds[(batch, seq)],
+                                               work / f"run_{batch}x{seq}",
+                                               qemu_cpu=QEMU_CPUS.get(target), load=False)
         except KilnError as e:
             out.run_error = f"run failed at batch {batch}, seq {seq}: {e.stderr.strip()}"
             return out
+    return out
+
+
+def compare_runs(out, refs, precision):
+    """Each run's outputs against torch's, into out.points."""
+    for (batch, seq), out_dir in out.runs.items():
+        got = load_outputs(out_dir)
         for output, want in refs[(batch, seq)].items():
             if output not in got:
                 out.points.append(Point(batch, seq, output, float("nan"), False, "missing output"))
                 continue
             value, ok, detail = compare(got[output], want, precision)
             out.points.append(Point(batch, seq, output, value, ok, detail))
-    return out
 
 
 class Runner:
@@ -184,6 +196,7 @@ class Runner:
         self.exports, self.work = exports, work
         self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
         self.futures = {}
+        self.refs = {}  # model -> {(batch, seq): torch's outputs}
         self.pending = {}  # model -> its selected items, in order, not yet submitted
         for item in items:
             self.pending.setdefault(item[0], []).append(item)
@@ -193,7 +206,7 @@ class Runner:
         del self.pending[name]
         case = self.exports.case(name)
         feeds = {s: zoo.example_inputs(case, batch=s[0], seq=s[1], seed=s[1]) for s in SHAPES}
-        refs = {s: zoo.run_torch(case, feeds[s]) for s in SHAPES}
+        self.refs[name] = {s: zoo.run_torch(case, feeds[s]) for s in SHAPES}
         for item in items:
             try:
                 path = self.exports.path(name, item[1])
@@ -203,7 +216,7 @@ class Runner:
                 continue
             work = self.work / item_id(item)
             work.mkdir()
-            self.futures[item] = self.pool.submit(build_and_run, item, path, feeds, refs, work)
+            self.futures[item] = self.pool.submit(build_and_run, item, path, feeds, work)
 
     def outcome(self, item):
         while item not in self.futures:
@@ -211,7 +224,9 @@ class Runner:
         future = self.futures[item]
         while not future.done() and self.pending:  # export ahead while g++ runs
             self._submit_next_model()
-        return future.result()
+        out = future.result()
+        compare_runs(out, self.refs[item[0]], item[3])
+        return out
 
 
 @pytest.fixture(scope="session")
