@@ -1,6 +1,5 @@
-// INT8 emulation (emulate.h). Every op but Dense goes through passes::evaluate_node; Dense has its
-// own loop here (weights transposed once per call so the dot products are contiguous) because the
-// evaluator's is ~10x slower and Dense is most of a BERT's arithmetic.
+// INT8 emulation (emulate.h). Every op but Dense goes through passes::evaluate_node; Dense runs on
+// host_gemm.h because it is most of a BERT's arithmetic.
 #include "compiler/quantize/emulate.h"
 
 #include <cmath>
@@ -19,26 +18,6 @@ using ir::Node;
 using ir::Tensor;
 using ir::Value;
 
-// Dot product of two float rows in double, eight chains: GCC makes them four SSE2 double pairs,
-// enough independent adds to hide their latency (four chains: a MiniLM-size report took 20 s of
-// CPU instead of 16).
-double dot(const float* a, const float* b, int64_t k) {
-  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t p = 0;
-  for (; p + 8 <= k; p += 8)
-    for (int l = 0; l < 8; ++l) s[l] += double(a[p + l]) * double(b[p + l]);
-  for (; p < k; ++p) s[0] += double(a[p]) * double(b[p]);
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
-// W [K, N] row-major -> [N, K] (rows of the transposed weight are contiguous for dot()).
-std::vector<float> transpose(const float* w, int64_t k, int64_t n) {
-  std::vector<float> t(static_cast<size_t>(k * n));
-  for (int64_t p = 0; p < k; ++p)
-    for (int64_t j = 0; j < n; ++j) t[j * k + p] = w[p * n + j];
-  return t;
-}
-
 // A float [V, H] table as gather_s8.h stores and reads it: int8 rows times their scale.
 Tensor int8_table(const Tensor& table) {
   const int64_t V = table.dims[0], H = table.dims[1];
@@ -56,22 +35,26 @@ Tensor int8_table(const Tensor& table) {
 
 }  // namespace
 
-DenseGemm::DenseGemm(const Tensor& xt, const Tensor& w, const Tensor* act_smooth, bool quantized) {
-  k = w.dims[0], n = w.dims[1], m = k ? xt.numel() / k : 0;
+DenseGemm::DenseGemm(const Tensor& xt, const Tensor& wt, const Tensor* act_smooth, bool quantized) {
+  k = wt.dims[0], n = wt.dims[1], m = k ? xt.numel() / k : 0;
   x.assign(xt.data<float>(), xt.data<float>() + m * k);
   if (act_smooth)
     for (int64_t i = 0; i < m; ++i)
       for (int64_t p = 0; p < k; ++p) x[i * k + p] *= act_smooth->data<float>()[p];
-  wt = transpose(w.data<float>(), k, n);
-  if (!quantized) return;
+  const float* wf = wt.data<float>();
+  if (!quantized) {
+    w = PackedPanels(wf, k, n);
+    return;
+  }
   std::vector<int8_t> q(static_cast<size_t>(k * n));
   w_scale.resize(n);
-  kernels::gemm::quantize_b_s8(wt.data(), k, n, /*transposed=*/true, q.data(), w_scale.data());
-  wq.assign(q.begin(), q.end());
+  kernels::gemm::quantize_b_s8(wf, k, n, /*transposed=*/false, q.data(), w_scale.data());
+  w = PackedPanels(wf, k, n);
+  wq = PackedPanels(q.data(), k, n);
   double err = 0, ref = 0;
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t p = 0; p < k; ++p) {
-      const double a = wt[j * k + p], d = double(w_scale[j]) * wq[j * k + p] - a;
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t j = 0; j < n; ++j) {
+      const double a = wf[p * n + j], d = double(w_scale[j]) * q[p * n + j] - a;
       err += d * d, ref += a * a;
     }
   weight_error = ref > 0 ? std::sqrt(err / ref) : 0.0;
@@ -97,17 +80,15 @@ DenseGemm::DenseGemm(const Tensor& xt, const Tensor& w, const Tensor* act_smooth
 
 std::vector<double> DenseGemm::fp32() const {
   std::vector<double> y(static_cast<size_t>(m * n));
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) y[i * n + j] = dot(x.data() + i * k, wt.data() + j * k, k);
+  host_gemm(x.data(), m, w, y.data());
   return y;
 }
 
 std::vector<double> DenseGemm::int8() const {
   std::vector<double> y(static_cast<size_t>(m * n));
+  host_gemm(xq.data(), m, wq, y.data());
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j)
-      y[i * n + j] =
-          dot(xq.data() + i * k, wq.data() + j * k, k) * double(x_scale[i]) * double(w_scale[j]);
+    for (int64_t j = 0; j < n; ++j) y[i * n + j] *= double(x_scale[i]) * double(w_scale[j]);
   return y;
 }
 

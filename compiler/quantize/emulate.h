@@ -2,9 +2,10 @@
 // (`kiln quant-report`, --min-cosine's mixed precision). A pipeline-output graph runs in the
 // reference evaluator with every value kept; chosen Dense nodes multiply as kiln's INT8 GEMM does
 // (activation rows quantized as kernels/kiln/kernels/gemm/s8_quantize.h does, after act_smooth;
-// weights per output channel as s8_pack.h's quantize_b_s8; integer dot products exact in double,
-// then the same epilogue) and chosen embedding tables are read back from gather_s8.h's int8 rows.
-// Single-threaded per run; runs are independent (const), so callers may run several at once.
+// weights per output channel as s8_pack.h's quantize_b_s8; integer dot products exact
+// (host_gemm.h), then the same epilogue) and chosen embedding tables are read back from
+// gather_s8.h's int8 rows. Single-threaded per run; runs are independent (const), so callers may
+// run several at once.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "compiler/ir/graph.h"
+#include "compiler/quantize/host_gemm.h"
 
 namespace kiln::quantize {
 
@@ -26,16 +28,16 @@ using Values = std::unordered_map<const ir::Value*, std::shared_ptr<const ir::Te
 // (DenseIn::kWeight), an embedding Gather's table (0) or an EmbeddingLayerNorm table.
 using Int8Choice = std::function<bool(const ir::Node&, size_t input)>;
 
-// x W for one Dense in double: FP32, or kiln's INT8 GEMM. x is multiplied by act_smooth (when
-// given) per input channel first, in float, as the quantizer does.
+// x W for one Dense, summed in double: FP32, or kiln's INT8 GEMM. x is multiplied by act_smooth
+// (when given) per input channel first, in float, as the quantizer does.
 struct DenseGemm {
   int64_t m = 0, k = 0, n = 0;
   std::vector<float> x;        // [M, K] the GEMM's left operand (x * act_smooth)
-  std::vector<float> wt;       // [N, K] FP32
-  std::vector<float> wq;       // [N, K] int8 values as floats
-  std::vector<float> w_scale;  // [N]
   std::vector<float> xq;       // [M, K] q - z as floats
   std::vector<float> x_scale;  // [M]
+  std::vector<float> w_scale;  // [N]
+  PackedPanels w;              // FP32
+  PackedPanels wq;             // int8 values as floats
   double weight_error = 0, activation_error = 0;
 
   // quantized = false: the FP32 product only (fp32()), nothing quantized.

@@ -116,6 +116,7 @@ def test_default_report_is_smoothed_as_compiled(reports):
     by_node = {l["node"]: l for l in plain["layers"]}
     for l in smoothed["layers"]:  # (the pooler reads a channel 64x the median: smoothed too)
         assert l["smoothed"] == (l["outlier_channels"] > 0), l["node"]
+        assert l["weight"] == by_node[l["node"]]["weight"], "the model's name, not W * s's"
         assert l["smoothed"] or l not in after_layer_norm(smoothed), l["node"]
         assert not by_node[l["node"]]["smoothed"], l["node"]
     for l in after_layer_norm(smoothed):

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -159,6 +160,7 @@ int quant_report_main(int argc, char** argv) {
   std::printf("kiln quant-report %s\n", a.model.c_str());
   auto inputs = make_inputs(**graph, a);
   if (!inputs) return fail(inputs.status().message());
+  std::map<std::string, const ir::Value*> weight_before;  // smoothed Dense -> the model's weight
   if (!a.no_smoothing) {  // as the compile smooths: int8 marks, ranges on these inputs
     if (auto q = quantize::quantize_int8(**graph, {}); !q) return fail(q.status().message());
     auto ranges = quantize::dense_input_ranges(**graph, *inputs);
@@ -167,12 +169,16 @@ int quant_report_main(int argc, char** argv) {
     if (!smoothed) return fail(smoothed.status().message());
     std::printf("smoothing: %zu Dense (--no-smoothing to see them without)\n",
                 smoothed->smoothed.size());
+    weight_before.insert(smoothed->original_weight.begin(), smoothed->original_weight.end());
   }
   quantize::QuantReportOptions o;
   o.top = a.top;
   o.per_layer_cosine = !a.no_cosine;
   auto r = quantize::quant_report(**graph, *inputs, o);
   if (!r) return fail(r.status().message());
+  for (quantize::DenseQuantStats& l : r->layers)  // the model's names, not W * s's
+    if (auto it = weight_before.find(l.node); it != weight_before.end())
+      l.weight = it->second->name;
   print(*r, a);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf("%zu Dense layers in %.1f s\n", r->layers.size(), secs);
