@@ -195,9 +195,12 @@ def main(argv=None):
     ap.add_argument("--python-dir", default=str(Path(__file__).resolve().parents[1]),
                     help="the folder holding kiln/ (default: this file's)")
     ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--quiet", action="store_true", help="do not print the wheel's path")
     a = ap.parse_args(argv)
     try:
-        print(build(a.lib, a.cli, a.python_dir, a.out))
+        wheel = build(a.lib, a.cli, a.python_dir, a.out)
+        if not a.quiet:
+            print(wheel)
     except (WheelError, OSError) as e:
         sys.exit(f"kiln-runtime wheel: {e}")
 

@@ -190,7 +190,7 @@ Status write_runtime_wheel(const RuntimeFiles& rt, const fs::path& dir, std::str
   const fs::path builder = python_dir() / "kiln" / "_runtime_wheel.py";
   KILN_RETURN_IF_ERROR(
       run({"python3", builder.string(), "--lib", rt.library.string(), "--cli", rt.cli.string(),
-           "--python-dir", python_dir().string(), "--out", dir.string()}));
+           "--python-dir", python_dir().string(), "--out", dir.string(), "--quiet"}));
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec))
     if (e.path().extension() == ".whl") {
