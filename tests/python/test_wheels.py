@@ -10,7 +10,7 @@ symbol version the binaries need, and they need nothing beyond libc, libm, libst
 The host wheel's pip build reuses build/ as the backend's build dir (and leaves it as it was:
 see host_wheel): the suite has just built it, so pip configures and installs in seconds.
 KILN_WHEEL_BUILD_DIR=fresh builds from scratch in a temporary dir instead (the compiler, runtime
-and kiln-rt without tests: ~10 min at -j2 on the 2-core machine, too long for every run)."""
+and kiln-rt without tests: 449 s at -j2 on the loaded 2-core machine, too long for every run)."""
 import json
 import os
 import re
