@@ -269,6 +269,25 @@ print("ok", sorted(got))
     (wheel,) = top.glob("kiln_runtime-*.whl")
     check_runtime_wheel(wheel, "x86_64", tmp_path)
 
+    # a Pi bundle from the installed compiler: the aarch64 runtime comes from an unpacked
+    # kiln-runtime wheel (the host wheel has none), as the error message says
+    if have_aarch64_runtime():
+        proc = subprocess.run([str(env / "bin" / "kiln"), "compile", "tiny.onnx", "-o", "pi",
+                               "--target", "rpi4", "--bundle", "pi.tar.gz"], cwd=work,
+                              capture_output=True, text=True, env=clean_env(), timeout=300)
+        assert proc.returncode != 0 and "unpack a kiln_runtime-*_aarch64.whl" in proc.stderr, \
+            proc.stderr
+        run([sys.executable, ROOT / "scripts" / "build_runtime_wheel.py", AARCH64_BUILD, "--out",
+             tmp_path / "arm-wheel"])
+        (arm_wheel,) = (tmp_path / "arm-wheel").glob("*.whl")
+        with zipfile.ZipFile(arm_wheel) as z:
+            z.extractall(tmp_path / "arm-runtime")
+        run([env / "bin" / "kiln", "compile", "tiny.onnx", "-o", "pi", "--target", "rpi4",
+             "--bundle", "pi.tar.gz"], cwd=work,
+            env=clean_env(KILN_AARCH64_RUNTIME_DIR=str(tmp_path / "arm-runtime" / "kiln")))
+        (pi_wheel,) = unpack(work / "pi.tar.gz", tmp_path / "pi-board").glob("*.whl")
+        assert pi_wheel.name == arm_wheel.name
+
     # generated code is compiled with the package's own headers, not this source tree's: a g++
     # first on PATH logs its arguments
     wrap = tmp_path / "wrap-bin"
