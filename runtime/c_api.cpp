@@ -98,7 +98,7 @@ const char* kiln_last_error(void) {
 }
 
 const char* kiln_version(void) {
-  return "0.1.0";
+  return KILN_VERSION;  // VERSION, via CMake
 }
 
 const char* kiln_dtype_name(kiln_dtype dtype) {

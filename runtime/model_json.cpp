@@ -427,10 +427,23 @@ Status parse_model_json(const std::string& path, ModelDesc* out) {
     if (!root.contains("format") || root["format"] != "kiln")
       fail("format", "not a kiln artifact (expected \"format\": \"kiln\")");
     int64_t version = get_int(root, "format_version", "model.json", 0, INT64_MAX);
-    if (version != KILN_FORMAT_VERSION)
-      throw JsonError{KILN_ERROR_INCOMPATIBLE, "format version " + std::to_string(version) +
-                                                   ", this runtime reads " +
-                                                   std::to_string(KILN_FORMAT_VERSION)};
+    if (version != KILN_FORMAT_VERSION) {
+      // Say which side to update: a newer artifact needs a newer runtime, an older one a
+      // recompile (the runtime reads one format; the compiler's version names the release).
+      std::string from;
+      if (root.contains("compiler") && root["compiler"].is_object() &&
+          root["compiler"].contains("version") && root["compiler"]["version"].is_string())
+        from = root["compiler"]["version"].get<std::string>();
+      const std::string fix =
+          version > KILN_FORMAT_VERSION
+              ? "; it was compiled by kiln " + (from.empty() ? std::string("(unknown)") : from) +
+                    ": upgrade the runtime to that version (pip install -U kiln-runtime, or the "
+                    "libkiln_runtime.so of a bundle made by that kiln)"
+              : "; recompile the model with kiln " KILN_VERSION;
+      throw JsonError{KILN_ERROR_INCOMPATIBLE,
+                      "format version " + std::to_string(version) + ", this runtime reads " +
+                          std::to_string(KILN_FORMAT_VERSION) + " (kiln " KILN_VERSION ")" + fix};
+    }
     if (root.contains("abi_version")) {
       int64_t abi = get_int(root, "abi_version", "model.json", 0, INT64_MAX);
       if (abi != KILN_ABI_VERSION)

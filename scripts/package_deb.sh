@@ -19,7 +19,7 @@ case "$ARCH" in
 esac
 BUILD=$(realpath -m "${2:-$DEFAULT_BUILD}")
 OUT=$(realpath -m "${3:-out/deb}")
-VERSION=$(sed -nE 's/^project\(kiln VERSION ([0-9.]+).*/\1/p' CMakeLists.txt)
+VERSION=$(cat VERSION)
 LIB=$BUILD/runtime/libkiln_runtime.so
 CLI=$BUILD/tools/kiln-rt/kiln-rt
 for f in "$LIB" "$CLI"; do

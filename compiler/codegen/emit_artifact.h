@@ -11,7 +11,7 @@
 
 namespace kiln::codegen {
 
-constexpr const char* kCompilerVersion = "0.1.0";
+constexpr const char* kCompilerVersion = KILN_VERSION;  // VERSION, via CMake
 constexpr int kFormatVersion = 1;
 
 // model.json "quantization" (written when mode is not empty; see compiler/quantize).

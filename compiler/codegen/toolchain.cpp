@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include "compiler/util/install_layout.h"
+
 namespace kiln::codegen {
 
 namespace {
@@ -36,7 +38,7 @@ bool find_in_path(const std::string& prog) {
   return false;
 }
 
-std::string dir_from_env(const char* env, const char* fallback) {
+std::string dir_from_env(const char* env, const std::string& fallback) {
   const char* v = std::getenv(env);
   return v && *v ? v : fallback;
 }
@@ -92,11 +94,18 @@ Status build_shared_library(const target::Target& target, const std::vector<std:
   if (!find_in_path(target.cxx)) {
     if (target.arch == "aarch64" && target.cxx.find("aarch64") != std::string::npos)
       return Status::error(target.cxx + " not found: apt-get install g++-aarch64-linux-gnu");
+    if (target.cxx == "g++" || target.cxx == "c++")
+      return Status::error(target.cxx + " not found: apt-get install g++ (target '" + target.name +
+                           "')");
     return Status::error(target.cxx + " not found: install a C++ compiler for target '" +
                          target.name + "'");
   }
-  const std::string kernels = dir_from_env("KILN_KERNELS_DIR", KILN_DEFAULT_KERNELS_DIR);
-  const std::string include = dir_from_env("KILN_INCLUDE_DIR", KILN_DEFAULT_INCLUDE_DIR);
+  // An installed package's own headers (the wheel), else the source tree's.
+  const std::string package = util::installed_package_dir();
+  const std::string kernels = dir_from_env(
+      "KILN_KERNELS_DIR", package.empty() ? KILN_DEFAULT_KERNELS_DIR : package + "/kernels");
+  const std::string include = dir_from_env(
+      "KILN_INCLUDE_DIR", package.empty() ? KILN_DEFAULT_INCLUDE_DIR : package + "/include");
   std::string flags;
   for (const auto& f : base_cxx_flags()) flags += " " + f;
   for (const auto& f : target.cxx_flags) flags += " " + shell_quote(f);

@@ -1,6 +1,7 @@
 // Drives the target's C++ compiler: compiles the generated sources (in parallel) and links
 // model.so. Kernel and ABI headers come from KILN_KERNELS_DIR / KILN_INCLUDE_DIR if set, else
-// from the source tree this compiler was built from; KILN_EXTRA_CXXFLAGS adds compile and link
+// from the installed package (compiler/util/install_layout.h) or else the source tree this
+// compiler was built from; KILN_EXTRA_CXXFLAGS adds compile and link
 // flags for a host-architecture model.so (scripts/test.sh --sanitize).
 #pragma once
 

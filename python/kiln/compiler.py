@@ -34,13 +34,17 @@ def kiln_binary():
     env = os.environ.get("KILN_BIN")
     if env:
         return env
+    packaged = Path(__file__).resolve().parent / "kiln"  # the `kiln` wheel's own compiler
+    if packaged.is_file():
+        return str(packaged)
     built = Path(os.environ.get("KILN_BUILD_DIR", ROOT / "build")) / "tools" / "kiln" / "kiln"
     if built.exists():
         return str(built)
     found = shutil.which("kiln")
     if found:
         return found
-    raise CompileError("the kiln compiler was not found: build it (scripts/build.sh) or set KILN_BIN")
+    raise CompileError("the kiln compiler was not found: pip install kiln, build it "
+                       "(scripts/build.sh) or set KILN_BIN")
 
 
 def _torch_version():

@@ -209,8 +209,13 @@ TEST_F(LoadErrorTest, InvalidModelJson) {
 TEST_F(LoadErrorTest, FormatVersion) {
   json j = default_model_json();
   j["format_version"] = 2;
+  j["compiler"] = {{"name", "kiln"}, {"version", "9.8.7"}};
   write(j);
   expect(KILN_ERROR_INCOMPATIBLE, "model.json: format version 2, this runtime reads 1");
+  expect(KILN_ERROR_INCOMPATIBLE, "compiled by kiln 9.8.7: upgrade the runtime");
+  j["format_version"] = 0;
+  write(j);
+  expect(KILN_ERROR_INCOMPATIBLE, "recompile the model with kiln " KILN_VERSION);
   j = default_model_json();
   j["format"] = "onnx";
   write(j);

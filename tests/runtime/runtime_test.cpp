@@ -93,7 +93,7 @@ TEST_F(RuntimeTest, DescribesTheModel) {
   EXPECT_EQ(d["arena"]["tensors"][1]["offset"], kMaxSeq * kHidden * 4);
   EXPECT_EQ(d["params"]["count"], 3);
   EXPECT_EQ(d["symbols"][1]["max"], kMaxSeq);
-  EXPECT_EQ(std::string(kiln_version()), "0.1.0");
+  EXPECT_EQ(std::string(kiln_version()), KILN_VERSION);
   EXPECT_STREQ(kiln_dtype_name(KILN_BOOL), "bool");
 }
 

@@ -231,6 +231,7 @@ int rt_main(int argc, char** argv) {
       "(libkiln_runtime only)",
       "kiln-rt"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("kiln-rt ") + KILN_VERSION);
   app.footer("`kiln-rt COMMAND --help` shows a command's options.");
   app.failure_message(failure_message);
   // A repeated option: the last one counts (--input and --text collect every one).

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compiler/util/install_layout.h"
 #include "compiler/util/sha256.h"
 
 #ifndef KILN_SOURCE_DIR
@@ -59,15 +60,18 @@ Status find_runtime(const std::string& arch, RuntimeFiles* out) {
   const bool host = arch == host_arch();
   const char* env_name = arch == "aarch64" ? "KILN_AARCH64_RUNTIME_DIR" : "KILN_RUNTIME_DIR";
   const char* env = std::getenv(env_name);
+  const std::string package = util::installed_package_dir();  // the `kiln` wheel
   fs::path dir;
   if (env && *env)
     dir = env;
   else if (host)
-    dir = kiln_build_root();
-  else if (arch == "aarch64")
+    dir = package.empty() ? kiln_build_root() : fs::path(package);
+  else if (arch == "aarch64" && package.empty())
     dir = kiln_build_root().parent_path() / "build-aarch64";
-  const std::string how = arch == "aarch64" ? "build it with scripts/build.sh --aarch64"
-                                            : "build it with scripts/build.sh";
+  const std::string how = !package.empty() ? "unpack a kiln_runtime-*_" + arch + ".whl and point " +
+                                                 env_name + " at its kiln/ folder"
+                          : arch == "aarch64" ? "build it with scripts/build.sh --aarch64"
+                                              : "build it with scripts/build.sh";
   if (dir.empty())
     return Status::error("no " + arch + " runtime for the bundle: set " + env_name +
                          " to a directory holding libkiln_runtime.so and kiln-rt, or " + how);
@@ -131,8 +135,8 @@ std::string board_readme(const BundleOptions& o, const std::string& name,
       "# " + name + ": a kiln model for " + o.target_name + " (" + o.target_arch + ")\n\n";
   s += "Contents: the compiled model (model.json, model.so, model.params" +
        (has_tokenizer ? ", " + tokenizer_file : std::string()) +
-       "), the kiln runtime (libkiln_runtime.so, kiln-rt), its Python binding (kiln/), infer.py, "
-       "SHA256SUMS.\n\n";
+       "), the kiln runtime (libkiln_runtime.so, kiln-rt), its Python binding (kiln/), the same "
+       "runtime and binding as a wheel (kiln_runtime-*.whl), infer.py, SHA256SUMS.\n\n";
   if (arm)
     s += "Needs a 64-bit OS (Raspberry Pi OS 64-bit / Debian arm64 / Ubuntu arm64): on a 32-bit "
          "userland `uname -m` may still say aarch64 but `./kiln-rt` fails with \"No such file or "
@@ -159,23 +163,48 @@ std::string board_readme(const BundleOptions& o, const std::string& name,
   s += "./kiln-rt run . --input input_ids=ids.npy --input attention_mask=mask.npy ...\n";
   s += "./kiln-rt bench . --seq 128 --threads 4\n";
   s += "```\n\nThreads: --threads N or KILN_NUM_THREADS (default: all cores). ";
-  s += "See docs/deploy-raspberry-pi.md in the kiln repository.\n";
+  s += "See docs/deploy-raspberry-pi.md in the kiln repository.\n\n";
+  s += "For `import kiln.runtime` and `kiln-rt` anywhere, install the wheel (offline; numpy from "
+       "apt):\n\n```sh\nsudo apt install python3-numpy python3-venv\n"
+       "python3 -m venv --system-site-packages ~/kiln-venv\n"
+       "~/kiln-venv/bin/pip install --no-index kiln_runtime-*.whl\n```\n";
   return s;
 }
 
 fs::path python_dir() {
   const char* env = std::getenv("KILN_PYTHON_DIR");
-  return env && *env ? fs::path(env) : fs::path(KILN_SOURCE_DIR) / "python";
+  if (env && *env) return env;
+  const std::string package = util::installed_package_dir();
+  return package.empty() ? fs::path(KILN_SOURCE_DIR) / "python" : fs::path(package).parent_path();
 }
 
 fs::path infer_py() {
-  return fs::path(KILN_SOURCE_DIR) / "examples" / "infer.py";
+  const std::string package = util::installed_package_dir();
+  return package.empty() ? fs::path(KILN_SOURCE_DIR) / "examples" / "infer.py"
+                         : fs::path(package) / "share" / "infer.py";
+}
+
+// The board wheel (kiln_runtime-*.whl) of the bundle's runtime, written into `dir` by the
+// package's own builder (python/kiln/_runtime_wheel.py, stdlib only); its file name.
+Status write_runtime_wheel(const RuntimeFiles& rt, const fs::path& dir, std::string* name) {
+  const fs::path builder = python_dir() / "kiln" / "_runtime_wheel.py";
+  KILN_RETURN_IF_ERROR(
+      run({"python3", builder.string(), "--lib", rt.library.string(), "--cli", rt.cli.string(),
+           "--python-dir", python_dir().string(), "--out", dir.string(), "--quiet"}));
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".whl") {
+      *name = e.path().filename().string();
+      return Status::ok();
+    }
+  return Status::error(builder.string() + " wrote no wheel into " + dir.string());
 }
 
 Status check_python_files() {
   const fs::path py_dir = python_dir();
   for (const fs::path& p :
-       {py_dir / "kiln" / "__init__.py", py_dir / "kiln" / "runtime.py", infer_py()})
+       {py_dir / "kiln" / "__init__.py", py_dir / "kiln" / "runtime.py",
+        py_dir / "kiln" / "_cli.py", py_dir / "kiln" / "_runtime_wheel.py", infer_py()})
     if (!fs::exists(p))
       return Status::error(p.string() +
                            " not found (set KILN_PYTHON_DIR to the folder holding "
@@ -257,8 +286,10 @@ Status make_bundle(const BundleOptions& o, uint64_t* archive_bytes) {
     readme << board_readme(o, name, tokenizer_file,
                            !tokenizer_file.empty() && model.contains("pooling"));
   }
+  std::string wheel;  // `pip install kiln_runtime-*.whl` on the board, offline
+  KILN_RETURN_IF_ERROR(write_runtime_wheel(rt, top, &wheel));
   files.insert(files.end(), {"libkiln_runtime.so", "kiln-rt", "kiln/__init__.py", "kiln/runtime.py",
-                             "infer.py", "README.md"});
+                             "infer.py", "README.md", wheel});
   std::string sums;
   for (const std::string& f : files) {
     KILN_ASSIGN_OR_RETURN(auto h, util::sha256_file((top / f).string()));

@@ -233,6 +233,7 @@ int main(int argc, char** argv) {
   }
   CLI::App app{"kiln: compile PyTorch transformers (ONNX) into fast artifacts for x86 and aarch64"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
   CompileArgs a;
   auto* c = app.add_subcommand("compile", "compile MODEL.onnx into an artifact directory");
   c->add_option("model", a.model, "ONNX model file")->required();

@@ -226,7 +226,7 @@ TEST_F(CodegenTest, ModelJsonDescribesTheArtifact) {
   const json& m = r.model();
   EXPECT_EQ(m["format"], "kiln");
   EXPECT_EQ(m["format_version"], 1);
-  EXPECT_EQ(m["compiler"]["version"], "0.1.0");
+  EXPECT_EQ(m["compiler"]["version"], KILN_VERSION);
   EXPECT_EQ(m["target"]["name"], "native");
   EXPECT_EQ(m["source"]["path"], "test.onnx");
   EXPECT_EQ(m["source"]["opset"], 14);
