@@ -64,20 +64,37 @@ Status Model::load_tokenizer() {
   return ok_status();
 }
 
+Status Model::need_tokenizer() const {
+  if (tokenizer_) return ok_status();
+  return error(KILN_ERROR_STATE,
+               dir_ +
+                   ": the artifact has no tokenizer (compile it with "
+                   "`kiln compile ... --tokenizer tokenizer.json` or `--vocab vocab.txt`)");
+}
+
+int64_t Model::max_text_tokens() const {
+  // load_tokenizer checked that a model with a tokenizer has input_ids
+  const TensorDesc& ids_tensor = desc_.tensors[desc_.inputs[input_index("input_ids")].tensor];
+  const int seq_symbol = ids_tensor.shape.empty() ? -1 : ids_tensor.shape.back().single_symbol();
+  return seq_symbol >= 0 ? desc_.symbols[seq_symbol].max : 0;
+}
+
+Status Model::count_tokens(const char* const* texts, int n, int64_t* full_tokens) const {
+  KILN_RT_TRY(need_tokenizer());
+  const int64_t limit = max_text_tokens();  // encode stops storing ids there, still counts
+  for (int i = 0; i < n; ++i) {
+    if (!texts[i])
+      return error(KILN_ERROR_INVALID_ARGUMENT, "text " + std::to_string(i) + " is NULL");
+    tokenizer_->encode(texts[i], limit, &full_tokens[i]);
+  }
+  return ok_status();
+}
+
 Status Model::tokenize(const char* const* texts, int n, int64_t max_len,
                        std::vector<std::vector<int64_t>>* rows, int32_t* truncated,
                        std::vector<int64_t>* full_tokens) {
-  if (!tokenizer_)
-    return error(KILN_ERROR_STATE,
-                 dir_ +
-                     ": the artifact has no tokenizer (compile it with "
-                     "`kiln compile ... --tokenizer tokenizer.json` or `--vocab vocab.txt`)");
-  const int ids_index = input_index("input_ids");
-  // The compiled maximum: the symbol of input_ids' last dimension.
-  const TensorDesc& ids_tensor = desc_.tensors[desc_.inputs[ids_index].tensor];
-  int64_t limit = 0;
-  const int seq_symbol = ids_tensor.shape.empty() ? -1 : ids_tensor.shape.back().single_symbol();
-  if (seq_symbol >= 0) limit = desc_.symbols[seq_symbol].max;
+  KILN_RT_TRY(need_tokenizer());
+  const int64_t limit = max_text_tokens();
   if (max_len < 0 || max_len == 1)
     return error(KILN_ERROR_INVALID_ARGUMENT, "max_len " + std::to_string(max_len) +
                                                   ": must be 0 (the compiled maximum) or >= 2");

@@ -185,6 +185,17 @@ TEST(Embed, TokensPerTextOfTheLastEmbed) {
   }
   expect_error(kiln_model_embed_text_tokens(m.get(), 5, tokens, nullptr), KILN_ERROR_STATE,
                "embedded 6 texts, not 5");
+  // kiln_model_count_tokens: the same untruncated counts, from the tokenizer alone
+  std::vector<const char*> ptrs;
+  for (const std::string& t : kTexts) ptrs.push_back(t.c_str());
+  EXPECT_EQ(m.count_tokens(ptrs), full);
+  const char* null_text[] = {nullptr};
+  expect_error(kiln_model_count_tokens(m.get(), null_text, 1, tokens), KILN_ERROR_INVALID_ARGUMENT,
+               "text 0 is NULL");
+  expect_error(kiln_model_count_tokens(m.get(), ptrs.data(), 0, tokens),
+               KILN_ERROR_INVALID_ARGUMENT, "n < 1");
+  expect_error(kiln_model_count_tokens(m.get(), ptrs.data(), 1, nullptr),
+               KILN_ERROR_INVALID_ARGUMENT, "full_tokens is NULL");
   // a failed embed leaves nothing to read
   float out[kHidden];
   const std::vector<const char*> bad = {nullptr};
@@ -202,6 +213,10 @@ TEST(Embed, ArtifactsThatCannotEmbed) {
     Model m(dir);
     float out[kHidden];
     expect_error(embed_status(m.get(), {"hello"}, out, kHidden), KILN_ERROR_STATE,
+                 "the artifact has no tokenizer");
+    const char* hello[] = {"hello"};
+    int64_t full = 0;
+    expect_error(kiln_model_count_tokens(m.get(), hello, 1, &full), KILN_ERROR_STATE,
                  "the artifact has no tokenizer");
   }
   remove_tree(dir);
