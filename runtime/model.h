@@ -111,12 +111,14 @@ class Model {
   // The compiled maximum sequence length (input_ids' last dimension's symbol), 0 if unbounded.
   int64_t max_text_tokens() const;
   Status load_pooling();
-  // model_text.cpp: tokenizes n texts (truncating to max_len, 0 = the compiled maximum; each
-  // truncation is reported in enc_warning_ and counted in *truncated) and sets the text inputs
-  // from rows[order[0..count)], padded to the longest of them.
+  // model_text.cpp: tokenizes n texts into rows (truncating to max_len, 0 = the compiled
+  // maximum; each truncation is appended to enc_warning_ and counted in *truncated, which the
+  // caller clears), full_tokens[i] (if not null) the untruncated counts. texts[0] is text
+  // `first` of the caller's list, as messages name it. set_text_inputs then sets the text
+  // inputs from rows[order[0..count)], padded to the longest of them.
   Status tokenize(const char* const* texts, int n, int64_t max_len,
                   std::vector<std::vector<int64_t>>* rows, int32_t* truncated,
-                  std::vector<int64_t>* full_tokens = nullptr);
+                  int64_t* full_tokens = nullptr, int first = 0);
   Status set_text_inputs(const std::vector<std::vector<int64_t>>& rows, const int* order, int count,
                          size_t seq);
   // model.cpp
