@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -246,9 +247,16 @@ def main():
     server_bin = a.llama / "build" / "bin" / "llama-server"
     if any(e.startswith("llama") for e in engines) and not server_bin.exists():
         ap.error(f"{server_bin} not found (bench/setup_llama.sh builds it)")
+    tmp = Path(tempfile.mkdtemp(prefix="kiln-serve-bench-"))
+    try:
+        run(a, engines, server_bin, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # artifacts, ONNX and GGUFs: ~190 MB a run
+
+
+def run(a, engines, server_bin, tmp):
     import kiln
 
-    tmp = Path(tempfile.mkdtemp(prefix="kiln-serve-bench-"))
     shape = (dict(hidden=384, layers=6, heads=12, max_seq=128) if a.model == "minilm" else
              dict(hidden=32, layers=2, heads=2, max_seq=32))
     st = su.sentence_transformer(tmp, **shape)
