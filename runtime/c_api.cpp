@@ -236,6 +236,15 @@ kiln_status kiln_model_encode(kiln_model* model, const char* const* texts, int32
                  [&] { return model->impl->encode(texts, n, max_len, out); });
 }
 
+kiln_status kiln_model_count_tokens(const kiln_model* model, const char* const* texts, int32_t n,
+                                    int64_t* full_tokens) {
+  if (!model) return invalid("kiln_model_count_tokens: model is NULL");
+  if (n < 1 || !texts || !full_tokens)
+    return invalid("kiln_model_count_tokens: texts or full_tokens is NULL, or n < 1");
+  // not claimed: reads only the tokenizer, which load fixed (see c_api.h)
+  return guarded([&] { return model->impl->count_tokens(texts, n, full_tokens); });
+}
+
 kiln_status kiln_model_embedding_dim(const kiln_model* model, int64_t* dim) {
   if (!model || !dim) return invalid("kiln_model_embedding_dim: model or dim is NULL");
   return guarded([&] { return model->impl->embedding_dim(dim); });

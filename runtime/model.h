@@ -70,6 +70,8 @@ class Model {
   // Tokenizes n texts, pads to the longest and sets the inputs input_ids, attention_mask and
   // token_type_ids (those the model has). max_len 0 = the compiled maximum sequence length.
   Status encode(const char* const* texts, int n, int64_t max_len, kiln_encoding* out);
+  // Each text's token count before truncation. Reads only the tokenizer: safe on any thread.
+  Status count_tokens(const char* const* texts, int n, int64_t* full_tokens) const;
 
   // Sentence embeddings (model_embed.cpp): tokenize, run in length-sorted batches, pool
   // (model.json "pooling", or an output that is already [batch, dim]), L2-normalise if asked.
@@ -104,13 +106,19 @@ class Model {
   Status load_library();
   Status check_graph_checksum(const std::string& path) const;
   Status load_tokenizer();
+  // The tokenizer's error when the artifact has none; ok otherwise.
+  Status need_tokenizer() const;
+  // The compiled maximum sequence length (input_ids' last dimension's symbol), 0 if unbounded.
+  int64_t max_text_tokens() const;
   Status load_pooling();
-  // model_text.cpp: tokenizes n texts (truncating to max_len, 0 = the compiled maximum; each
-  // truncation is reported in enc_warning_ and counted in *truncated) and sets the text inputs
-  // from rows[order[0..count)], padded to the longest of them.
+  // model_text.cpp: tokenizes n texts into rows (truncating to max_len, 0 = the compiled
+  // maximum; each truncation is appended to enc_warning_ and counted in *truncated, which the
+  // caller clears), full_tokens[i] (if not null) the untruncated counts. texts[0] is text
+  // `first` of the caller's list, as messages name it. set_text_inputs then sets the text
+  // inputs from rows[order[0..count)], padded to the longest of them.
   Status tokenize(const char* const* texts, int n, int64_t max_len,
                   std::vector<std::vector<int64_t>>* rows, int32_t* truncated,
-                  std::vector<int64_t>* full_tokens = nullptr);
+                  int64_t* full_tokens = nullptr, int first = 0);
   Status set_text_inputs(const std::vector<std::vector<int64_t>>& rows, const int* order, int count,
                          size_t seq);
   // model.cpp

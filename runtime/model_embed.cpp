@@ -1,10 +1,13 @@
 // Model's embedding side (kiln_model_embed): texts -> tokenizer -> runs over length-sorted
 // batches -> pooling (runtime/pooling.h) -> optional L2 normalisation, one vector per text.
 //
-// Batching: the texts are sorted by token count, longest first, and cut into runs of max_batch
-// consecutive texts, each padded to its own longest (its first). Exact (pooling never reads
-// padding, and a text's vector does not depend on its batch), and the padded positions of a
-// run are only the length differences inside it. Longest first so the arena grows once.
+// Batching: the texts are taken in chunks of about 1024 (a whole number of runs), each chunk
+// tokenized, sorted by token count, longest first, and cut into runs of max_batch consecutive
+// texts, each padded to its own longest (its first). Exact (pooling never reads padding, and a
+// text's vector does not depend on its batch), and the padded positions of a run are only the
+// length differences inside it; longest first so the run buffers grow once. The arena is
+// planned per run (max_batch texts), so neither it nor the token ids grow with the number of
+// texts in a call.
 #include <algorithm>
 #include <cstring>
 #include <numeric>
@@ -20,6 +23,11 @@ namespace {
 // Default run size: as many texts as keep the arena (batch x the planned one) under this.
 constexpr uint64_t kEmbedArenaBudget = uint64_t{128} << 20;
 constexpr int kMaxDefaultBatch = 32;
+// Texts tokenized and sorted at a time: the token ids held at once are bounded by this many
+// texts (at most 1024 x the compiled maximum, 4 MiB at 512 tokens), not by the call's n
+// (kiln-rt embed --file with a million lines); each chunk still sorts by length, and with
+// kiln-rt serve's batches (<= 512 texts) a batch is one chunk.
+constexpr int kEmbedChunkTexts = 1024;
 
 const char kNoPooling[] =
     ": the artifact has no pooling (compile it with `kiln compile ... --pooling "
@@ -90,67 +98,79 @@ Status Model::embed(const char* const* texts, int n, const kiln_embed_options* o
     max_batch = static_cast<int>(std::clamp<uint64_t>(
         kEmbedArenaBudget / std::max<uint64_t>(desc_.arena_bytes, 1), 1, kMaxDefaultBatch));
 
-  std::vector<std::vector<int64_t>> rows;
-  int32_t truncated = 0;
-  embed_tokens_.clear();
-  KILN_RT_TRY(tokenize(texts, n, 0, &rows, &truncated, &embed_full_tokens_));
   // Runs never exceed the batch symbol's maximum, if the artifact has one (input_ids' first
-  // dimension; tokenize checked the artifact has a tokenizer, hence input_ids).
+  // dimension; an artifact with a tokenizer has input_ids).
+  KILN_RT_TRY(need_tokenizer());
   const TensorDesc& ids = desc_.tensors[desc_.inputs[input_index("input_ids")].tensor];
   const int batch_symbol = ids.shape.empty() ? -1 : ids.shape[0].single_symbol();
   if (batch_symbol >= 0 && desc_.symbols[batch_symbol].max > 0)
     max_batch = static_cast<int>(std::min<int64_t>(max_batch, desc_.symbols[batch_symbol].max));
-  for (int i = 0; i < n; ++i)
-    if (rows[i].empty())
-      return error(KILN_ERROR_INVALID_ARGUMENT,
-                   "text " + std::to_string(i) +
-                       " has no tokens (the tokenizer adds no special tokens to an empty text): "
-                       "nothing to embed");
-  std::vector<int> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  if (!(opts && opts->keep_order))
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int a, int b) { return rows[a].size() > rows[b].size(); });
+  // A whole number of runs per chunk, about kEmbedChunkTexts texts.
+  const int chunk = max_batch * std::max(1, kEmbedChunkTexts / max_batch);
 
-  kiln_embed_stats s{0, 0, 0, truncated, enc_warning_.c_str()};
+  embed_tokens_.clear();
+  embed_full_tokens_.assign(n, 0);
+  enc_warning_.clear();
+  std::vector<int64_t> tokens(n);
+  kiln_embed_stats s{0, 0, 0, 0, nullptr};
+  std::vector<std::vector<int64_t>> rows;
+  std::vector<int> order;
   std::vector<int64_t> lengths;
   std::vector<float*> out_rows;
-  for (int start = 0; start < n; start += max_batch) {
-    const int count = std::min(max_batch, n - start);
-    const int* batch = order.data() + start;
-    size_t seq = 0;
-    lengths.resize(count);
-    out_rows.resize(count);
-    for (int k = 0; k < count; ++k) {
-      lengths[k] = static_cast<int64_t>(rows[batch[k]].size());
-      out_rows[k] = out + static_cast<int64_t>(batch[k]) * dim;
-      seq = std::max(seq, rows[batch[k]].size());
-      s.tokens += lengths[k];
+  for (int first = 0; first < n; first += chunk) {
+    const int m = std::min(chunk, n - first);
+    KILN_RT_TRY(tokenize(texts + first, m, 0, &rows, &s.num_truncated,
+                         embed_full_tokens_.data() + first, first));
+    for (int i = 0; i < m; ++i) {
+      if (rows[i].empty())
+        return error(KILN_ERROR_INVALID_ARGUMENT,
+                     "text " + std::to_string(first + i) +
+                         " has no tokens (the tokenizer adds no special tokens to an empty "
+                         "text): nothing to embed");
+      tokens[first + i] = static_cast<int64_t>(rows[i].size());
     }
-    KILN_RT_TRY(set_text_inputs(rows, batch, count, seq));
-    KILN_RT_TRY(run());
-    const IoState& o = outputs_[embed_output_];
-    const float* y = reinterpret_cast<const float*>(o.buffer.data());
-    const int64_t want_rank = embed_pooling_ == Pooling::kNone ? 2 : 3;
-    if (static_cast<int64_t>(o.shape.size()) != want_rank || o.shape[0] != count ||
-        o.shape.back() != dim || (want_rank == 3 && o.shape[1] != static_cast<int64_t>(seq)))
-      return error(KILN_ERROR_RUNTIME, "output '" + desc_.outputs[embed_output_].name +
-                                           "' has a shape that does not follow batch " +
-                                           std::to_string(count) + " x seq " + std::to_string(seq) +
-                                           ": cannot pool it");
-    if (embed_pooling_ == Pooling::kNone) {
-      for (int k = 0; k < count; ++k) std::memcpy(out_rows[k], y + k * dim, sizeof(float) * dim);
-    } else {
-      pool_f32(embed_pooling_, y, count, static_cast<int64_t>(seq), dim, lengths.data(),
-               out_rows.data());
+    order.resize(m);
+    std::iota(order.begin(), order.end(), 0);
+    if (!(opts && opts->keep_order))
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int a, int b) { return rows[a].size() > rows[b].size(); });
+    for (int start = 0; start < m; start += max_batch) {
+      const int count = std::min(max_batch, m - start);
+      const int* batch = order.data() + start;
+      size_t seq = 0;
+      lengths.resize(count);
+      out_rows.resize(count);
+      for (int k = 0; k < count; ++k) {
+        lengths[k] = static_cast<int64_t>(rows[batch[k]].size());
+        out_rows[k] = out + static_cast<int64_t>(first + batch[k]) * dim;
+        seq = std::max(seq, rows[batch[k]].size());
+        s.tokens += lengths[k];
+      }
+      KILN_RT_TRY(set_text_inputs(rows, batch, count, seq));
+      KILN_RT_TRY(run());
+      const IoState& o = outputs_[embed_output_];
+      const float* y = reinterpret_cast<const float*>(o.buffer.data());
+      const int64_t want_rank = embed_pooling_ == Pooling::kNone ? 2 : 3;
+      if (static_cast<int64_t>(o.shape.size()) != want_rank || o.shape[0] != count ||
+          o.shape.back() != dim || (want_rank == 3 && o.shape[1] != static_cast<int64_t>(seq)))
+        return error(KILN_ERROR_RUNTIME, "output '" + desc_.outputs[embed_output_].name +
+                                             "' has a shape that does not follow batch " +
+                                             std::to_string(count) + " x seq " +
+                                             std::to_string(seq) + ": cannot pool it");
+      if (embed_pooling_ == Pooling::kNone) {
+        for (int k = 0; k < count; ++k) std::memcpy(out_rows[k], y + k * dim, sizeof(float) * dim);
+      } else {
+        pool_f32(embed_pooling_, y, count, static_cast<int64_t>(seq), dim, lengths.data(),
+                 out_rows.data());
+      }
+      if (embed_normalize_) l2_normalize_f32(out_rows.data(), count, dim);
+      s.padded_tokens += static_cast<int64_t>(count) * static_cast<int64_t>(seq);
+      ++s.runs;
     }
-    if (embed_normalize_) l2_normalize_f32(out_rows.data(), count, dim);
-    s.padded_tokens += static_cast<int64_t>(count) * static_cast<int64_t>(seq);
-    ++s.runs;
   }
+  s.warning = enc_warning_.c_str();
   if (stats) *stats = s;
-  embed_tokens_.resize(n);
-  for (int i = 0; i < n; ++i) embed_tokens_[i] = static_cast<int64_t>(rows[i].size());
+  embed_tokens_ = std::move(tokens);
   return ok_status();
 }
 

@@ -64,20 +64,37 @@ Status Model::load_tokenizer() {
   return ok_status();
 }
 
+Status Model::need_tokenizer() const {
+  if (tokenizer_) return ok_status();
+  return error(KILN_ERROR_STATE,
+               dir_ +
+                   ": the artifact has no tokenizer (compile it with "
+                   "`kiln compile ... --tokenizer tokenizer.json` or `--vocab vocab.txt`)");
+}
+
+int64_t Model::max_text_tokens() const {
+  // load_tokenizer checked that a model with a tokenizer has input_ids
+  const TensorDesc& ids_tensor = desc_.tensors[desc_.inputs[input_index("input_ids")].tensor];
+  const int seq_symbol = ids_tensor.shape.empty() ? -1 : ids_tensor.shape.back().single_symbol();
+  return seq_symbol >= 0 ? desc_.symbols[seq_symbol].max : 0;
+}
+
+Status Model::count_tokens(const char* const* texts, int n, int64_t* full_tokens) const {
+  KILN_RT_TRY(need_tokenizer());
+  const int64_t limit = max_text_tokens();  // encode stops storing ids there, still counts
+  for (int i = 0; i < n; ++i) {
+    if (!texts[i])
+      return error(KILN_ERROR_INVALID_ARGUMENT, "text " + std::to_string(i) + " is NULL");
+    tokenizer_->encode(texts[i], limit, &full_tokens[i]);
+  }
+  return ok_status();
+}
+
 Status Model::tokenize(const char* const* texts, int n, int64_t max_len,
                        std::vector<std::vector<int64_t>>* rows, int32_t* truncated,
-                       std::vector<int64_t>* full_tokens) {
-  if (!tokenizer_)
-    return error(KILN_ERROR_STATE,
-                 dir_ +
-                     ": the artifact has no tokenizer (compile it with "
-                     "`kiln compile ... --tokenizer tokenizer.json` or `--vocab vocab.txt`)");
-  const int ids_index = input_index("input_ids");
-  // The compiled maximum: the symbol of input_ids' last dimension.
-  const TensorDesc& ids_tensor = desc_.tensors[desc_.inputs[ids_index].tensor];
-  int64_t limit = 0;
-  const int seq_symbol = ids_tensor.shape.empty() ? -1 : ids_tensor.shape.back().single_symbol();
-  if (seq_symbol >= 0) limit = desc_.symbols[seq_symbol].max;
+                       int64_t* full_tokens, int first) {
+  KILN_RT_TRY(need_tokenizer());
+  const int64_t limit = max_text_tokens();
   if (max_len < 0 || max_len == 1)
     return error(KILN_ERROR_INVALID_ARGUMENT, "max_len " + std::to_string(max_len) +
                                                   ": must be 0 (the compiled maximum) or >= 2");
@@ -87,19 +104,16 @@ Status Model::tokenize(const char* const* texts, int n, int64_t max_len,
                                                   std::to_string(limit));
   if (max_len == 0) max_len = limit;
   rows->assign(n, {});
-  if (full_tokens) full_tokens->assign(n, 0);
-  enc_warning_.clear();
-  *truncated = 0;
   for (int i = 0; i < n; ++i) {
     if (!texts[i])
-      return error(KILN_ERROR_INVALID_ARGUMENT, "text " + std::to_string(i) + " is NULL");
+      return error(KILN_ERROR_INVALID_ARGUMENT, "text " + std::to_string(first + i) + " is NULL");
     int64_t full = 0;
     (*rows)[i] = tokenizer_->encode(texts[i], max_len, &full);
-    if (full_tokens) (*full_tokens)[i] = full;
+    if (full_tokens) full_tokens[i] = full;
     if (static_cast<int64_t>((*rows)[i].size()) < full) {
       ++*truncated;
       enc_warning_ += (enc_warning_.empty() ? "" : "; ") + std::string("text ") +
-                      std::to_string(i) + " has " + std::to_string(full) +
+                      std::to_string(first + i) + " has " + std::to_string(full) +
                       " tokens, truncated to the maximum sequence length " +
                       std::to_string(max_len);
     }
@@ -148,6 +162,7 @@ Status Model::set_text_inputs(const std::vector<std::vector<int64_t>>& rows, con
 Status Model::encode(const char* const* texts, int n, int64_t max_len, kiln_encoding* out) {
   std::vector<std::vector<int64_t>> rows;
   int32_t truncated = 0;
+  enc_warning_.clear();
   KILN_RT_TRY(tokenize(texts, n, max_len, &rows, &truncated));
   size_t seq = 0;
   for (const auto& row : rows) seq = std::max(seq, row.size());

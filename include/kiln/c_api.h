@@ -132,6 +132,13 @@ int32_t kiln_model_has_tokenizer(const kiln_model* model);
  * out->num_truncated / out->warning (not an error). out may be NULL. */
 kiln_status kiln_model_encode(kiln_model* model, const char* const* texts, int32_t n,
                               int32_t max_len, kiln_encoding* out);
+/* Token counts of n NUL-terminated UTF-8 texts before truncation, special tokens included
+ * (what kiln_model_embed_text_tokens reports as full_tokens after an embed): full_tokens[i].
+ * It reads only the tokenizer that load fixed, so unlike encode and embed it may be called
+ * from any thread, also while another call uses the model (kiln-rt serve checks a request's
+ * lengths on its HTTP thread while the model embeds others). */
+kiln_status kiln_model_count_tokens(const kiln_model* model, const char* const* texts, int32_t n,
+                                    int64_t* full_tokens);
 
 /* ---- Sentence embeddings (artifacts with a tokenizer and model.json "pooling") ---- */
 

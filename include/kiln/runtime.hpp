@@ -190,6 +190,14 @@ class Model {
     return out;
   }
 
+  // Each text's token count before truncation (kiln_model_count_tokens: any thread).
+  std::vector<int64_t> count_tokens(const std::vector<const char*>& texts) const {
+    std::vector<int64_t> full(texts.size());
+    check(kiln_model_count_tokens(model_, texts.data(), static_cast<int32_t>(texts.size()),
+                                  full.data()));
+    return full;
+  }
+
   // Per text of the last embed: its tokens after truncation; *full (if given) before.
   std::vector<int64_t> embed_text_tokens(size_t n, std::vector<int64_t>* full = nullptr) {
     std::vector<int64_t> tokens(n);

@@ -6,6 +6,7 @@
 // Runs natively and, in the cross build, under qemu (Cortex-A72 and A76).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -185,12 +186,64 @@ TEST(Embed, TokensPerTextOfTheLastEmbed) {
   }
   expect_error(kiln_model_embed_text_tokens(m.get(), 5, tokens, nullptr), KILN_ERROR_STATE,
                "embedded 6 texts, not 5");
+  // kiln_model_count_tokens: the same untruncated counts, from the tokenizer alone
+  std::vector<const char*> ptrs;
+  for (const std::string& t : kTexts) ptrs.push_back(t.c_str());
+  EXPECT_EQ(m.count_tokens(ptrs), full);
+  const char* null_text[] = {nullptr};
+  expect_error(kiln_model_count_tokens(m.get(), null_text, 1, tokens), KILN_ERROR_INVALID_ARGUMENT,
+               "text 0 is NULL");
+  expect_error(kiln_model_count_tokens(m.get(), ptrs.data(), 0, tokens),
+               KILN_ERROR_INVALID_ARGUMENT, "n < 1");
+  expect_error(kiln_model_count_tokens(m.get(), ptrs.data(), 1, nullptr),
+               KILN_ERROR_INVALID_ARGUMENT, "full_tokens is NULL");
   // a failed embed leaves nothing to read
   float out[kHidden];
   const std::vector<const char*> bad = {nullptr};
   EXPECT_NE(embed_status(m.get(), bad, out, kHidden), KILN_OK);
   expect_error(kiln_model_embed_text_tokens(m.get(), 1, tokens, nullptr), KILN_ERROR_STATE,
                "did not succeed");
+  remove_tree(dir);
+}
+
+TEST(Embed, CallsOfSeveralChunksGiveTheSameVectorsAndNameTextsByTheirIndex) {
+  // 2,500 texts: embed tokenizes and sorts them in chunks of 1,024 (two full, one partial)
+  const std::string dir =
+      make_artifact("embed_chunks", {{"mode", "mean"}, {"output", "hidden"}, {"normalize", true}});
+  Model m(dir);
+  const std::vector<float> base = m.embed(kTexts);  // one chunk
+  std::vector<std::string> many;
+  for (size_t i = 0; i < 2500; ++i) many.push_back(kTexts[i * 5 % kTexts.size()]);
+  kiln_embed_stats stats{};
+  const kiln_embed_options pairs{2, 0};
+  const std::vector<float> v = m.embed(many, &pairs, &stats);
+  std::vector<int64_t> full;
+  const std::vector<int64_t> tokens = m.embed_text_tokens(many.size(), &full);
+  const std::vector<int64_t> base_tokens = m.count_tokens({"hello world"});
+  int truncated = 0;
+  for (size_t i = 0; i < many.size(); ++i) {
+    SCOPED_TRACE(i);
+    const size_t t = i * 5 % kTexts.size();
+    ASSERT_TRUE(std::equal(v.begin() + i * kHidden, v.begin() + (i + 1) * kHidden,
+                           base.begin() + t * kHidden));
+    EXPECT_EQ(full[i], t == 4 ? 21 : tokens[i]);
+    truncated += t == 4;
+  }
+  EXPECT_EQ(tokens[0], base_tokens[0]);
+  EXPECT_EQ(stats.num_truncated, truncated);
+  EXPECT_EQ(stats.runs, 1250);  // chunks are whole runs: none is cut short at a chunk's end
+  // warnings and errors name a text by its index in the call, not in its chunk
+  size_t late = many.size() - 1;  // the last copy of text 4, in the third chunk
+  while (late * 5 % kTexts.size() != 4) --late;
+  ASSERT_GT(late, 2048u);
+  EXPECT_NE(std::string(stats.warning).find("text " + std::to_string(late) + " has 21 tokens"),
+            std::string::npos);
+  std::vector<const char*> ptrs;
+  for (const std::string& t : many) ptrs.push_back(t.c_str());
+  ptrs[1500] = nullptr;
+  std::vector<float> out(many.size() * kHidden);
+  expect_error(embed_status(m.get(), ptrs, out.data(), static_cast<int64_t>(out.size())),
+               KILN_ERROR_INVALID_ARGUMENT, "text 1500 is NULL");
   remove_tree(dir);
 }
 
@@ -202,6 +255,10 @@ TEST(Embed, ArtifactsThatCannotEmbed) {
     Model m(dir);
     float out[kHidden];
     expect_error(embed_status(m.get(), {"hello"}, out, kHidden), KILN_ERROR_STATE,
+                 "the artifact has no tokenizer");
+    const char* hello[] = {"hello"};
+    int64_t full = 0;
+    expect_error(kiln_model_count_tokens(m.get(), hello, 1, &full), KILN_ERROR_STATE,
                  "the artifact has no tokenizer");
   }
   remove_tree(dir);

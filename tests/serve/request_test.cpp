@@ -152,14 +152,37 @@ TEST(Request, ChecksAgainstTheModel) {
   EXPECT_TRUE(check_request(Api::kTei, r, model, &e));
 
   r.inputs = {"a", "b"};
-  EXPECT_TRUE(check_truncation(r, {16, 3}, {40, 3}, &e));  // truncate: true (default)
+  EXPECT_TRUE(check_truncation(r, {40, 3}, 16, &e));  // truncate: true (default)
   r.truncate = false;
-  EXPECT_TRUE(check_truncation(r, {16, 3}, {16, 3}, &e));
-  EXPECT_FALSE(check_truncation(r, {3, 16}, {3, 40}, &e));
+  EXPECT_TRUE(check_truncation(r, {16, 3}, 16, &e));
+  EXPECT_TRUE(check_truncation(r, {40, 3}, 0, &e));  // no maximum known
+  EXPECT_FALSE(check_truncation(r, {3, 40}, 16, &e));
   EXPECT_EQ(e.status, 413);
   EXPECT_NE(e.message.find("input 1 has 40 tokens, more than the model's maximum 16"),
             std::string::npos)
       << e.message;
+  EXPECT_EQ(json::parse(error_body(Api::kTei, e))["error_type"], "Validation");
+}
+
+TEST(Response, Models) {
+  ModelInfo model;
+  model.dim = 384;
+  model.max_seq = 128;
+  model.normalizes = true;
+  const json list = json::parse(models_response("mini", 1700000000, model));
+  EXPECT_EQ(list["object"], "list");
+  ASSERT_EQ(list["data"].size(), 1u);
+  const json& m = list["data"][0];
+  EXPECT_EQ(m, json::parse(model_object("mini", 1700000000, model)));
+  EXPECT_EQ(m["id"], "mini");
+  EXPECT_EQ(m["object"], "model");
+  EXPECT_EQ(m["owned_by"], "kiln");
+  EXPECT_EQ(m["created"], 1700000000);
+  EXPECT_EQ(m["dim"], 384);
+  EXPECT_EQ(m["max_tokens"], 128);
+  EXPECT_EQ(m["normalized"], true);
+  // a name that is not UTF-8 (--model-name is the user's) is replaced, not thrown
+  EXPECT_NO_THROW(json::parse(models_response("bad\xff", 0, model)));
 }
 
 TEST(Response, OpenAIFloatAndBase64) {

@@ -130,11 +130,41 @@ def test_tei_embed(server, art):
     np.testing.assert_allclose(np.array(json.loads(body), dtype=np.float32), want, atol=1e-6)
     status, _, body = c.post("/embed", {"inputs": "hello world", "truncate": True})
     np.testing.assert_allclose(np.array(json.loads(body)[0]), want[0], atol=1e-6)
-    # truncate: false and a text past the maximum: 413 naming it; normalize: false cannot be
+    # truncate: false and a text past the maximum: 413 naming it (TEI's status and error_type),
+    # decided before queueing: the model runs nothing for it; normalize: false cannot be
+    before = c.request("GET", "/metrics")[2].decode()
     status, _, body = c.post("/embed", {"inputs": ["a", LONG], "truncate": False})
-    assert status == 413 and "input 1 has 62 tokens" in json.loads(body)["error"], body
+    assert status == 413, body
+    d = json.loads(body)
+    assert d["error_type"] == "Validation", d
+    assert "input 1 has 62 tokens, more than the model's maximum 32" in d["error"], d
+    after = c.request("GET", "/metrics")[2].decode()
+    for name in ("kiln_batches_total", "kiln_texts_total", "kiln_model_runs_total"):
+        assert metric(after, name) == metric(before, name), name
+    status, _, body = c.post("/embed", {"inputs": ["a", TEXTS[1]], "truncate": False})
+    assert status == 200, body
+    np.testing.assert_allclose(np.array(json.loads(body), dtype=np.float32), want[[4, 1]],
+                               atol=1e-6)
     status, _, body = c.post("/embed", {"inputs": "a", "normalize": False})
     assert status == 400 and json.loads(body)["error_type"] == "Validation", body
+
+
+def test_models(server):
+    """GET /v1/models in OpenAI's list format; GET /v1/models/ID the one model or a 404."""
+    c = server.client()
+    status, headers, body = c.request("GET", "/v1/models")
+    assert status == 200 and headers["content-type"] == "application/json", body
+    d = json.loads(body)
+    assert d["object"] == "list" and len(d["data"]) == 1, d
+    m = d["data"][0]
+    assert m["id"] == "mini" and m["object"] == "model" and m["owned_by"] == "kiln", m
+    assert isinstance(m["created"], int) and abs(m["created"] - time.time()) < 24 * 3600, m
+    assert m["dim"] == 32 and m["max_tokens"] == MAX_SEQ and m["normalized"] is True, m
+    status, _, body = c.request("GET", "/v1/models/mini")
+    assert status == 200 and json.loads(body) == m, body
+    status, headers, body = c.request("GET", "/v1/models/gpt-4")
+    assert status == 404 and headers["content-type"] == "application/json", body
+    assert "no model 'gpt-4' (this server serves 'mini')" in json.loads(body)["error"]["message"]
 
 
 BAD = [  # (path, body, status, part of the message)
@@ -323,6 +353,8 @@ def test_api_key(art, tmp_path):
         assert s.client(key="s3cret-kez").post("/v1/embeddings", {"input": "a"})[0] == 401
         assert s.client(key="s3cret").post("/embed", {"inputs": "a"})[0] == 401
         assert s.client().request("GET", "/metrics")[0] == 401
+        assert s.client().request("GET", "/v1/models")[0] == 401
+        assert s.client(key="s3cret-key").request("GET", "/v1/models")[0] == 200
         assert s.client().request("GET", "/health")[0] == 200  # liveness stays open
         assert s.client(key="s3cret-key").post("/v1/embeddings", {"input": "a"})[0] == 200
         assert s.client(key="s3cret-key").request("GET", "/metrics")[0] == 200

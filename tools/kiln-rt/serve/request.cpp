@@ -198,14 +198,14 @@ bool check_request(Api api, const EmbedRequest& request, const ModelInfo& model,
   return true;
 }
 
-bool check_truncation(const EmbedRequest& request, const std::vector<int64_t>& tokens,
-                      const std::vector<int64_t>& full_tokens, ApiError* error) {
-  if (request.truncate) return true;
-  for (size_t i = 0; i < tokens.size() && i < full_tokens.size(); ++i)
-    if (full_tokens[i] > tokens[i])
+bool check_truncation(const EmbedRequest& request, const std::vector<int64_t>& full_tokens,
+                      int64_t max_seq, ApiError* error) {
+  if (request.truncate || max_seq <= 0) return true;
+  for (size_t i = 0; i < full_tokens.size(); ++i)
+    if (full_tokens[i] > max_seq)
       return fail(error, 413,
                   "input " + std::to_string(i) + " has " + std::to_string(full_tokens[i]) +
-                      " tokens, more than the model's maximum " + std::to_string(tokens[i]) +
+                      " tokens, more than the model's maximum " + std::to_string(max_seq) +
                       " (send \"truncate\": true to cut it)");
   return true;
 }
@@ -262,6 +262,29 @@ std::string tei_response(const float* vectors, size_t n, int64_t dim) {
   }
   out += ']';
   return out;
+}
+
+namespace {
+
+json model_json(const std::string& name, int64_t created, const ModelInfo& model) {
+  return {{"id", name},
+          {"object", "model"},
+          {"created", created},
+          {"owned_by", "kiln"},
+          {"dim", model.dim},
+          {"max_tokens", model.max_seq},
+          {"normalized", model.normalizes}};
+}
+
+}  // namespace
+
+std::string model_object(const std::string& name, int64_t created, const ModelInfo& model) {
+  return model_json(name, created, model).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string models_response(const std::string& name, int64_t created, const ModelInfo& model) {
+  const json j = {{"object", "list"}, {"data", json::array({model_json(name, created, model)})}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string base64_encode(const void* data, size_t size) {

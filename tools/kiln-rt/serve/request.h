@@ -52,10 +52,11 @@ struct ModelInfo {
 // "normalize": false cannot undo an artifact's own normalisation.
 bool check_request(Api api, const EmbedRequest& request, const ModelInfo& model, ApiError* error);
 
-// After embedding, TEI "truncate": false: a text that had more tokens than max_seq (full_tokens[i]
-// > tokens[i]) is an error (413), named with its token count.
-bool check_truncation(const EmbedRequest& request, const std::vector<int64_t>& tokens,
-                      const std::vector<int64_t>& full_tokens, ApiError* error);
+// TEI "truncate": false, before the request is queued: a text with more tokens than max_seq
+// (full_tokens[i], counted by the tokenizer on the HTTP thread) is an error (413, as TEI answers),
+// named with its token count. True when the request truncates or max_seq is 0 (unbounded).
+bool check_truncation(const EmbedRequest& request, const std::vector<int64_t>& full_tokens,
+                      int64_t max_seq, ApiError* error);
 
 // The JSON error body: OpenAI {"error": {"message", "type", "code"}}, TEI {"error", "error_type"}.
 std::string error_body(Api api, const ApiError& error);
@@ -67,6 +68,11 @@ std::string openai_response(const EmbedRequest& request, const float* vectors, i
                             const std::vector<int64_t>& tokens, const std::string& model_name);
 // TEI: [[...], ...].
 std::string tei_response(const float* vectors, size_t n, int64_t dim);
+// GET /v1/models (OpenAI's list): {"object": "list", "data": [model_object]}; GET
+// /v1/models/NAME: model_object, {"id": name, "object": "model", "created": unix seconds,
+// "owned_by": "kiln"} plus the model's "dim", "max_tokens" and "normalized".
+std::string model_object(const std::string& name, int64_t created, const ModelInfo& model);
+std::string models_response(const std::string& name, int64_t created, const ModelInfo& model);
 
 std::string base64_encode(const void* data, size_t size);
 

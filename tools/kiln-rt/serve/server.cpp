@@ -3,7 +3,10 @@
 // embedding request is parsed and checked there (serve/request.h), then queued for the one
 // worker thread that owns the model (serve/embed_queue.h), which embeds micro-batches of
 // requests up to a token budget. GET /health and GET /metrics (serve/metrics.h) never touch the
-// model. SIGINT / SIGTERM stop accepting, finish the requests in hand and return.
+// model; GET /v1/models lists the one model (OpenAI's format). TEI "truncate": false is checked
+// on the HTTP thread before queueing (kiln_model_count_tokens reads only the tokenizer, so it runs
+// beside the worker's embed). SIGINT / SIGTERM stop accepting, finish the requests in hand and
+// return.
 // httplib listens with a backlog of 5: a burst of 16 connections on a busy machine got resets
 // (bench/serve_bench.py's warm-up at load average 15).
 #define CPPHTTPLIB_LISTEN_BACKLOG 128
@@ -108,8 +111,9 @@ void l2_normalize(std::vector<float>* v, int64_t dim) {
 }
 
 const char* endpoint_label(const std::string& path) {
-  for (const char* known : {"/v1/embeddings", "/embed", "/health", "/metrics"})
+  for (const char* known : {"/v1/embeddings", "/embed", "/health", "/metrics", "/v1/models"})
     if (path == known) return known;
+  if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
   return "other";
 }
 
@@ -126,6 +130,7 @@ class Server {
  public:
   Server(const ServeArgs& a, Model* model, const serve::ModelInfo& info, std::string key)
       : args_(a),
+        model_(model),
         info_(info),
         key_(std::move(key)),
         name_(a.model_name.empty() ? fs::absolute(a.dir).lexically_normal().filename().string()
@@ -138,6 +143,9 @@ class Server {
                  metrics_.batch(jobs, texts, s.tokens, s.padded_tokens, s.runs, seconds);
                }) {
     if (name_.empty()) name_ = "kiln";
+    created_ = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
     limits_.max_inputs = static_cast<size_t>(a.max_inputs);
     limits_.max_input_bytes = static_cast<size_t>(a.max_input_bytes);
     setup();
@@ -206,6 +214,16 @@ class Server {
                                 {"queue_depth", queue_.depth()}};
       res.set_content(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
     });
+    http_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(serve::models_response(name_, created_, info_), kJson);
+    });
+    http_.Get("/v1/models/(.+)", [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string id = req.matches[1].str();
+      if (id != name_)
+        return reply_error(Api::kOpenAI, 404,
+                           "no model '" + id + "' (this server serves '" + name_ + "')", res);
+      res.set_content(serve::model_object(name_, created_, info_), kJson);
+    });
     http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics_.render(queue_.depth(), static_cast<size_t>(args_.max_queue)),
                       "text/plain; version=0.0.4");
@@ -216,7 +234,7 @@ class Server {
       std::string message = httplib::status_message(res.status);
       if (res.status == 404)
         message = "no endpoint " + req.method + " " + req.path +
-                  " (POST /v1/embeddings, POST /embed, GET /health, GET /metrics)";
+                  " (POST /v1/embeddings, POST /embed, GET /v1/models, GET /health, GET /metrics)";
       else if (res.status == 413)
         message = "the body exceeds " + std::to_string(args_.max_body) + " bytes (--max-body)";
       reply_error(api_of(req.path), res.status, message, res);
@@ -245,6 +263,8 @@ class Server {
     if (!serve::parse_request(api, req.body, limits_, &request, &error) ||
         !serve::check_request(api, request, info_, &error))
       return reply_error(api, error.status, error.message, res);
+    if (!request.truncate && !check_lengths(request, &error))
+      return reply_error(api, error.status, error.message, res);
     auto job = std::make_shared<serve::EmbedJob>();
     job->texts = std::move(request.inputs);
     if (!queue_.submit(job)) {
@@ -257,8 +277,6 @@ class Server {
     job->wait();
     request.inputs = std::move(job->texts);
     if (job->error_status != 0) return reply_error(api, job->error_status, job->error, res);
-    if (!serve::check_truncation(request, job->tokens, job->full_tokens, &error))
-      return reply_error(api, error.status, error.message, res);
     if (api == Api::kTei) {
       if (request.normalize && !info_.normalizes) l2_normalize(&job->vectors, info_.dim);
       res.set_content(serve::tei_response(job->vectors.data(), request.inputs.size(), info_.dim),
@@ -270,7 +288,24 @@ class Server {
     }
   }
 
+  // TEI "truncate": false: every text within the model's maximum, counted by the tokenizer here
+  // (kiln_model_count_tokens may run while the worker embeds), so a refused request never waits
+  // in the queue nor costs a model run.
+  bool check_lengths(const serve::EmbedRequest& request, ApiError* error) const {
+    std::vector<const char*> texts;
+    texts.reserve(request.inputs.size());
+    for (const std::string& t : request.inputs) texts.push_back(t.c_str());
+    std::vector<int64_t> full(texts.size());
+    if (kiln_model_count_tokens(model_->get(), texts.data(), static_cast<int32_t>(texts.size()),
+                                full.data()) != KILN_OK) {
+      *error = ApiError{422, kiln_last_error()};
+      return false;
+    }
+    return serve::check_truncation(request, full, info_.max_seq, error);
+  }
+
   const ServeArgs args_;
+  Model* const model_;
   const serve::ModelInfo info_;
   const std::string key_;
   std::string name_;
@@ -279,6 +314,7 @@ class Server {
   serve::EmbedQueue queue_;
   httplib::Server http_;
   int threads_ = 0;
+  int64_t created_ = 0;  // GET /v1/models "created": when the server started
 };
 
 // SIGINT / SIGTERM blocked in this thread and every thread started while it lives (the model's
