@@ -126,6 +126,8 @@ def _library(artifact_dir=None):
         "kiln_model_encode": ([P, ctypes.POINTER(ctypes.c_char_p), I32, I32,
                                ctypes.POINTER(_Encoding)], STATUS),
         "kiln_model_embedding_dim": ([P, ctypes.POINTER(ctypes.c_int64)], STATUS),
+        "kiln_model_count_tokens": ([P, ctypes.POINTER(ctypes.c_char_p), I32,
+                                     ctypes.POINTER(ctypes.c_int64)], STATUS),
         "kiln_model_embed": ([P, ctypes.POINTER(ctypes.c_char_p), I32,
                               ctypes.POINTER(_EmbedOptions), ctypes.POINTER(ctypes.c_float),
                               ctypes.c_int64, ctypes.POINTER(_EmbedStats)], STATUS),
@@ -135,6 +137,19 @@ def _library(artifact_dir=None):
         fn.argtypes, fn.restype = args, res
     _lib = lib
     return lib
+
+
+def _text_list(texts, what):
+    """texts (a str or an iterable of str) as a non-empty list; errors name the call and text."""
+    if isinstance(texts, (str, bytes)):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        raise ValueError(f"{what}: no texts (an empty list)")
+    for i, t in enumerate(texts):
+        if not isinstance(t, (str, bytes)):
+            raise TypeError(f"{what}: text {i} is a {type(t).__name__}, not a str")
+    return texts
 
 
 def _check(status):
@@ -299,14 +314,7 @@ class Module:
         --pooling / --normalize, or kiln.compile(SentenceTransformer)). Texts longer than the
         compiled maximum are truncated with a KilnWarning. stats: a dict to receive tokens,
         padded_tokens, runs and truncated."""
-        if isinstance(texts, (str, bytes)):
-            texts = [texts]
-        texts = list(texts)
-        if not texts:
-            raise ValueError("embed: no texts (an empty list)")
-        for i, t in enumerate(texts):
-            if not isinstance(t, (str, bytes)):
-                raise TypeError(f"embed: text {i} is a {type(t).__name__}, not a str")
+        texts = _text_list(texts, "embed")
         raw = _c_texts(texts)
         dim = ctypes.c_int64()
         _check(self._lib.kiln_model_embedding_dim(self._handle, ctypes.byref(dim)))
@@ -322,6 +330,15 @@ class Module:
             stats.update(tokens=info.tokens, padded_tokens=info.padded_tokens, runs=info.runs,
                          truncated=info.num_truncated)
         return out
+
+    def count_tokens(self, texts):
+        """Tokens of each text (a str or a list of str) before truncation, special tokens
+        included: a list of int, for a caller that splits or rejects long texts before embed."""
+        texts = _text_list(texts, "count_tokens")
+        counts = (ctypes.c_int64 * len(texts))()
+        _check(self._lib.kiln_model_count_tokens(self._handle, _c_texts(texts), len(texts),
+                                                 counts))
+        return list(counts)
 
     @property
     def embedding_dim(self):

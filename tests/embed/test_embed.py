@@ -250,6 +250,17 @@ def test_no_pooling(fp32, tmp_path):
             call()
 
 
+def test_count_tokens_before_truncation(fp32, mean_st):
+    """Token counts with special tokens and before truncation: the model's own tokenizer's."""
+    m = kiln.runtime.load(str(fp32))
+    want = [len(mean_st.tokenizer(t)["input_ids"]) for t in TEXTS]
+    assert m.count_tokens(TEXTS) == want
+    assert max(want) > MAX_SEQ  # text 4: what embed truncates is counted in full
+    assert m.count_tokens("one") == [len(mean_st.tokenizer("one")["input_ids"])]
+    with pytest.raises(TypeError, match="count_tokens: text 1 is a int"):
+        m.count_tokens(["a", 3])
+
+
 def test_bad_texts(fp32):
     m = kiln.runtime.load(str(fp32))
     with pytest.raises(ValueError, match="no texts"):
