@@ -7,8 +7,10 @@
 # and fails the script: fix it, then commit the input to tests/fuzz/regressions/<target>/.
 #
 # usage: scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: all of them by default)
-# Env: JOBS (build parallelism, default nproc), FUZZ_ARGS (more libFuzzer flags), KILN_FUZZ_BUILD
-# (build directory, default build-fuzz; its corpus/ and crashes/ go with it).
+# Env: JOBS (build parallelism, default nproc), FUZZ_ARGS (more libFuzzer flags), FUZZ_RUNS (stop
+# fuzzing a target after this many executions, or SECONDS, whichever comes first: not in FUZZ_ARGS,
+# where libFuzzer would replay each seed that many times), KILN_FUZZ_BUILD (build directory,
+# default build-fuzz; its corpus/ and crashes/ go with it).
 # One fuzzer runs at a time, at nice 10. The last line sums up executions and failures.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +67,8 @@ for t in "${TARGETS[@]}"; do
     continue
   }
   echo "=== fuzz $t: ${SECONDS_EACH} s ==="
-  if nice -n 10 "$fuzzer" "${common[@]}" -max_total_time="$SECONDS_EACH" ${FUZZ_ARGS:-} \
+  if nice -n 10 "$fuzzer" "${common[@]}" -max_total_time="$SECONDS_EACH" \
+    ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} ${FUZZ_ARGS:-} \
     "$work" "$seeds" "$regressions" >"$log" 2>&1; then
     status=ok
   else
