@@ -78,6 +78,7 @@ TEST(Request, MalformedBodies) {
     expect_refused(api, "", 400, "empty body");
     expect_refused(api, "{", 400, "malformed JSON");
     expect_refused(api, "{\"input\": \"a\",}", 400, "malformed JSON");
+    expect_refused(api, "{\"input\": 1e999999}", 400, "malformed JSON");  // overflows a double
     expect_refused(api, "[\"a\"]", 400, "expected a JSON object, got array");
     expect_refused(api, "\"a\"", 400, "expected a JSON object, got string");
     expect_refused(api, "null", 400, "expected a JSON object, got null");

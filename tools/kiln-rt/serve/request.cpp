@@ -169,7 +169,8 @@ bool parse_request(Api api, std::string_view body, const RequestLimits& limits,
   json doc;
   try {
     doc = json::parse(body.begin(), body.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception&
+               e) {  // parse_error, and out_of_range for a number too large for a double
     // nlohmann quotes the bytes it stopped at: keep the message ASCII (they may not be UTF-8)
     std::string what = e.what();
     for (char& c : what)
