@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
 #include <regex>
 #include <utility>
 #include <vector>
@@ -140,20 +141,23 @@ bool contains(const std::string& s, const char* what) {
   return s.find(what) != std::string::npos;
 }
 
-// The line of ssh's stderr that says what went wrong (the last one mentioning `key`, else the
-// last line).
-std::string ssh_said(const std::string& err, const char* key) {
-  std::string line;
-  size_t pos = 0;
-  while (pos < err.size()) {
-    size_t end = err.find('\n', pos);
-    if (end == std::string::npos) end = err.size();
-    std::string l = err.substr(pos, end - pos);
-    if (!l.empty() && l.back() == '\r') l.pop_back();
-    if (key && contains(l, key)) line = l;
-    pos = end + 1;
+// The line of ssh's stderr that says what went wrong: the last one holding the first of `keys`
+// found, else the last line.
+std::string ssh_said(const std::string& err, std::initializer_list<const char*> keys) {
+  for (const char* key : keys) {
+    std::string line;
+    size_t pos = 0;
+    while (pos < err.size()) {
+      size_t end = err.find('\n', pos);
+      if (end == std::string::npos) end = err.size();
+      std::string l = err.substr(pos, end - pos);
+      if (!l.empty() && l.back() == '\r') l.pop_back();
+      if (contains(l, key)) line = l;
+      pos = end + 1;
+    }
+    if (!line.empty()) return line;
   }
-  return line.empty() ? last_line(err) : line;
+  return last_line(err);
 }
 
 class SshRunner : public Runner {
@@ -287,23 +291,25 @@ class SshRunner : public Runner {
     if (contains(e, "Permission denied ("))
       return Status::error(
           "ssh runner uses key authentication only: " + destination() +
-          " accepted none of the keys ssh offered (ssh said: " + ssh_said(e, "Permission denied") +
+          " accepted none of the keys ssh offered (ssh said: " +
+          ssh_said(e, {"Permission denied"}) +
           "). Add your public key to the board's ~/.ssh/authorized_keys (ssh-copy-id), or name "
           "the key (IdentityFile) in a file given with --ssh-config; kiln never asks for a "
           "password");
     if (contains(e, "Host key verification failed") || contains(e, "host key is known") ||
         contains(e, "HOST IDENTIFICATION HAS CHANGED"))
-      return Status::error("the host key of " + host_port() +
-                           " is not known (or has changed), and kiln never accepts one on its "
-                           "own: ssh to it once by hand to check and accept its key, or give a "
-                           "UserKnownHostsFile in --ssh-config (ssh said: " +
-                           ssh_said(e, "ost key") + ")");
+      return Status::error(
+          "the host key of " + host_port() +
+          " is not known (or has changed), and kiln never accepts one on its "
+          "own: ssh to it once by hand to check and accept its key, or give a "
+          "UserKnownHostsFile in --ssh-config (ssh said: " +
+          ssh_said(e, {"host key is known", "IDENTIFICATION HAS CHANGED", "ost key"}) + ")");
     for (const char* unreachable :
          {"Connection refused", "Connection timed out", "timed out", "No route to host",
           "Could not resolve hostname", "Network is unreachable", "Name or service not known"})
       if (contains(e, unreachable))
-        return Status::error("cannot reach " + host_port() + " over ssh (" + what +
-                             "; ssh said: " + ssh_said(e, unreachable) + ")");
+        return Status::error("cannot reach " + host_port() +
+                             " over ssh (ssh said: " + ssh_said(e, {unreachable}) + ")");
     std::string said = last_line(e);
     return Status::error("ssh to " + describe() + " failed while " + what + " (exit code " +
                          std::to_string(p.exit_code) + ")" +
