@@ -1,7 +1,6 @@
 // Builds the deploy bundle; see bundle.h.
 #include "tools/kiln/bundle.h"
 
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 
 #include "compiler/util/install_layout.h"
 #include "compiler/util/sha256.h"
+#include "tools/kiln/binaries.h"
 
 #ifndef KILN_SOURCE_DIR
 #define KILN_SOURCE_DIR ""
@@ -24,33 +24,6 @@ namespace kiln::tools {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string host_arch() {
-  struct utsname u;
-  if (uname(&u) != 0) return "unknown";
-  std::string m = u.machine;
-  return m == "arm64" ? "aarch64" : m;
-}
-
-// e_machine of an ELF file: "x86_64", "aarch64", another name, or "" if not a 64-bit ELF.
-std::string elf_arch(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  unsigned char h[20] = {};
-  if (!f.read(reinterpret_cast<char*>(h), sizeof h)) return "";
-  if (h[0] != 0x7f || h[1] != 'E' || h[2] != 'L' || h[3] != 'F') return "";
-  const int machine = h[18] | h[19] << 8;
-  if (h[4] == 1) return "32-bit ELF (e_machine " + std::to_string(machine) + ")";
-  if (machine == 62) return "x86_64";
-  if (machine == 183) return "aarch64";
-  return "e_machine " + std::to_string(machine);
-}
-
-fs::path kiln_build_root() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return {};
-  return exe.parent_path().parent_path().parent_path();  // <build>/tools/kiln/kiln
-}
 
 struct RuntimeFiles {
   fs::path library, cli;
