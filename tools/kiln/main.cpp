@@ -22,6 +22,7 @@
 #include "tools/kiln/compile.h"
 #include "tools/kiln/pack_pooling.h"
 #include "tools/kiln/pack_vocab.h"
+#include "tools/kiln/tune_cmd.h"
 #include "tools/kiln/variants.h"
 
 namespace {
@@ -230,6 +231,7 @@ int main(int argc, char** argv) {
     if (cmd == "run" || cmd == "bench" || cmd == "embed" || cmd == "inspect")
       return kiln::tools::rt_main(argc, argv);
     if (cmd == "quant-report") return kiln::tools::quant_report_main(argc - 1, argv + 1);
+    if (cmd == "tune") return kiln::tools::tune_main(argc - 1, argv + 1);
   }
   CLI::App app{"kiln: compile PyTorch transformers (ONNX) into fast artifacts for x86 and aarch64"};
   app.require_subcommand(1);
@@ -278,6 +280,9 @@ int main(int argc, char** argv) {
                 "(measured on an emulation of the INT8 kernels)")
       ->check(CLI::Range(1e-9, 1.0));
   app.add_subcommand("quant-report", "per-Dense INT8 error analysis (kiln quant-report --help)");
+  app.add_subcommand("tune",
+                     "tune kernel schedules on the target CPU, here or on a board over ssh "
+                     "(kiln tune --help)");
   app.add_subcommand("run", "run an artifact on .npy inputs (same as kiln-rt run)");
   app.add_subcommand("bench",
                      "time an artifact (same as kiln-rt bench); bench --compare "

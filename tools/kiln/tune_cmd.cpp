@@ -1,0 +1,316 @@
+// `kiln tune`'s command line: parses and checks the options into TuneArgs, finds the probe for
+// the target, makes the runner (compiler/tune/runner.h) and either asks the probe who it runs on
+// (--identify) or hands over to run_tuning (tune_run.cpp).
+#include "tools/kiln/tune_cmd.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <string>
+#include <type_traits>
+
+#include "compiler/target/target.h"
+#include "compiler/util/install_layout.h"
+#include "tools/kiln/binaries.h"
+
+namespace kiln::tools {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "kiln tune: error: %s\n", message.c_str());
+  return 1;
+}
+
+// "90s", "5m", "1.5h", "300" (seconds) -> seconds; <= 0 on a bad value.
+double parse_budget(const std::string& s) {
+  static const std::regex kBudget("^([0-9]+(\\.[0-9]+)?)([smh]?)$");
+  std::smatch m;
+  if (!std::regex_match(s, m, kBudget)) return -1;
+  const double v = std::stod(m[1]);
+  const std::string unit = m[3];
+  return unit == "h" ? v * 3600 : unit == "m" ? v * 60 : v;
+}
+
+// "0-3,6" -> {0, 1, 2, 3, 6}; an error names the bad part.
+Result<std::vector<int>> parse_cpus(const std::string& s) {
+  static const std::regex kRange("^([0-9]{1,4})(-([0-9]{1,4}))?$");
+  std::set<int> cpus;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    size_t end = s.find(',', pos);
+    if (end == std::string::npos) end = s.size();
+    const std::string part = s.substr(pos, end - pos);
+    std::smatch m;
+    if (!std::regex_match(part, m, kRange))
+      return Status::error("--cpus '" + s + "': '" + part +
+                           "' is not a core number or range (e.g. --cpus 0-3 or --cpus 4,5)");
+    const int lo = std::stoi(m[1]), hi = m[3].matched ? std::stoi(m[3]) : lo;
+    if (hi < lo) return Status::error("--cpus '" + s + "': range '" + part + "' runs backwards");
+    for (int c = lo; c <= hi; ++c) cpus.insert(c);
+    pos = end + 1;
+  }
+  return std::vector<int>(cpus.begin(), cpus.end());
+}
+
+// kiln-tune-probe for `arch`: in the installed package next to kiln, in this build tree
+// (tools/tune-probe/) for the host's architecture; for aarch64 in $KILN_AARCH64_BUILD_DIR,
+// $KILN_AARCH64_RUNTIME_DIR or build-aarch64/ beside this build tree. Checked to be an ELF file
+// for `arch`.
+Result<std::string> find_probe(const std::string& arch, const std::string& given) {
+  const std::string package = util::installed_package_dir();
+  std::vector<fs::path> candidates;
+  std::string how;
+  if (!given.empty()) {
+    candidates = {given};
+  } else if (arch == host_arch()) {
+    if (!package.empty()) candidates.push_back(fs::path(package) / "kiln-tune-probe");
+    candidates.push_back(kiln_build_root() / "tools" / "tune-probe" / "kiln-tune-probe");
+    how = "build it with cmake --build BUILD --target kiln-tune-probe, or give --probe PATH";
+  } else if (arch == "aarch64") {
+    for (const char* env : {"KILN_AARCH64_BUILD_DIR", "KILN_AARCH64_RUNTIME_DIR"})
+      if (const char* dir = std::getenv(env); dir && *dir) {
+        candidates.push_back(fs::path(dir) / "tools" / "tune-probe" / "kiln-tune-probe");
+        candidates.push_back(fs::path(dir) / "kiln-tune-probe");
+      }
+    if (package.empty())
+      candidates.push_back(kiln_build_root().parent_path() / "build-aarch64" / "tools" /
+                           "tune-probe" / "kiln-tune-probe");
+    how =
+        "build it with scripts/build.sh --aarch64, set KILN_AARCH64_BUILD_DIR, or give --probe "
+        "PATH";
+  } else {
+    return Status::error("no kiln-tune-probe for " + arch + " targets: give --probe PATH");
+  }
+  for (const fs::path& p : candidates) {
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec)) continue;
+    const std::string got = elf_arch(p);
+    // A script stands in for the probe in tests; an ELF file must be for the target.
+    if (!got.empty() && got != arch)
+      return Status::error("probe " + p.string() + " is " + got + ", the target needs " + arch);
+    return fs::absolute(p, ec).string();
+  }
+  if (!given.empty()) return Status::error("--probe " + given + ": no such file");
+  std::string looked;
+  for (const fs::path& p : candidates) looked += (looked.empty() ? "" : ", ") + p.string();
+  return Status::error("kiln-tune-probe for " + arch + " not found (looked at " + looked +
+                       "): " + how);
+}
+
+std::string bytes_text(const json& v) {
+  if (!v.is_number()) return v.is_string() ? v.get<std::string>() : v.dump();
+  const double b = v.get<double>();
+  char buf[32];
+  if (b >= 1 << 20 && std::fmod(b, 1 << 20) == 0)
+    std::snprintf(buf, sizeof buf, "%.0f MiB", b / (1 << 20));
+  else if (b >= 1024)
+    std::snprintf(buf, sizeof buf, "%g KiB", b / 1024);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f B", b);
+  return buf;
+}
+
+std::string value_text(const json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+// The probe's identify response for a person: the fields a tuning run cares about first (CPU,
+// its tuning-log key, caches, kernel variants, threads), then whatever else it said.
+void print_identify(const json& r, const kiln::tune::Runner& runner) {
+  std::printf("kiln tune: probe on %s%s\n", runner.describe().c_str(),
+              runner.timings_meaningful() ? "" : " (identify only: timings would be meaningless)");
+  std::set<std::string> shown = {"protocol"};
+  auto take = [&](const char* key) -> const json* {
+    auto it = r.find(key);
+    if (it == r.end()) return nullptr;
+    shown.insert(key);
+    return &*it;
+  };
+  if (const json* cpu = take("cpu")) {
+    if (cpu->is_object()) {
+      std::string name = cpu->value("name", cpu->value("model_name", std::string()));
+      std::printf("  cpu:       %s", name.empty() ? "(no name)" : name.c_str());
+      std::string extra;
+      for (const auto& [k, v] : cpu->items())
+        if (k != "name" && k != "model_name")
+          extra += (extra.empty() ? "" : ", ") + k + " " + value_text(v);
+      std::printf("%s\n", extra.empty() ? "" : (" (" + extra + ")").c_str());
+    } else {
+      std::printf("  cpu:       %s\n", value_text(*cpu).c_str());
+    }
+  }
+  if (const json* key = take("key")) std::printf("  key:       %s\n", value_text(*key).c_str());
+  if (const json* caches = take("caches")) {
+    std::string text;
+    if (caches->is_object()) {
+      for (const auto& [k, v] : caches->items())
+        text += (text.empty() ? "" : ", ") + k + " " + bytes_text(v);
+    } else if (caches->is_array()) {
+      for (const json& c : *caches) {
+        std::string one;
+        if (c.is_object()) {
+          if (c.contains("level")) one += "L" + value_text(c["level"]);
+          if (c.contains("type")) one += value_text(c["type"]).substr(0, 1);
+          if (c.contains("size")) one += " " + bytes_text(c["size"]);
+          if (c.contains("shared_by")) one += " (shared by " + value_text(c["shared_by"]) + ")";
+        } else {
+          one = value_text(c);
+        }
+        text += (text.empty() ? "" : ", ") + one;
+      }
+    } else {
+      text = value_text(*caches);
+    }
+    std::printf("  caches:    %s\n", text.c_str());
+  }
+  if (const json* variants = take("variants")) {
+    std::string text;
+    if (variants->is_array()) {
+      for (const json& v : *variants)
+        text += (text.empty() ? "" : ", ") +
+                (v.is_object() ? v.value("name", v.dump()) : value_text(v));
+    } else if (variants->is_object()) {
+      for (const auto& [k, v] : variants->items()) {
+        std::string list;
+        if (v.is_array())
+          for (const json& x : v)
+            list += (list.empty() ? "" : " ") +
+                    (x.is_object() ? x.value("name", x.dump()) : value_text(x));
+        else
+          list = value_text(v);
+        text += (text.empty() ? "" : "; ") + k + ": " + list;
+      }
+    } else {
+      text = value_text(*variants);
+    }
+    std::printf("  variants:  %s\n", text.c_str());
+  }
+  for (const char* k : {"threads", "max_threads", "cpus_online", "online_cpus"})
+    if (const json* t = take(k))
+      std::printf("  %-10s %s\n", (std::string(k) + ":").c_str(), value_text(*t).c_str());
+  for (const auto& [k, v] : r.items())
+    if (!shown.count(k)) std::printf("  %-10s %s\n", (k + ":").c_str(), value_text(v).c_str());
+}
+
+}  // namespace
+
+int tune_main(int argc, char** argv) {
+  CLI::App app{
+      "kiln tune: measure kernel schedules for a model on the target CPU (this machine, or a "
+      "board over ssh) and write a tuning log for `kiln compile --tuning-log`"};
+  app.name("kiln tune");
+  TuneArgs a;
+  std::string seq, batch, threads;
+  app.add_option("model", a.model, "ONNX model file (not needed with --identify)");
+  app.add_option("--target", a.target,
+                 "native | x86-64-v3 | x86-64-v4 | aarch64 | rpi4 | rpi5 (default native)");
+  app.add_option("--runner", a.runner,
+                 "where the probe runs: local (default) | ssh://[user@]host[:port] (a board, "
+                 "key authentication only; the probe is copied to a temporary directory there "
+                 "and removed afterwards) | qemu:<cpu> (tests only: timings meaningless)");
+  app.add_option("--probe", a.probe,
+                 "kiln-tune-probe built for the target (default: the one next to kiln, or in "
+                 "the aarch64 build for aarch64 targets)");
+  app.add_option("--ssh-config", a.ssh_config, "ssh_config file for ssh and scp (ssh -F FILE)");
+  app.add_option("--budget", a.budget, "time budget: 90s, 5m, 1h (default 5m)");
+  app.add_option("--seq", seq, "sequence lengths to tune for, e.g. 128 or 16,128");
+  app.add_option("--batch", batch, "batch sizes to tune for, e.g. 1 or 1,8");
+  app.add_option("--threads", threads, "thread counts to try, e.g. 1,2,4");
+  app.add_option("--cpus", a.cpus, "pin the probe to these cores, e.g. 0-3 or 4,5");
+  app.add_option("--quantize", a.quantize, "int8: tune the INT8 artifact's kernels (default none)");
+  app.add_option("-o,--output", a.output, "the tuning log to write (tuning.json)");
+  app.add_flag("--identify", a.identify,
+               "only ask the probe which CPU it runs on (name, tuning-log key, caches, kernel "
+               "variants, threads)");
+  app.add_flag("--json", a.json, "with --identify: print the probe's JSON response as it is");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  a.budget_seconds = parse_budget(a.budget);
+  if (a.budget_seconds <= 0)
+    return fail("--budget '" + a.budget + "': expected a duration such as 90s, 5m or 1h");
+  auto int_list = [](const std::string& s, const char* option,
+                     auto* out) -> Status {  // "16,128" -> {16, 128}, each >= 1
+    static const std::regex kList("^[0-9]{1,9}(,[0-9]{1,9})*$");
+    if (s.empty()) return Status::ok();
+    if (!std::regex_match(s, kList))
+      return Status::error(std::string(option) + " '" + s +
+                           "': expected positive numbers separated by commas");
+    size_t pos = 0;
+    while (pos < s.size()) {
+      size_t end = s.find(',', pos);
+      if (end == std::string::npos) end = s.size();
+      const long long v = std::stoll(s.substr(pos, end - pos));
+      if (v < 1) return Status::error(std::string(option) + " '" + s + "': values start at 1");
+      out->push_back(static_cast<typename std::decay_t<decltype(*out)>::value_type>(v));
+      pos = end + 1;
+    }
+    return Status::ok();
+  };
+  for (Status s : {int_list(seq, "--seq", &a.seq), int_list(batch, "--batch", &a.batch),
+                   int_list(threads, "--threads", &a.threads)})
+    if (!s) return fail(s.message());
+  if (!a.cpus.empty()) {
+    auto cpus = parse_cpus(a.cpus);
+    if (!cpus) return fail(cpus.status().message());
+    a.cpu_list = cpus.value();
+  }
+  if (a.quantize != "none" && a.quantize != "int8")
+    return fail("unknown --quantize value '" + a.quantize + "' (expected int8 or none)");
+  if (a.json && !a.identify) return fail("--json goes with --identify");
+  if (!a.identify) {
+    if (a.model.empty()) return fail("give MODEL.onnx to tune (or --identify)");
+    if (a.output.empty()) return fail("give -o tuning.json, the tuning log to write");
+  }
+  if (const char* t = std::getenv("KILN_TUNE_PROBE_TIMEOUT"); t && *t) {
+    char* end = nullptr;
+    const long v = std::strtol(t, &end, 10);
+    if (*end || v < 1 || v > 86400)
+      return fail(std::string("KILN_TUNE_PROBE_TIMEOUT='") + t + "': expected seconds, 1..86400");
+    a.probe_timeout_seconds = int(v);
+  }
+  auto target = kiln::target::target_from_name(a.target);
+  if (!target) return fail(target.status().message());
+  a.target_arch = target->arch;
+  if (a.runner == "local" && a.target_arch != host_arch())
+    return fail("--runner local runs the probe on this " + host_arch() + " machine, but --target " +
+                a.target + " is " + a.target_arch +
+                ": use --runner ssh://user@board (or qemu:<cpu> in tests)");
+  if (a.runner.rfind("qemu:", 0) == 0 && a.target_arch != "aarch64")
+    return fail("--runner " + a.runner + " emulates aarch64; --target " + a.target + " is " +
+                a.target_arch);
+  auto probe = find_probe(a.target_arch, a.probe);
+  if (!probe) return fail(probe.status().message());
+  a.probe = probe.value();
+
+  kiln::tune::RunnerOptions o;
+  o.url = a.runner;
+  o.probe = a.probe;
+  o.ssh_config = a.ssh_config;
+  o.timeout_seconds = a.probe_timeout_seconds;
+  auto runner = kiln::tune::make_runner(o);
+  if (!runner) return fail(runner.status().message());
+  if (!a.identify) return run_tuning(a, *runner.value());
+
+  auto response = runner.value()->run(json{{"protocol", "kiln-tune-probe/1"}});
+  if (!response) return fail(response.status().message());
+  if (a.json)
+    std::printf("%s\n", response->dump(2).c_str());
+  else
+    print_identify(response.value(), *runner.value());
+  return 0;
+}
+
+}  // namespace kiln::tools
