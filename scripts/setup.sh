@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   cmake ninja-build g++ git                      # host build
   g++-aarch64-linux-gnu qemu-user                # aarch64 cross build, tests under emulation
+  openssh-server openssh-client                  # kiln tune's ssh runner, tested against a private sshd
   libonnx-dev libprotobuf-dev protobuf-compiler  # ONNX import
   nlohmann-json3-dev libcli11-dev                # header-only: json (runtime too), CLI
   googletest libgtest-dev libgmock-dev libbenchmark-dev

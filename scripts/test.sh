@@ -9,7 +9,8 @@
 #      host and rpi5 under qemu), in the pinned project venv
 #      (scripts/setup_venv.sh: torch 2.x, transformers 5.x, onnx; ~/.cache/kiln, kept across clones),
 #   4. end-to-end tests against PyTorch (pytest: host, and aarch64 artifacts under qemu) and the
-#      Python API, tokenizer, deploy-bundle and .deb tests (tests/python); the Pi bundles'
+#      Python API, tokenizer, deploy-bundle and .deb tests (tests/python) and `kiln tune`'s
+#      runners (tests/tune: a private sshd on 127.0.0.1, the aarch64 probe under qemu); the Pi bundles'
 #      infer.py runs under qemu with Debian's arm64 python3 + numpy from a private sysroot
 #      (scripts/setup_arm64_python.sh: .cache/arm64-sysroot/, a few seconds once, then cached).
 #      Stage 4 includes a short soak (tests/e2e/test_soak.py: 10000 runs of one model, RSS and
@@ -150,7 +151,7 @@ if want e2e || [[ $SANITIZE == *address* ]]; then
   echo "=== end-to-end and Python API tests (pytest) ==="
   env "${py_env[@]}" KILN_BUILD_DIR=$PY_BUILD KILN_AARCH64_BUILD_DIR=$ROOT/build-aarch64 \
     PYTHONPATH=$ROOT/python /usr/bin/python3 -m pytest -q -ra "${py_select[@]}" tests/e2e \
-    tests/python 2>&1 | tee "$log"
+    tests/python tests/tune 2>&1 | tee "$log"
   count_pytest
 fi
 
