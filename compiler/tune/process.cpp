@@ -23,6 +23,8 @@ constexpr size_t kMaxCapture = size_t(64) << 20;
 
 using Clock = std::chrono::steady_clock;
 
+volatile sig_atomic_t g_interrupted = 0;
+
 // SIGPIPE ignored while we write the child's stdin (a child that exits without reading gives
 // EPIPE, not a dead kiln); the previous disposition comes back at scope exit.
 class IgnoreSigpipe {
@@ -60,6 +62,16 @@ void drain(int& fd, std::string& to) {
 }
 
 }  // namespace
+
+void interrupt_children() {
+  g_interrupted = 1;
+}
+void clear_interrupt() {
+  g_interrupted = 0;
+}
+bool interrupted() {
+  return g_interrupted != 0;
+}
 
 std::string signal_name(int signal) {
   switch (signal) {
@@ -115,6 +127,7 @@ std::string last_line(const std::string& text) {
 Result<ProcessResult> run_process(const std::vector<std::string>& argv, const std::string& input,
                                   int timeout_seconds) {
   if (argv.empty()) return Status::error("run_process: empty argv");
+  if (interrupted()) return Status::error("interrupted");
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0) return Status::error(std::string("pipe: ") + strerror(errno));
   if (pipe2(out, O_CLOEXEC) != 0) {
@@ -168,6 +181,7 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const st
   Clock::time_point exited_at;
   while (from_out >= 0 || from_err >= 0 || !exited) {
     const auto now = Clock::now();
+    if (interrupted()) break;
     if (now >= deadline) {
       r.timed_out = true;
       break;
@@ -209,11 +223,12 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const st
     }
   }
   close_fd(to_child), close_fd(from_out), close_fd(from_err);
-  if (!exited) {  // timed out (or poll failed): nothing more will be read
+  if (!exited) {  // timed out, interrupted (or poll failed): nothing more will be read
     kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
+  if (interrupted()) return Status::error("interrupted");
   if (r.timed_out) return r;
   if (WIFSIGNALED(status)) {
     r.signaled = true;

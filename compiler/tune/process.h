@@ -25,6 +25,13 @@ struct ProcessResult {
 Result<ProcessResult> run_process(const std::vector<std::string>& argv, const std::string& input,
                                   int timeout_seconds);
 
+// Ctrl-C: interrupt_children() (async-signal-safe: call it from a SIGINT/SIGTERM handler) makes
+// the running run_process, and every later one until clear_interrupt(), kill its child and return
+// the error "interrupted". The ssh runner clears it to remove its directory on the board.
+void interrupt_children();
+void clear_interrupt();
+bool interrupted();
+
 // "SIGSEGV", "SIGILL", ... or "signal N" for numbers without a name here.
 std::string signal_name(int signal);
 

@@ -172,6 +172,7 @@ class SshRunner : public Runner {
 
   ~SshRunner() override {
     if (dir_.empty()) return;
+    clear_interrupt();  // after Ctrl-C too: a second one stops the clean-up
     // Only the directory mktemp made and connect() validated.
     auto r = run_process(ssh_argv("rm -rf " + dir_), "", kSetupSeconds);
     if (!r || r->timed_out || r->signaled || r->exit_code != 0)

@@ -7,11 +7,14 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tune_testenv import AARCH64_PROBE, free_port, keygen, kiln, write_probe
+from tune_testenv import AARCH64_PROBE, KILN, free_port, keygen, kiln, write_probe
 
 DIR_RE = re.compile(r"^/tmp/kiln-tune\.[A-Za-z0-9]{6}$")
 
@@ -108,6 +111,33 @@ def test_crashing_probe_names_the_signal(sshd, tmp_path):
     assert "crashed (signal 11, SIGSEGV)" in r.stderr, r.stderr
     assert sshd.url in r.stderr
     assert leftover_dirs() <= before
+
+
+def test_interrupt_kills_the_run_and_cleans_up(sshd, tmp_path):
+    marker = tmp_path / "probe-dir"
+    probe = write_probe(tmp_path / "slow", "#!/bin/sh\ncat > /dev/null\n"
+                        f'cd "$(dirname "$0")" && pwd > {marker}\nexec sleep 20\n')
+    env = {k: v for k, v in os.environ.items() if k != "KILN_TUNE_SSH_EMULATOR"}
+    proc = subprocess.Popen([str(KILN), "tune", "--identify", "--runner", sshd.url, "--ssh-config",
+                             str(sshd.config), "--probe", str(probe)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text().strip()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the probe never started"
+            time.sleep(0.1)
+        board_dir = Path(marker.read_text().strip())
+        assert DIR_RE.match(str(board_dir)) and board_dir.exists()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert time.monotonic() - t0 < 15
+    assert not board_dir.exists(), "Ctrl-C left the runner's directory on the board"
 
 
 def test_probe_error_json_is_surfaced(sshd, tmp_path):

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include <type_traits>
 
 #include "compiler/target/target.h"
+#include "compiler/tune/process.h"
 #include "compiler/util/install_layout.h"
 #include "tools/kiln/binaries.h"
 
@@ -25,7 +27,25 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// Ctrl-C / SIGTERM: the probe run in progress is killed and the runner still removes its
+// directory on the board (runner destructor) before kiln exits.
+void on_interrupt(int) {
+  kiln::tune::interrupt_children();
+}
+
+void catch_interrupts() {
+  struct sigaction sa = {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
 int fail(const std::string& message) {
+  if (kiln::tune::interrupted()) {
+    std::fprintf(stderr, "kiln tune: interrupted\n");
+    return 130;
+  }
   std::fprintf(stderr, "kiln tune: error: %s\n", message.c_str());
   return 1;
 }
@@ -300,6 +320,7 @@ int tune_main(int argc, char** argv) {
   o.probe = a.probe;
   o.ssh_config = a.ssh_config;
   o.timeout_seconds = a.probe_timeout_seconds;
+  catch_interrupts();
   auto runner = kiln::tune::make_runner(o);
   if (!runner) return fail(runner.status().message());
   if (!a.identify) return run_tuning(a, *runner.value());

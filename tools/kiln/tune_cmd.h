@@ -37,7 +37,10 @@ int tune_main(int argc, char** argv);
 
 // ---- The tuning run: search, tuning log and its output (tune_run.cpp, the lead's part). ----
 // Called with a connected runner for a.target; prints progress and errors ("kiln tune: error:
-// ...") itself. Returns the process exit code.
+// ...") itself. Returns the process exit code. SIGINT/SIGTERM only set a flag while it runs
+// (kiln::tune::interrupted(), compiler/tune/process.h; the probe run in progress is killed and
+// fails with "interrupted"): a long loop outside the runner should check it and return 130, so
+// that the runner's destructor still cleans up the board.
 int run_tuning(const TuneArgs& a, kiln::tune::Runner& runner);
 
 }  // namespace kiln::tools
