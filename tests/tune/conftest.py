@@ -18,7 +18,8 @@ def fake_probe(tmp_path):
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory):
     if not SSHD.exists() or not shutil.which("ssh") or not shutil.which("ssh-keygen"):
-        why = "/usr/sbin/sshd or ssh missing: install openssh-server openssh-client (scripts/setup.sh)"
+        why = ("/usr/sbin/sshd or ssh missing: install openssh-server openssh-client "
+               "(scripts/setup.sh)")
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(why)
         pytest.skip(why)

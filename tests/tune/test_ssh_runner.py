@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tune_testenv import AARCH64_PROBE, KILN, free_port, keygen, kiln, write_probe
+from tune_testenv import (AARCH64_PROBE, KILN, build_stand_in_aarch64_probe, free_port, keygen,
+                          kiln, write_probe)
 
 DIR_RE = re.compile(r"^/tmp/kiln-tune\.[A-Za-z0-9]{6}$")
 
@@ -63,6 +64,24 @@ def test_aarch64_probe_under_qemu_through_ssh(sshd, cpu, part):
     assert r.returncode == 0, r.stderr
     dumped = json.dumps(json.loads(r.stdout)).lower()
     assert cpu in dumped or part in dumped, r.stdout
+
+
+@pytest.mark.parametrize("cpu,part", [("cortex-a76", "d0b"), ("cortex-a72", "d08")])
+def test_emulator_hook_with_a_stand_in_aarch64_probe(sshd, tmp_path, cpu, part):
+    """The emulator path without the real probe: a static aarch64 program that reports MIDR."""
+    if not shutil.which("qemu-aarch64"):
+        pytest.skip("qemu-aarch64 missing (qemu-user)")
+    probe = build_stand_in_aarch64_probe(tmp_path)
+    if probe is None:
+        pytest.skip("aarch64-linux-gnu-gcc missing (g++-aarch64-linux-gnu)")
+    before = leftover_dirs()
+    r = kiln("tune", "--identify", "--target", "aarch64", "--runner", sshd.url, "--ssh-config",
+             sshd.config, "--probe", probe,
+             env={"KILN_TUNE_SSH_EMULATOR": f"qemu-aarch64 -cpu {cpu}"}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"{sshd.url} (emulated: timings meaningless)" in r.stdout
+    assert f"aarch64/part-0x{part}" in r.stdout, r.stdout
+    assert leftover_dirs() <= before
 
 
 def test_emulator_hook_refuses_anything_else(sshd, fake_probe):

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from tune_testenv import AARCH64_PROBE, kiln, write_probe
+from tune_testenv import AARCH64_PROBE, build_stand_in_aarch64_probe, kiln, write_probe
 
 
 def test_identify_local_with_fake_probe(fake_probe):
@@ -71,3 +71,18 @@ def test_identify_under_qemu_runner(cpu):
     assert r.returncode == 0, r.stderr
     assert "timings meaningless" in r.stdout
     assert "aarch64" in r.stdout.lower(), r.stdout
+
+
+def test_qemu_runner_with_a_stand_in_aarch64_probe(tmp_path):
+    if not shutil.which("qemu-aarch64"):
+        pytest.skip("qemu-aarch64 missing (qemu-user)")
+    probe = build_stand_in_aarch64_probe(tmp_path)
+    if probe is None:
+        pytest.skip("aarch64-linux-gnu-gcc missing (g++-aarch64-linux-gnu)")
+    r = kiln("tune", "--identify", "--target", "rpi5", "--runner", "qemu:cortex-a76", "--probe",
+             probe, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "probe on qemu cortex-a76 (timings meaningless)" in r.stdout
+    assert "aarch64/part-0xd0b" in r.stdout, r.stdout
+    r = kiln("tune", "--identify", "--target", "rpi5", "--probe", probe)  # local: wrong machine
+    assert r.returncode != 0 and "--runner local" in r.stderr, r.stderr

@@ -115,3 +115,33 @@ class Sshd:
         self.proc.kill()
         self.proc.wait()
         self.log.close()
+
+
+# A stand-in for the aarch64 kiln-tune-probe until the real one is built: static, reads the
+# request, reports MIDR_EL1 (qemu-user answers with the -cpu's value, as Linux does on a board).
+STAND_IN_AARCH64_PROBE = r"""
+#include <stdint.h>
+#include <stdio.h>
+int main(void) {
+  while (getchar() != EOF) {
+  }
+  uint64_t midr;
+  __asm__ volatile("mrs %0, midr_el1" : "=r"(midr));
+  printf("{\"protocol\": \"kiln-tune-probe/1\", \"cpu\": {\"name\": \"stand-in\", "
+         "\"arch\": \"aarch64\", \"midr\": \"0x%llx\"}, \"key\": \"aarch64/part-0x%03llx\"}\n",
+         (unsigned long long)midr, (unsigned long long)((midr >> 4) & 0xfff));
+  return 0;
+}
+"""
+
+
+def build_stand_in_aarch64_probe(tmp):
+    """The stand-in compiled with aarch64-linux-gnu-gcc -static; None without the cross compiler."""
+    cc = shutil.which("aarch64-linux-gnu-gcc")
+    if not cc:
+        return None
+    src = tmp / "stand_in_probe.c"
+    src.write_text(STAND_IN_AARCH64_PROBE)
+    out = tmp / "stand-in-probe"
+    subprocess.run([cc, "-static", "-O2", "-o", str(out), str(src)], check=True)
+    return out

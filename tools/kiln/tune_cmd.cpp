@@ -116,7 +116,7 @@ Result<std::string> find_probe(const std::string& arch, const std::string& given
     const std::string got = elf_arch(p);
     // A script stands in for the probe in tests; an ELF file must be for the target.
     if (!got.empty() && got != arch)
-      return Status::error("probe " + p.string() + " is " + got + ", the target needs " + arch);
+      return Status::error("probe '" + p.string() + "' is " + got + ", the target needs " + arch);
     return fs::absolute(p, ec).string();
   }
   if (!given.empty()) return Status::error("--probe " + given + ": no such file");
@@ -146,8 +146,7 @@ std::string value_text(const json& v) {
 // The probe's identify response for a person: the fields a tuning run cares about first (CPU,
 // its tuning-log key, caches, kernel variants, threads), then whatever else it said.
 void print_identify(const json& r, const kiln::tune::Runner& runner) {
-  std::printf("kiln tune: probe on %s%s\n", runner.describe().c_str(),
-              runner.timings_meaningful() ? "" : " (identify only: timings would be meaningless)");
+  std::printf("kiln tune: probe on %s\n", runner.describe().c_str());
   std::set<std::string> shown = {"protocol"};
   auto take = [&](const char* key) -> const json* {
     auto it = r.find(key);
