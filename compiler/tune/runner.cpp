@@ -123,8 +123,8 @@ class QemuRunner : public Runner {
   QemuRunner(std::string cpu, std::string probe, int timeout)
       : cpu_(std::move(cpu)), probe_(std::move(probe)), timeout_(timeout) {}
   Result<json> run(const json& request) override {
-    auto r =
-        run_and_read({"qemu-aarch64", "-cpu", cpu_, probe_}, request, probe_, describe(), timeout_);
+    auto r = run_and_read({"qemu-aarch64", "-cpu", cpu_, probe_}, request, probe_, "qemu " + cpu_,
+                          timeout_);
     if (!r && r.status().message().rfind("cannot run 'qemu-aarch64'", 0) == 0)
       return Status::error(r.status().message() + " (the qemu runner needs qemu-user)");
     return r;
@@ -177,7 +177,7 @@ class SshRunner : public Runner {
     auto r = run_process(ssh_argv("rm -rf " + dir_), "", kSetupSeconds);
     if (!r || r->timed_out || r->signaled || r->exit_code != 0)
       std::fprintf(stderr, "kiln tune: warning: could not remove %s on %s%s\n", dir_.c_str(),
-                   describe().c_str(),
+                   where().c_str(),
                    r ? (": " + last_line(r->err)).c_str() : (": " + r.status().message()).c_str());
   }
 
@@ -186,11 +186,11 @@ class SshRunner : public Runner {
   Status connect() {
     KILN_ASSIGN_OR_RETURN(ProcessResult p, checked(ssh_argv("mktemp -d /tmp/kiln-tune.XXXXXX"),
                                                    "mktemp -d /tmp/kiln-tune.XXXXXX"));
-    std::string dir = p.out;
-    while (!dir.empty() && (dir.back() == '\n' || dir.back() == '\r')) dir.pop_back();
+    // The last line: a login script that prints a banner does not hide the path.
+    const std::string dir = last_line(p.out);
     static const std::regex kDir("^/tmp/kiln-tune\\.[A-Za-z0-9]{6}$");
     if (!std::regex_match(dir, kDir))
-      return Status::error("mktemp on " + describe() + " printed " + in_quotes(dir.substr(0, 80)) +
+      return Status::error("mktemp on " + where() + " printed " + in_quotes(dir.substr(0, 80)) +
                            ", not a /tmp/kiln-tune.XXXXXX directory: not using it");
     dir_ = dir;
     std::vector<std::string> scp = {"scp", "-q"};
@@ -210,7 +210,7 @@ class SshRunner : public Runner {
       if (p.exit_code == 255) return ssh_error(p, "running the probe");
       if (p.exit_code == 126 || p.exit_code == 127)
         return Status::error("probe " + in_quotes(dir_ + "/kiln-tune-probe") + " could not be " +
-                             (p.exit_code == 126 ? "executed" : "found") + " on " + describe() +
+                             (p.exit_code == 126 ? "executed" : "started") + " on " + where() +
                              ": " + last_line(p.err) +
                              (p.exit_code == 126
                                   ? " (is /tmp mounted noexec, or the probe built for another "
@@ -222,19 +222,21 @@ class SshRunner : public Runner {
         p.signal = p.exit_code - 128;
       }
     }
-    return read_response(p, probe_, describe(), timeout_);
+    return read_response(p, probe_, where(), timeout_);
   }
 
   std::string describe() const override {
-    std::string s = "ssh://" + destination();
-    if (url_.port) s += ":" + std::to_string(url_.port);
-    if (!emulator_.empty()) s += " (emulated: timings meaningless)";
-    return s;
+    return where() + (emulator_.empty() ? "" : " (emulated: timings meaningless)");
   }
   bool timings_meaningful() const override { return emulator_.empty(); }
 
  private:
   static constexpr int kSetupSeconds = 60;
+
+  // ssh://[user@]host[:port], as in errors.
+  std::string where() const {
+    return "ssh://" + destination() + (url_.port ? ":" + std::to_string(url_.port) : "");
+  }
 
   std::string destination() const {
     return url_.user.empty() ? url_.host : url_.user + "@" + url_.host;
@@ -275,13 +277,13 @@ class SshRunner : public Runner {
     const int seconds = argv[0] == "scp" ? std::max(timeout_, kSetupSeconds) : kSetupSeconds;
     KILN_ASSIGN_OR_RETURN(ProcessResult p, run_process(argv, "", seconds));
     if (p.timed_out)
-      return Status::error(what + " on " + describe() + " timed out after " +
-                           std::to_string(seconds) + " s");
+      return Status::error(what + " on " + where() + " timed out after " + std::to_string(seconds) +
+                           " s");
     if (p.signaled)
       return Status::error(argv[0] + " (" + what + ") was killed by " + signal_name(p.signal));
     if (p.exit_code == 255 || (argv[0] == "scp" && p.exit_code != 0)) return ssh_error(p, what);
     if (p.exit_code != 0)
-      return Status::error(what + " failed on " + describe() + " (exit code " +
+      return Status::error(what + " failed on " + where() + " (exit code " +
                            std::to_string(p.exit_code) + "): " + last_line(p.err));
     return p;
   }
@@ -312,7 +314,7 @@ class SshRunner : public Runner {
         return Status::error("cannot reach " + host_port() +
                              " over ssh (ssh said: " + ssh_said(e, {unreachable}) + ")");
     std::string said = last_line(e);
-    return Status::error("ssh to " + describe() + " failed while " + what + " (exit code " +
+    return Status::error("ssh to " + where() + " failed while " + what + " (exit code " +
                          std::to_string(p.exit_code) + ")" +
                          (said.empty() ? ": ssh said nothing" : "; ssh said: " + said));
   }
