@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tune_testenv import (AARCH64_PROBE, KILN, build_stand_in_aarch64_probe, free_port, keygen,
-                          kiln, write_probe)
+from tune_testenv import (AARCH64_PROBE, HOST_PROBE, KILN, build_stand_in_aarch64_probe,
+                          free_port, keygen, kiln, write_probe)
 
 DIR_RE = re.compile(r"^/tmp/kiln-tune\.[A-Za-z0-9]{6}$")
 
@@ -30,7 +30,7 @@ def test_identify_through_ssh_and_cleanup(sshd, fake_probe):
              "--probe", fake_probe)
     assert r.returncode == 0, r.stderr
     response = json.loads(r.stdout)
-    assert response["key"] == "x86_64/fake-9000"
+    assert response["cpu"]["key"] == "x86_64/FakeVendor/25/17/avx2,fma"
     assert DIR_RE.match(response["dir"]), response["dir"]
     assert not Path(response["dir"]).exists(), "the runner left its directory on the board"
     assert leftover_dirs() <= before
@@ -39,8 +39,22 @@ def test_identify_through_ssh_and_cleanup(sshd, fake_probe):
              fake_probe)
     assert r.returncode == 0, r.stderr
     assert f"probe on {sshd.url}" in r.stdout
-    assert "Fake CPU 9000" in r.stdout and "x86_64/fake-9000" in r.stdout
-    assert "L2 1 MiB" in r.stdout and "f32_a, f32_b" in r.stdout
+    assert "Fake CPU 9000 (x86_64, FakeVendor family 25 model 17 stepping 1)" in r.stdout
+    assert "x86_64/FakeVendor/25/17/avx2,fma" in r.stdout
+    assert "L1d 48 KiB, L2 1 MiB, L3 unknown" in r.stdout
+    assert "dense_f32: f32_a (default); not on this CPU: f32_b" in r.stdout
+    assert "threads:   2 (cpus 0,1)" in r.stdout
+    assert leftover_dirs() <= before
+
+
+def test_host_probe_through_ssh(sshd):
+    if not HOST_PROBE.exists():
+        pytest.skip(f"{HOST_PROBE} not built yet")
+    before = leftover_dirs()
+    r = kiln("tune", "--identify", "--runner", sshd.url, "--ssh-config", sshd.config)
+    assert r.returncode == 0, r.stderr
+    assert f"probe on {sshd.url} (kiln " in r.stdout
+    assert "key:" in r.stdout and "dense_f32:" in r.stdout and "(default)" in r.stdout
     assert leftover_dirs() <= before
 
 

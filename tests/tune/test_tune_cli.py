@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from tune_testenv import AARCH64_PROBE, build_stand_in_aarch64_probe, kiln, write_probe
+from tune_testenv import (AARCH64_PROBE, HOST_PROBE, build_stand_in_aarch64_probe, kiln,
+                          write_probe)
 
 
 def test_identify_local_with_fake_probe(fake_probe):
@@ -14,6 +15,17 @@ def test_identify_local_with_fake_probe(fake_probe):
     assert "probe on local" in r.stdout and "Fake CPU 9000" in r.stdout
     r = kiln("tune", "--identify", "--json", "--probe", fake_probe)
     assert json.loads(r.stdout)["threads"] == 2
+
+
+def test_identify_local_with_the_host_probe():
+    if not HOST_PROBE.exists():
+        pytest.skip(f"{HOST_PROBE} not built yet")
+    r = kiln("tune", "--identify")  # the probe next to kiln
+    assert r.returncode == 0, r.stderr
+    assert "probe on local (kiln " in r.stdout and "dense_f32:" in r.stdout
+    r = kiln("tune", "--identify", "--json")
+    response = json.loads(r.stdout)
+    assert response["protocol"] == "kiln-tune-probe/1" and response["cpu"]["key"]
 
 
 def test_local_probe_failures(tmp_path):

@@ -23,13 +23,21 @@ KILN = BUILD / "tools" / "kiln" / "kiln"
 AARCH64_PROBE = AARCH64_BUILD / "tools" / "tune-probe" / "kiln-tune-probe"
 SSHD = Path("/usr/sbin/sshd")
 
-# A stand-in for kiln-tune-probe: reads the request, answers an identify with a fixed CPU and
-# the directory it runs from (so a test can check that the runner removed it).
+HOST_PROBE = BUILD / "tools" / "tune-probe" / "kiln-tune-probe"
+
+# A stand-in for kiln-tune-probe (same answer shape, tools/tune-probe/probe.h): reads the
+# request, answers an identify with a fixed CPU and the directory it runs from (so a test can
+# check that the runner removed it).
 FAKE_PROBE = r"""#!/bin/sh
 cat > /dev/null
-printf '{"protocol": "kiln-tune-probe/1", "cpu": {"name": "Fake CPU 9000", "arch": "x86_64"},
- "key": "x86_64/fake-9000", "caches": {"L1d": 49152, "L2": 1048576}, "variants": ["f32_a", "f32_b"],
- "threads": 2, "dir": "%s"}\n' "$(cd "$(dirname "$0")" && pwd)"
+printf '{"protocol": "kiln-tune-probe/1", "kiln_version": "0.0.0",
+ "cpu": {"arch": "x86_64", "vendor": "FakeVendor", "family": 25, "model": 17, "stepping": 1,
+         "implementer": 0, "part": 0, "variant": 0, "revision": 0, "features": "avx2,fma",
+         "key": "x86_64/FakeVendor/25/17/avx2,fma", "name": "Fake CPU 9000"},
+ "threads": 2, "cpus": [0, 1], "cache": {"l1d": 49152, "l2": 1048576, "l3": 0},
+ "variants": {"dense_f32": [{"name": "f32_a", "supported": true},
+                            {"name": "f32_b", "supported": false}]},
+ "default": {"dense_f32": "f32_a"}, "results": [], "dir": "%s"}\n' "$(cd "$(dirname "$0")" && pwd)"
 """
 
 

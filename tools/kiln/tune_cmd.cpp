@@ -126,12 +126,15 @@ Result<std::string> find_probe(const std::string& arch, const std::string& given
                        "): " + how);
 }
 
+// 49152 -> "48 KiB", 2097152 -> "2 MiB"; 0 -> "unknown" (the probe's "could not read").
 std::string bytes_text(const json& v) {
   if (!v.is_number()) return v.is_string() ? v.get<std::string>() : v.dump();
   const double b = v.get<double>();
   char buf[32];
-  if (b >= 1 << 20 && std::fmod(b, 1 << 20) == 0)
-    std::snprintf(buf, sizeof buf, "%.0f MiB", b / (1 << 20));
+  if (b <= 0)
+    return "unknown";
+  else if (b >= 1 << 20)
+    std::snprintf(buf, sizeof buf, "%g MiB", b / (1 << 20));
   else if (b >= 1024)
     std::snprintf(buf, sizeof buf, "%g KiB", b / 1024);
   else
@@ -143,81 +146,105 @@ std::string value_text(const json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
-// The probe's identify response for a person: the fields a tuning run cares about first (CPU,
-// its tuning-log key, caches, kernel variants, threads), then whatever else it said.
+std::string hex(const json& v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%x", v.is_number_integer() ? v.get<unsigned>() : 0u);
+  return buf;
+}
+
+// "Cortex-A76 (aarch64, MIDR implementer 0x41 part 0xd0b r4p1)", "AMD EPYC ... (x86_64,
+// AuthenticAMD family 25 model 17 stepping 1)".
+std::string cpu_text(const json& cpu) {
+  if (!cpu.is_object()) return value_text(cpu);
+  std::string name = cpu.value("name", std::string());
+  std::string details = cpu.value("arch", std::string());
+  auto add = [&](const std::string& d) { details += (details.empty() ? "" : ", ") + d; };
+  if (cpu.value("implementer", 0) != 0 || cpu.value("part", 0) != 0)
+    add("MIDR implementer " + hex(cpu["implementer"]) + " part " + hex(cpu["part"]) + " r" +
+        std::to_string(cpu.value("variant", 0)) + "p" + std::to_string(cpu.value("revision", 0)));
+  else if (cpu.value("family", 0) != 0)
+    add(cpu.value("vendor", std::string()) + " family " + std::to_string(cpu.value("family", 0)) +
+        " model " + std::to_string(cpu.value("model", 0)) + " stepping " +
+        std::to_string(cpu.value("stepping", 0)));
+  return (name.empty() ? "(no name)" : name) + (details.empty() ? "" : " (" + details + ")");
+}
+
+// {"dense_f32": [{"name", "supported", ...}, ...]} + {"dense_f32": default name} ->
+// one line per op: "dense_f32: avx512 (default), avx2; not on this CPU: neondot".
+std::vector<std::string> variants_text(const json& variants, const json& defaults) {
+  std::vector<std::string> lines;
+  if (!variants.is_object()) return {value_text(variants)};
+  for (const auto& [op, rows] : variants.items()) {
+    const std::string def =
+        defaults.is_object() && defaults.contains(op) ? value_text(defaults[op]) : "";
+    std::string yes, no;
+    for (const json& row : rows.is_array() ? rows : json::array({rows})) {
+      const std::string name = row.is_object() ? row.value("name", row.dump()) : value_text(row);
+      const bool supported = !row.is_object() || row.value("supported", true);
+      std::string& list = supported ? yes : no;
+      list += (list.empty() ? "" : ", ") + name + (name == def ? " (default)" : "");
+    }
+    lines.push_back(op + ": " + (yes.empty() ? "none" : yes) +
+                    (no.empty() ? "" : "; not on this CPU: " + no));
+  }
+  return lines;
+}
+
+// The probe's identify answer for a person: CPU, its tuning-log key and features, caches, kernel
+// variants, threads, then anything else it said (tools/tune-probe/probe.h has the fields).
 void print_identify(const json& r, const kiln::tune::Runner& runner) {
-  std::printf("kiln tune: probe on %s\n", runner.describe().c_str());
-  std::set<std::string> shown = {"protocol"};
+  std::set<std::string> shown = {"protocol", "kiln_version", "default"};
   auto take = [&](const char* key) -> const json* {
     auto it = r.find(key);
     if (it == r.end()) return nullptr;
     shown.insert(key);
     return &*it;
   };
+  auto line = [](const char* label, const std::string& text) {
+    std::printf("  %-10s %s\n", label, text.c_str());
+  };
+  std::printf(
+      "kiln tune: probe on %s%s\n", runner.describe().c_str(),
+      r.contains("kiln_version") ? (" (kiln " + value_text(r["kiln_version"]) + ")").c_str() : "");
   if (const json* cpu = take("cpu")) {
-    if (cpu->is_object()) {
-      std::string name = cpu->value("name", cpu->value("model_name", std::string()));
-      std::printf("  cpu:       %s", name.empty() ? "(no name)" : name.c_str());
-      std::string extra;
-      for (const auto& [k, v] : cpu->items())
-        if (k != "name" && k != "model_name")
-          extra += (extra.empty() ? "" : ", ") + k + " " + value_text(v);
-      std::printf("%s\n", extra.empty() ? "" : (" (" + extra + ")").c_str());
-    } else {
-      std::printf("  cpu:       %s\n", value_text(*cpu).c_str());
-    }
+    line("cpu:", cpu_text(*cpu));
+    if (cpu->is_object() && cpu->contains("key")) line("key:", value_text((*cpu)["key"]));
+    if (cpu->is_object() && cpu->contains("features"))
+      line("features:", value_text((*cpu)["features"]));
   }
-  if (const json* key = take("key")) std::printf("  key:       %s\n", value_text(*key).c_str());
-  if (const json* caches = take("caches")) {
-    std::string text;
-    if (caches->is_object()) {
-      for (const auto& [k, v] : caches->items())
-        text += (text.empty() ? "" : ", ") + k + " " + bytes_text(v);
-    } else if (caches->is_array()) {
-      for (const json& c : *caches) {
-        std::string one;
-        if (c.is_object()) {
-          if (c.contains("level")) one += "L" + value_text(c["level"]);
-          if (c.contains("type")) one += value_text(c["type"]).substr(0, 1);
-          if (c.contains("size")) one += " " + bytes_text(c["size"]);
-          if (c.contains("shared_by")) one += " (shared by " + value_text(c["shared_by"]) + ")";
-        } else {
-          one = value_text(c);
-        }
-        text += (text.empty() ? "" : ", ") + one;
-      }
-    } else {
-      text = value_text(*caches);
+  if (const json* key = take("key")) line("key:", value_text(*key));
+  for (const char* k : {"cache", "caches"})
+    if (const json* cache = take(k)) {
+      std::string text;
+      if (cache->is_object())
+        for (const auto& [level, size] : cache->items())
+          text += (text.empty() ? "" : ", ") +
+                  (level.size() > 1 && level[0] == 'l' ? "L" + level.substr(1) : level) + " " +
+                  bytes_text(size);
+      else
+        text = value_text(*cache);
+      line("caches:", text);
     }
-    std::printf("  caches:    %s\n", text.c_str());
-  }
   if (const json* variants = take("variants")) {
-    std::string text;
-    if (variants->is_array()) {
-      for (const json& v : *variants)
-        text += (text.empty() ? "" : ", ") +
-                (v.is_object() ? v.value("name", v.dump()) : value_text(v));
-    } else if (variants->is_object()) {
-      for (const auto& [k, v] : variants->items()) {
-        std::string list;
-        if (v.is_array())
-          for (const json& x : v)
-            list += (list.empty() ? "" : " ") +
-                    (x.is_object() ? x.value("name", x.dump()) : value_text(x));
-        else
-          list = value_text(v);
-        text += (text.empty() ? "" : "; ") + k + ": " + list;
-      }
-    } else {
-      text = value_text(*variants);
+    const json defaults = r.value("default", json::object());
+    const char* label = "variants:";
+    for (const std::string& l : variants_text(*variants, defaults)) {
+      line(label, l);
+      label = "";
     }
-    std::printf("  variants:  %s\n", text.c_str());
   }
-  for (const char* k : {"threads", "max_threads", "cpus_online", "online_cpus"})
-    if (const json* t = take(k))
-      std::printf("  %-10s %s\n", (std::string(k) + ":").c_str(), value_text(*t).c_str());
+  if (const json* threads = take("threads")) {
+    std::string text = value_text(*threads);
+    if (const json* cpus = take("cpus"); cpus && cpus->is_array() && !cpus->empty()) {
+      std::string list;
+      for (const json& c : *cpus) list += (list.empty() ? "" : ",") + value_text(c);
+      text += " (cpus " + list + ")";
+    }
+    line("threads:", text);
+  }
   for (const auto& [k, v] : r.items())
-    if (!shown.count(k)) std::printf("  %-10s %s\n", (k + ":").c_str(), value_text(v).c_str());
+    if (!shown.count(k) && !(v.is_array() && v.empty()))
+      std::printf("  %-10s %s\n", (k + ":").c_str(), value_text(v).c_str());
 }
 
 }  // namespace
