@@ -349,9 +349,9 @@ Result<SshUrl> parse_ssh_url(const std::string& url) {
   }
   const size_t colon = rest.find(':');
   u.host = rest.substr(0, colon);
-  if (u.host.empty() || u.host[0] == '-' || u.host[0] == '.' || !only_chars(u.host, ".-"))
+  if (u.host.empty() || u.host[0] == '-' || u.host[0] == '.' || !only_chars(u.host, "._-"))
     return bad(
-        "the host may hold only letters, digits, '.' and '-' and must not start with '-' "
+        "the host may hold only letters, digits, '.', '_' and '-' and must not start with '-' "
         "or '.'");
   if (colon != std::string::npos) {
     const std::string port = rest.substr(colon + 1);

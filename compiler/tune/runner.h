@@ -46,9 +46,9 @@ class Runner {
 Result<std::unique_ptr<Runner>> make_runner(const RunnerOptions& options);
 
 // ssh://[user@]host[:port], parsed strictly: user [A-Za-z0-9._-] (not starting with '-'), host
-// a name or IPv4 address [A-Za-z0-9.-] (not starting with '-' or '.'), port 1..65535 (0 when not
-// given: ssh's default or the ssh_config's). Anything else (spaces, quotes, ';', '$', options
-// such as -oProxyCommand=...) is refused before ssh runs.
+// a name, ssh_config Host alias or IPv4 address [A-Za-z0-9._-] (not starting with '-' or '.'),
+// port 1..65535 (0 when not given: ssh's default or the ssh_config's). Anything else (spaces,
+// quotes, ';', '$', options such as -oProxyCommand=...) is refused before ssh runs.
 struct SshUrl {
   std::string user;
   std::string host;

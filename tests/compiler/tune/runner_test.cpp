@@ -140,6 +140,7 @@ TEST(ParseSshUrl, AcceptsUserHostPort) {
   EXPECT_EQ(u->user, "");
   EXPECT_EQ(u->host, "192.168.1.7");
   EXPECT_EQ(u->port, 0);
+  EXPECT_TRUE(parse_ssh_url("ssh://lab_pi5"));  // an ssh_config Host alias
 }
 
 TEST(ParseSshUrl, RefusesInjectionAndJunk) {
