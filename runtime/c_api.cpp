@@ -202,6 +202,10 @@ const char* kiln_model_describe(const kiln_model* model) {
   return model ? model->impl->describe() : "{}";
 }
 
+const char* kiln_model_tuning(const kiln_model* model) {
+  return model ? model->impl->tuning() : "";
+}
+
 kiln_status kiln_model_set_profiling(kiln_model* model, int32_t enable) {
   if (!model) return invalid("kiln_model_set_profiling: model is NULL");
   return claimed(model, "kiln_model_set_profiling", [&] {

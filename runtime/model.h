@@ -85,6 +85,7 @@ class Model {
   Status set_num_threads(int n);
   int num_threads() const { return backend_.num_threads; }
   const char* describe() const { return describe_.c_str(); }
+  const char* tuning() const { return tuning_.c_str(); }
   // Number of times run() re-planned buffers (a new shape); for tests and --verbose.
   int64_t plan_count() const { return plan_count_; }
 
@@ -135,6 +136,7 @@ class Model {
   ParamsFile params_;
   void* library_ = nullptr;
   std::string kernel_variant_;  // model.so's optional kiln_model_kernel_variant(), else ""
+  std::string tuning_;          // model.so's optional kiln_model_tuning() (--tuning-log), else ""
   std::vector<kiln_node_fn> node_fns_;
   std::vector<size_t> node_tensor_begin_;  // into node_tensors_
   std::vector<void*> node_tensors_;

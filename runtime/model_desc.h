@@ -33,7 +33,8 @@ struct NodeDesc {
   std::string name, op, kernel;
   std::vector<int> inputs;  // -1 = missing optional input
   std::vector<int> outputs;
-  std::string attrs;  // JSON text, informational
+  std::string attrs;     // JSON text, informational
+  std::string schedule;  // JSON text of its tuned GEMM schedules (--tuning-log), informational
 };
 
 struct SymbolDesc {

@@ -86,6 +86,7 @@ void Model::build_describe() {
                  {"features", features}};
   j["host"] = {{"arch", host_arch()}, {"features", host_features()}};
   j["kernel_variant"] = kernel_variant_.empty() ? json(nullptr) : json(kernel_variant_);
+  j["tuning"] = tuning_.empty() ? json(nullptr) : json(tuning_);
   json syms = json::array();
   for (const SymbolDesc& s : desc_.symbols) syms.push_back({{"name", s.name}, {"max", s.max}});
   j["symbols"] = syms;
@@ -107,12 +108,12 @@ void Model::build_describe() {
     json ins = json::array(), outs = json::array();
     for (int t : n.inputs) ins.push_back(t >= 0 ? json(desc_.tensors[t].name) : json(nullptr));
     for (int t : n.outputs) outs.push_back(desc_.tensors[t].name);
-    nodes.push_back({{"name", n.name},
-                     {"op", n.op},
-                     {"kernel", n.kernel},
-                     {"inputs", ins},
-                     {"outputs", outs},
-                     {"attrs", n.attrs.empty() ? json::object() : json::parse(n.attrs)}});
+    json node = {
+        {"name", n.name},     {"op", n.op},
+        {"kernel", n.kernel}, {"inputs", ins},
+        {"outputs", outs},    {"attrs", n.attrs.empty() ? json::object() : json::parse(n.attrs)}};
+    if (!n.schedule.empty()) node["schedule"] = json::parse(n.schedule);
+    nodes.push_back(std::move(node));
   }
   j["ops"] = ops;
   j["nodes"] = nodes;

@@ -255,6 +255,7 @@ void parse_nodes(const json& root, ModelDesc* m) {
       n.outputs.push_back(t);
     }
     if (j.contains("attrs")) n.attrs = j["attrs"].dump();
+    if (j.contains("schedule")) n.schedule = j["schedule"].dump();
     m->nodes.push_back(std::move(n));
   }
 }

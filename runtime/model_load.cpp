@@ -209,6 +209,9 @@ Status Model::load_library() {
   auto variant =
       reinterpret_cast<kiln_model_kernel_variant_fn>(dlsym(library_, "kiln_model_kernel_variant"));
   if (const char* v = variant ? variant() : nullptr) kernel_variant_ = v;
+  // Only a model.so compiled with --tuning-log exports it.
+  auto tuning = reinterpret_cast<const char* (*)()>(dlsym(library_, "kiln_model_tuning"));
+  if (const char* t = tuning ? tuning() : nullptr) tuning_ = t;
   for (const NodeDesc& n : desc_.nodes) {
     auto fn = reinterpret_cast<kiln_node_fn>(dlsym(library_, n.kernel.c_str()));
     if (!fn)

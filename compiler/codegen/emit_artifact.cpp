@@ -156,6 +156,14 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
                                          {"worst_cosine", q.worst_cosine},
                                          {"int8_everywhere", q.int8_cosine}};
   }
+  if (opts.tuning) {
+    const TuningPlan& t = *opts.tuning;
+    j["tuning"] = {{"cpu", {{"key", t.cpu_key}, {"name", t.cpu_name}}},
+                   {"log", {{"file", t.log_file}, {"sha256", t.log_sha256}}},
+                   {"runner", t.runner},
+                   {"threads", t.threads},
+                   {"tuned_nodes", t.nodes.size()}};
+  }
   j["library"] = "model.so";
   j["params"] = {{"file", "model.params"},
                  {"bytes", params.file_bytes},
@@ -196,12 +204,32 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
     json attrs = json::object();
     if (n.node)
       for (const auto& [k, v] : n.node->attrs) attrs[k] = attr_json(v);
-    nodes.push_back({{"name", n.name},
-                     {"op", n.op},
-                     {"kernel", kernel_symbol(i)},
-                     {"inputs", n.input_tensors},
-                     {"outputs", n.output_tensors},
-                     {"attrs", attrs}});
+    json node = {{"name", n.name},
+                 {"op", n.op},
+                 {"kernel", kernel_symbol(i)},
+                 {"inputs", n.input_tensors},
+                 {"outputs", n.output_tensors},
+                 {"attrs", attrs}};
+    // kiln compile --tuning-log: the rows model.so uses on the tuned CPU (kiln inspect).
+    const auto* tuned = opts.tuning && n.node && opts.tuning->nodes.count(n.node)
+                            ? &opts.tuning->nodes.at(n.node)
+                            : nullptr;
+    if (tuned) {
+      json rows = json::array();
+      for (const tune::TunedRow& r : *tuned) {
+        const tune::ScheduleChoice& c = r.schedule;
+        rows.push_back({{"max_m", r.max_m < 0 ? json() : json(r.max_m)},
+                        {"variant", c.variant},
+                        {"mr", c.mr},
+                        {"panels", c.panels},
+                        {"mc", c.mc},
+                        {"kc", c.kc},
+                        {"nc", c.nc},
+                        {"threads", c.threads}});
+      }
+      node["schedule"] = std::move(rows);
+    }
+    nodes.push_back(std::move(node));
   }
   j["nodes"] = nodes;
   const uint32_t graph_crc32 = artifact::graph_checksum(nlohmann::json::parse(j.dump()));
@@ -210,7 +238,8 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
   // model.cpp (+ parts) and model.so
   const int parts =
       static_cast<int>((L.nodes.size() + kNodesPerSourcePart - 1) / kNodesPerSourcePart);
-  KILN_ASSIGN_OR_RETURN(auto sources, emit_sources(g, L, opts.target.name, std::max(parts, 1)));
+  KILN_ASSIGN_OR_RETURN(auto sources,
+                        emit_sources(g, L, opts.target.name, std::max(parts, 1), opts.tuning));
   sources[0] +=
       "extern \"C\" __attribute__((visibility(\"default\"))) uint32_t "
       "kiln_model_graph_crc32() { return " +

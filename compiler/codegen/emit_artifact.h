@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/codegen/tuning_plan.h"
 #include "compiler/ir/graph.h"
 #include "compiler/passes/pipeline.h"
 #include "compiler/target/target.h"
@@ -41,6 +42,7 @@ struct CodegenOptions {
   int jobs = 2;                            // parallel compiler processes
   QuantizationMetadata quantization;
   std::vector<passes::FusionCount> fusions;  // recorded in model.json "compiler" for inspect
+  const TuningPlan* tuning = nullptr;        // kiln compile --tuning-log; model.json "tuning"
 };
 
 // The graph must satisfy the pass pipeline's output contract.

@@ -26,10 +26,33 @@ const char* kPrelude =
     "#define KILN_NODE(i) extern \"C\" __attribute__((visibility(\"default\"))) int "
     "kiln_node_##i(const kiln_call* c)\n\n";
 
+// model.so's tuned Dense calls use their rows only on the CPU the log was measured on
+// (kernels/cpu_identity.h); kiln_model_tuning says which it is, and the runtime reports a
+// mismatch once at load.
+std::string tuning_prelude(const TuningPlan& t) {
+  return "#include <string>\n\n#include \"kiln/kernels/cpu_identity.h\"\n"
+         "#include \"kiln/kernels/gemm/tuned.h\"\n\n"
+         "[[maybe_unused]] static bool kiln_tuned_cpu() {\n  static const bool same = "
+         "kk::cpu_identity_matches(" +
+         c_string(t.cpu_key) + ");\n  return same;\n}\n\n";
+}
+
+std::string tuning_function(const TuningPlan& t) {
+  const std::string tuned = "tuned for " + t.cpu_name + " (" + t.cpu_key + ")";
+  return "extern \"C\" __attribute__((visibility(\"default\"))) const char* kiln_model_tuning() "
+         "{\n  static const std::string d = kiln_tuned_cpu() ? std::string(" +
+         c_string("active: " + tuned) + ") : std::string(" +
+         c_string("inactive: " + tuned + ", but this CPU is ") +
+         ") + kk::cpu_identity().name + \" (\" + kk::cpu_identity().key + \"): default "
+         "schedules\";\n  return d.c_str();\n}\n\n";
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> emit_sources(const ir::Graph& g, const Lowering& L,
-                                              const std::string& target_name, int parts) {
+                                              const std::string& target_name, int parts,
+                                              const TuningPlan* tuning) {
+  const bool tuned = tuning && !tuning->nodes.empty();
   parts = std::max(1, std::min<int>(parts, static_cast<int>(std::max<size_t>(L.nodes.size(), 1))));
   std::vector<std::string> files;
   const size_t per_part = (L.nodes.size() + parts - 1) / parts;
@@ -44,7 +67,8 @@ Result<std::vector<std::string>> emit_sources(const ir::Graph& g, const Lowering
                               (embed ? "#include \"kiln/kernels/embed_layer_norm.h\"\n" : "") +
                               (s8 ? "#include <string>\n\n#include \"kiln/kernels/gather_s8.h\"\n"
                                     "#include \"kiln/kernels/gemm/s8_dispatch.h\"\n\n"
-                                  : "");
+                                  : "") +
+                              (tuned ? tuning_prelude(*tuning) : "");
   for (int p = 0; p < parts; ++p) {
     std::ostringstream statics, funcs;
     if (p == 0) {
@@ -63,9 +87,14 @@ Result<std::vector<std::string>> emit_sources(const ir::Graph& g, const Lowering
         funcs << "extern \"C\" __attribute__((visibility(\"default\"))) const char* "
                  "kiln_model_kernel_variant() { return "
                  "kk::gemm::gemm_f32_variant_description(); }\n\n";
+      if (tuned) funcs << tuning_function(*tuning);
     }
     for (size_t i = p * per_part; i < std::min(L.nodes.size(), (p + 1) * per_part); ++i) {
-      KILN_RETURN_IF_ERROR(emit_node(g, L.nodes[i], i, statics, funcs));
+      const std::vector<tune::TunedRow>* rows = nullptr;
+      if (tuned && L.nodes[i].node)
+        if (auto it = tuning->nodes.find(L.nodes[i].node); it != tuning->nodes.end())
+          rows = &it->second;
+      KILN_RETURN_IF_ERROR(emit_node(g, L.nodes[i], i, statics, funcs, rows));
     }
     files.push_back(prelude + statics.str() + (statics.str().empty() ? "" : "\n") + funcs.str());
   }

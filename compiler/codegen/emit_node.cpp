@@ -16,8 +16,9 @@ using ir::Shape;
 
 class NodeEmitter {
  public:
-  NodeEmitter(const ir::Graph& g, const LoweredNode& ln, size_t index)
-      : g_(g), ln_(ln), index_(index), n_(ln.node) {}
+  NodeEmitter(const ir::Graph& g, const LoweredNode& ln, size_t index,
+              const std::vector<tune::TunedRow>* tuned)
+      : g_(g), ln_(ln), index_(index), n_(ln.node), tuned_(tuned) {}
 
   Status emit(std::ostringstream& statics, std::ostringstream& out) {
     statics_ = &statics;
@@ -364,6 +365,22 @@ class NodeEmitter {
     assign_fields(var, fields);
   }
 
+  // A tuned Dense (kiln compile --tuning-log) passes its rows (kernels/gemm/tuned.h) first;
+  // tuned_args() writes them as a static table and returns the leading arguments.
+  std::string tuned_call() const { return tuned_ && !tuned_->empty() ? "_tuned" : ""; }
+  std::string tuned_args() {
+    if (tuned_call().empty()) return "";
+    b_ << "  static const kk::gemm::TunedSchedule tuned[] = {\n";
+    for (const tune::TunedRow& r : *tuned_) {
+      const tune::ScheduleChoice& s = r.schedule;
+      b_ << "      {" << (r.max_m < 0 ? std::string("INT64_MAX") : int_literal(r.max_m)) << ", "
+         << c_string(s.variant) << ", kk::gemm::Schedule{" << s.mr << ", " << s.panels << ", "
+         << s.mc << ", " << s.kc << ", " << s.nc << ", " << s.threads << "}},\n";
+    }
+    b_ << "  };\n";
+    return "tuned, " + std::to_string(tuned_->size()) + ", kiln_tuned_cpu(), ";
+  }
+
   // y[M, N] = gelu?(x[M, K] W + bias) + residual [-> LayerNorm], W packed by lowering; M = x's
   // leading dims.
   Status emit_dense() {
@@ -398,18 +415,20 @@ class NodeEmitter {
       // act_smooth (compiler/quantize/smooth.h): the quantizer multiplies x by it per channel.
       KILN_ASSIGN_OR_RETURN(auto blob, raw_ptr(In::kWeight));
       KILN_ASSIGN_OR_RETURN(auto psmooth, optional_ptr(In::kActSmooth));
-      b_ << "  kk::gemm::gemm_s8_packed(be, " << product_expr(xs, 0, xs.size() - 1) << ", " << N
-         << ", " << K << ", " << px << ", " << K << ", kk::gemm::packed_s8_view(" << blob << ", "
-         << K << ", " << N << ", " << psmooth << "), " << po << ", " << N
-         << ", epilogue, nullptr);\n";
+      const std::string targs = tuned_args();
+      b_ << "  kk::gemm::gemm_s8_packed" << tuned_call() << "(" << targs << "be, "
+         << product_expr(xs, 0, xs.size() - 1) << ", " << N << ", " << K << ", " << px << ", " << K
+         << ", kk::gemm::packed_s8_view(" << blob << ", " << K << ", " << N << ", " << psmooth
+         << "), " << po << ", " << N << ", epilogue, nullptr);\n";
       return Status::ok();
     }
     if (in(In::kActSmooth))
       return Status::error(where() + ": act_smooth is only supported on an INT8 Dense");
     KILN_ASSIGN_OR_RETURN(auto pw, in_ptr(In::kWeight));
-    b_ << "  kk::gemm::gemm_f32_packed(be, " << product_expr(xs, 0, xs.size() - 1) << ", " << N
-       << ", " << K << ", " << px << ", " << K << ", " << pw << ", " << po << ", " << N
-       << ", epilogue);\n";
+    const std::string targs = tuned_args();
+    b_ << "  kk::gemm::gemm_f32_packed" << tuned_call() << "(" << targs << "be, "
+       << product_expr(xs, 0, xs.size() - 1) << ", " << N << ", " << K << ", " << px << ", " << K
+       << ", " << pw << ", " << po << ", " << N << ", epilogue);\n";
     return Status::ok();
   }
 
@@ -979,6 +998,7 @@ class NodeEmitter {
   const LoweredNode& ln_;
   size_t index_;
   const ir::Node* n_;
+  const std::vector<tune::TunedRow>* tuned_;
   std::ostringstream* statics_ = nullptr;
   std::ostringstream b_;
   bool returns_ = false;  // the body ends with its own return (kernels that can fail)
@@ -987,8 +1007,9 @@ class NodeEmitter {
 }  // namespace
 
 Status emit_node(const ir::Graph& g, const LoweredNode& node, size_t index,
-                 std::ostringstream& statics, std::ostringstream& out) {
-  return NodeEmitter(g, node, index).emit(statics, out);
+                 std::ostringstream& statics, std::ostringstream& out,
+                 const std::vector<tune::TunedRow>* tuned) {
+  return NodeEmitter(g, node, index, tuned).emit(statics, out);
 }
 
 bool has_emitter(ir::Op op) {

@@ -6,12 +6,15 @@
 #include <sstream>
 
 #include "compiler/codegen/lowering.h"
+#include "compiler/tune/tuning_log.h"
 
 namespace kiln::codegen {
 
-// Appends the node function to `out`, and the static constants it reads to `statics`.
+// Appends the node function to `out`, and the static constants it reads to `statics`. A Dense
+// with `tuned` rows (kiln compile --tuning-log) calls kernels/gemm/tuned.h with them.
 Status emit_node(const ir::Graph& g, const LoweredNode& node, size_t index,
-                 std::ostringstream& statics, std::ostringstream& out);
+                 std::ostringstream& statics, std::ostringstream& out,
+                 const std::vector<tune::TunedRow>* tuned = nullptr);
 
 // Whether codegen can emit `op` (the registry test checks every runtime op).
 bool has_emitter(ir::Op op);

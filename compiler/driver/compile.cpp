@@ -15,6 +15,7 @@
 #include "compiler/quantize/quant_report.h"
 #include "compiler/quantize/quantize.h"
 #include "compiler/quantize/smooth.h"
+#include "compiler/tune/tuning_log.h"
 #include "compiler/util/sha256.h"
 
 namespace kiln {
@@ -160,6 +161,49 @@ Status quantize_int8(ir::Graph& g, const CompileOptions& o, CompileReport* r) {
   return Status::ok();
 }
 
+// --tuning-log: the log's rows for each Dense of g. The log must come from a CPU of the target's
+// architecture and name only variants the target's model.so has (x86-64-v3: no AVX-512).
+Result<codegen::TuningPlan> tuning_plan(const ir::Graph& g, const std::string& path,
+                                        CompileReport& r) {
+  KILN_ASSIGN_OR_RETURN(tune::TuningLog log, tune::read_tuning_log(path));
+  if (log.arch() != r.target.arch)
+    return Status::error(path + ": tuned on " + log.arch() + " (" + log.cpu_name() +
+                         "), but target '" + r.target.name + "' is " + r.target.arch);
+  const bool no_avx512 = std::find(r.target.defines.begin(), r.target.defines.end(),
+                                   "KILN_GEMM_NO_AVX512") != r.target.defines.end();
+  codegen::TuningPlan plan;
+  plan.cpu_key = log.cpu_key();
+  plan.cpu_name = log.cpu_name();
+  plan.log_file = "tuning.json";  // copied into the artifact (and so into --bundle)
+  KILN_ASSIGN_OR_RETURN(plan.log_sha256, util::sha256_file(path));
+  plan.runner = log.runner;
+  plan.threads = log.threads;
+  if (!log.timings_meaningful)
+    r.warnings.push_back(path + " was measured under emulation (" + log.runner +
+                         "): its timings mean nothing, its schedules are only valid");
+  for (const auto& n : g.nodes()) {
+    if (n->op != ir::Op::kDense) continue;
+    ++r.dense_nodes;
+    const ir::Value* w = n->inputs[ir::DenseIn::kWeight];
+    if (!w || !w->constant || w->constant->dims.size() != 2) continue;
+    const std::string op = quantize::is_quantized(*n) ? "dense_s8" : "dense_f32";
+    auto rows = tune::tuned_rows(log, op, w->constant->dims[1], w->constant->dims[0]);
+    if (rows.empty()) continue;
+    for (const tune::TunedRow& row : rows)
+      if (no_avx512 && row.schedule.variant.rfind("avx512", 0) == 0)
+        return Status::error(path + ": node '" + n->name + "' is tuned with variant '" +
+                             row.schedule.variant + "', which target '" + r.target.name +
+                             "' does not build (no AVX-512): tune with --target " + r.target.name);
+    plan.nodes[n.get()] = std::move(rows);
+  }
+  r.tuned_nodes = plan.nodes.size();
+  r.tuning_cpu = plan.cpu_name + " (" + plan.cpu_key + ")";
+  if (log.target != r.target.name)
+    r.warnings.push_back(path + " was tuned for target '" + log.target + "', compiling for '" +
+                         r.target.name + "'");
+  return plan;
+}
+
 }  // namespace
 
 Result<CompileReport> compile(const CompileOptions& o) {
@@ -206,8 +250,18 @@ Result<CompileReport> compile(const CompileOptions& o) {
         g.outputs.push_back(n->outputs[0]);
   r.passes_seconds = seconds_since(t1);
 
+  if (o.graph_only) {
+    KILN_RETURN_IF_ERROR(o.graph_only(g));
+    return r;
+  }
+  std::optional<codegen::TuningPlan> tuning;
+  if (!o.tuning_log.empty()) {
+    KILN_ASSIGN_OR_RETURN(tuning, tuning_plan(g, o.tuning_log, r));
+  }
+
   auto t2 = Clock::now();
   codegen::CodegenOptions cg;
+  cg.tuning = tuning ? &*tuning : nullptr;
   cg.output_dir = o.output_dir;
   cg.target = r.target;
   cg.source_path = std::filesystem::path(o.model).filename().string();
@@ -219,6 +273,13 @@ Result<CompileReport> compile(const CompileOptions& o) {
   std::filesystem::create_directories(o.output_dir, ec);
   if (ec) return Status::error(o.output_dir + ": cannot create directory: " + ec.message());
   KILN_RETURN_IF_ERROR(codegen::emit_artifact(g, cg));
+  if (tuning) {
+    const std::filesystem::path copy = std::filesystem::path(o.output_dir) / tuning->log_file;
+    if (!std::filesystem::equivalent(o.tuning_log, copy, ec))
+      std::filesystem::copy_file(o.tuning_log, copy,
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec) return Status::error(copy.string() + ": cannot copy the tuning log: " + ec.message());
+  }
   r.codegen_seconds = seconds_since(t2);
 
   for (const auto& n : g.nodes()) r.ops[ir::op_name(n->op)]++;

@@ -37,6 +37,11 @@ struct CompileOptions {
   // INT8: > 0 keeps the fewest layers in FP32 for the mean per-vector output cosine to INT8's
   // emulation on the calibration inputs to reach this (quantize/mixed_precision.h).
   double min_cosine = 0;
+  // kiln tune's log (compiler/tune/tuning_log.h): its tuned schedules are built into model.so,
+  // used on the CPU it was measured on. Empty: the default schedules.
+  std::string tuning_log;
+  // kiln tune: stop after quantization and hand the graph to `graph_only` (no artifact).
+  std::function<Status(const ir::Graph&)> graph_only;
   // quant-report: every Dense output becomes an extra graph output after the original ones.
   bool expose_dense_outputs = false;
   // Called with the graph after import ("import"), after each pass and after quantization.
@@ -58,7 +63,9 @@ struct CompileReport {
   std::optional<quantize::MixedPrecisionReport> mixed_precision;  // with min_cosine
   std::vector<std::string> quantize_excluded;
   std::vector<std::string> quantize_shared;  // embedding tables kept FP32 as shared (quantize.h)
-  std::vector<std::string> warnings;         // unfused fast paths, quantizer notes
+  std::vector<std::string> warnings;         // unfused fast paths, quantizer notes, tuning
+  size_t tuned_nodes = 0, dense_nodes = 0;   // --tuning-log: Dense nodes with tuned schedules
+  std::string tuning_cpu;                    // --tuning-log: the CPU it was measured on
   double import_seconds = 0, passes_seconds = 0, codegen_seconds = 0;
 };
 

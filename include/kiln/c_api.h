@@ -98,6 +98,11 @@ kiln_status kiln_model_set_num_threads(kiln_model* model, int32_t num_threads);
 int32_t kiln_model_num_threads(const kiln_model* model);
 /* JSON text describing the artifact (target, features, ops, memory plan); owned by the model. */
 const char* kiln_model_describe(const kiln_model* model);
+/* `kiln compile --tuning-log`: "" for an untuned model, else "active: tuned for <cpu> (<key>)"
+ * or, on another CPU (which runs the default schedules), "inactive: tuned for <cpu> (<key>), but
+ * this CPU is <cpu> (<key>): default schedules". Owned by the model. Tools print the inactive
+ * case once at load (the library itself never prints). */
+const char* kiln_model_tuning(const kiln_model* model);
 
 /* Per-node profile: wall time around every node call, summed over runs. On from load when the
  * environment variable KILN_PROFILE is set to anything but "" or "0". Enabling clears the

@@ -26,6 +26,14 @@
 namespace kiln::tools {
 namespace {
 
+// A --tuning-log artifact on a CPU other than the one it was tuned on runs the default
+// schedules: said once, when the model is loaded.
+void note_tuning(const Model& m) {
+  const char* t = kiln_model_tuning(m.get());
+  if (t && std::strncmp(t, "inactive: ", 10) == 0)
+    std::fprintf(stderr, "kiln-rt: note: model %s\n", t + 10);
+}
+
 using nlohmann::json;
 
 std::string shape_str(const std::vector<int64_t>& shape) {
@@ -274,6 +282,7 @@ int cmd_run(const RunArgs& a) {
   o.num_threads = a.threads;
   auto t0 = std::chrono::steady_clock::now();
   Model m(a.dir, o);
+  note_tuning(m);
   const double load_ms = ms_since(t0);
   const json d = json::parse(m.describe());
   std::vector<bool> given(m.num_inputs(), false);
@@ -333,6 +342,7 @@ int cmd_bench(const BenchArgs& a) {
   LoadOptions o;
   o.num_threads = a.threads;
   Model m(a.dir, o);
+  note_tuning(m);
   const json d = json::parse(m.describe());
   std::vector<std::string> names;
   int64_t sym[KILN_MAX_SYMBOLS] = {};
@@ -413,10 +423,28 @@ int cmd_bench(const BenchArgs& a) {
   return 0;
 }
 
+// A Dense's GEMM schedule for kiln inspect: the --tuning-log rows ("tuned (active|inactive):
+// M<=40 avx512 mr14 p2 mc112 kc0 nc0 t1; ...") or "default (variant chosen at load)".
+static std::string schedule_str(const json& node, const json& d) {
+  if (!node.contains("schedule")) return "default (variant and blocking chosen at load)";
+  const bool active =
+      d["tuning"].is_string() && d["tuning"].get<std::string>().rfind("active", 0) == 0;
+  std::string s = active ? "tuned: " : "tuned (inactive on this CPU, defaults run): ";
+  for (const auto& r : node["schedule"]) {
+    if (&r != &node["schedule"].front()) s += "; ";
+    if (!r["max_m"].is_null()) s += "M<=" + std::to_string(r["max_m"].get<int64_t>()) + " ";
+    s += r.value("variant", "?");
+    for (const char* k : {"mr", "panels", "mc", "kc", "nc", "threads"})
+      s += std::string(" ") + k + " " + std::to_string(r.value(k, 0));
+  }
+  return s;
+}
+
 int cmd_inspect(const InspectArgs& a) {
   LoadOptions o;
   o.num_threads = 1;
   Model m(a.dir, o);
+  note_tuning(m);
   if (a.json) {
     std::printf("%s\n", m.describe().c_str());
     return 0;
@@ -435,6 +463,8 @@ int cmd_inspect(const InspectArgs& a) {
   std::printf("\nhost       %s:", d["host"]["arch"].get<std::string>().c_str());
   for (const auto& f : d["host"]["features"]) std::printf(" %s", f.get<std::string>().c_str());
   std::printf("\nkernels    %s", kernel_variant_str(d).c_str());
+  if (d.contains("tuning") && d["tuning"].is_string())
+    std::printf("\ntuning     %s", d["tuning"].get<std::string>().c_str());
   print_quantization(a.dir);
   std::printf("\nsymbols   ");
   for (const auto& s : d["symbols"]) {
@@ -466,6 +496,7 @@ int cmd_inspect(const InspectArgs& a) {
     std::printf("  %-40s %-20s %s%s%s\n", n["name"].get<std::string>().c_str(),
                 n["op"].get<std::string>().c_str(), n["kernel"].get<std::string>().c_str(),
                 attrs.empty() ? "" : " ", attrs.c_str());
+    if (n["op"] == "Dense") std::printf("    schedule: %s\n", schedule_str(n, d).c_str());
   }
   const json& ar = d["arena"];
   std::printf("memory plan: arena %s per %s (at the other symbols' maxima), alignment %d\n",
@@ -514,6 +545,7 @@ Model load_text_model(const std::string& dir, int threads, const char* command) 
   LoadOptions o;
   o.num_threads = threads;
   Model m(dir, o);
+  note_tuning(m);
   if (!kiln_model_has_tokenizer(m.get()))
     throw std::runtime_error(std::string(command) +
                              ": this artifact has no tokenizer (compile it with `kiln compile ... "

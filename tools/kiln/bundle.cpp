@@ -242,6 +242,8 @@ Status make_bundle(const BundleOptions& o, uint64_t* archive_bytes) {
     tokenizer_file = model["tokenizer"].value(
         "file", model["tokenizer"].value("vocab", std::string("vocab.txt")));
   if (!tokenizer_file.empty()) files.push_back(tokenizer_file);
+  if (model.contains("tuning"))  // kiln compile --tuning-log: the log travels with the artifact
+    files.push_back(model["tuning"]["log"].value("file", std::string("tuning.json")));
   for (const std::string& f : files) KILN_RETURN_IF_ERROR(copy_into(art / f, top / f));
   KILN_RETURN_IF_ERROR(copy_into(rt.library, top / "libkiln_runtime.so"));
   KILN_RETURN_IF_ERROR(copy_into(rt.cli, top / "kiln-rt"));

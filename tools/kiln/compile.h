@@ -27,6 +27,7 @@ struct CompileArgs {
   std::string calibrate;      // INT8 calibration inputs (.npz / .npy); empty: generated
   bool no_smoothing = false;  // INT8 without activation smoothing (compiler/quantize/smooth.h)
   double min_cosine = 0;      // INT8 mixed precision (compiler/quantize/mixed_precision.h); 0: off
+  std::string tuning_log;     // kiln tune's tuning.json: tuned schedules into model.so
   // Internal (quant-report): every Dense output becomes an extra graph output, after the
   // original outputs, named after its value.
   bool expose_dense_outputs = false;

@@ -110,6 +110,7 @@ int kiln::tools::compile(const CompileArgs& a) {
   o.quantize_exclude = a.quantize_exclude;
   o.smooth = !a.no_smoothing;
   o.min_cosine = a.min_cosine;
+  o.tuning_log = a.tuning_log;
   // A text calibration file is tokenized with the model's tokenizer (the runtime's own code).
   std::unique_ptr<kiln::rt::TextTokenizer> text_tokenizer;
   kiln::tools::TextEncoder encoder;
@@ -206,6 +207,11 @@ int kiln::tools::compile(const CompileArgs& a) {
                   k.name.find(k.weight) == std::string::npos ? k.weight.c_str() : "",
                   k.name.find(k.weight) == std::string::npos ? ")" : "", k.alone_cosine);
   }
+  if (!a.tuning_log.empty())
+    std::printf(
+        "  tuning: %zu of %zu Dense nodes use tuned schedules on %s (%s; defaults on any "
+        "other CPU)\n",
+        r.tuned_nodes, r.dense_nodes, r.tuning_cpu.c_str(), a.tuning_log.c_str());
   if (!a.vocab.empty())
     std::printf("  tokenizer: %s (%s)\n", a.vocab.c_str(), a.cased ? "cased" : "lower-case");
   if (!a.tokenizer.empty()) std::printf("  tokenizer: %s\n", a.tokenizer.c_str());
@@ -279,6 +285,9 @@ int main(int argc, char** argv) {
                 "per-vector cosine to FP32 on the calibration inputs to reach this, e.g. 0.9995 "
                 "(measured on an emulation of the INT8 kernels)")
       ->check(CLI::Range(1e-9, 1.0));
+  c->add_option("--tuning-log", a.tuning_log,
+                "kiln tune's tuning.json: build its tuned GEMM schedules into model.so (used on "
+                "the CPU it was measured on, defaults elsewhere)");
   app.add_subcommand("quant-report", "per-Dense INT8 error analysis (kiln quant-report --help)");
   app.add_subcommand("tune",
                      "tune kernel schedules on the target CPU, here or on a board over ssh "

@@ -1,0 +1,226 @@
+#include "compiler/tune/space.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+namespace kiln::tune {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int kNr = 16;  // kernels/gemm/types.h: columns per packed panel
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+int64_t json_int(const json& j, const char* k) {
+  auto it = j.find(k);
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+// kernels/gemm/driver.h make_plan, for the numbers the model needs.
+struct Plan {
+  int64_t m_tiles, n_tiles, m_groups, n_groups, k_blocks, kc;
+  int threads;
+};
+
+Plan plan(const Task& t, const ScheduleChoice& s, int pool_threads) {
+  constexpr double kMinParallelFlops = 1 << 18;  // driver.h: smaller GEMMs stay on the caller
+  Plan p;
+  const bool parallel = pool_threads > 1 && t.flops() >= kMinParallelFlops;
+  p.threads = parallel ? (s.threads > 0 ? std::min(s.threads, pool_threads) : pool_threads) : 1;
+  p.m_tiles = ceil_div(t.M, s.mr);
+  p.n_tiles = ceil_div(t.N, kNr * s.panels);
+  const int64_t per_group = std::max<int64_t>(1, s.mc / s.mr);
+  p.m_groups = ceil_div(p.m_tiles, per_group);
+  const int64_t nc_tiles = s.nc > 0 ? std::max<int64_t>(1, s.nc / (kNr * s.panels)) : p.n_tiles;
+  const int64_t step = p.threads / std::gcd(p.m_groups, int64_t{p.threads});
+  p.n_groups = ceil_div(p.n_tiles, nc_tiles);
+  p.n_groups = std::min(p.n_tiles, ceil_div(p.n_groups, step) * step);
+  p.kc = s.kc > 0 ? std::min(s.kc, t.K) : t.K;
+  p.k_blocks = ceil_div(t.K, p.kc);
+  return p;
+}
+
+// Lanes of one FMA (FP32) or dot-product (INT8) register of the variant, relative units.
+double variant_rate(const std::string& op, const std::string& v) {
+  const bool s8 = op == "dense_s8";
+  if (v.rfind("avx512", 0) == 0) return s8 ? 64 : 16;
+  if (v == "avxvnni") return 32;
+  if (v == "avx2") return s8 ? 16 : 8;  // s8: vpmaddwd on widened int16
+  if (v == "neondot") return 16;
+  if (v == "neon" || v == "neon_a76") return s8 ? 8 : 4;
+  return 1;  // ref
+}
+
+}  // namespace
+
+std::string Task::str() const {
+  std::ostringstream s;
+  s << op << " " << M << "x" << N << "x" << K;
+  return s.str();
+}
+
+Result<ProbeInfo> probe_info_from_json(const json& r) {
+  if (!r.is_object()) return Status::error("probe response is not a JSON object");
+  if (auto e = r.find("error"); e != r.end())
+    return Status::error("probe: " + (e->is_string() ? e->get<std::string>() : e->dump()));
+  ProbeInfo p;
+  auto cpu = r.find("cpu");
+  if (cpu == r.end() || !cpu->is_object() || !cpu->contains("key"))
+    return Status::error("probe response has no \"cpu\" identity");
+  p.cpu = *cpu;
+  if (auto c = r.find("cache"); c != r.end() && c->is_object()) {
+    p.cache = *c;
+    p.l1d = json_int(*c, "l1d");
+    p.l2 = json_int(*c, "l2");
+    p.l3 = json_int(*c, "l3");
+  }
+  p.threads = static_cast<int>(std::max<int64_t>(1, json_int(r, "threads")));
+  if (auto c = r.find("cpus"); c != r.end() && c->is_array())
+    for (const json& x : *c)
+      if (x.is_number_integer()) p.cpus.push_back(x.get<int>());
+  auto vs = r.find("variants");
+  if (vs == r.end() || !vs->is_object()) return Status::error("probe response has no \"variants\"");
+  for (const char* op : {"dense_f32", "dense_s8"}) {
+    auto rows = vs->find(op);
+    if (rows == vs->end() || !rows->is_array()) continue;
+    for (const json& row : *rows) {
+      if (!row.is_object() || !row.contains("schedule")) continue;
+      VariantInfo v;
+      v.name = row.value("name", "");
+      v.supported = row.value("supported", false);
+      const json& s = row["schedule"];
+      v.schedule.variant = v.name;
+      v.schedule.mr = static_cast<int>(json_int(s, "mr"));
+      v.schedule.panels = static_cast<int>(json_int(s, "panels"));
+      v.schedule.mc = json_int(s, "mc");
+      v.schedule.kc = json_int(s, "kc");
+      v.schedule.nc = json_int(s, "nc");
+      v.schedule.threads = static_cast<int>(json_int(s, "threads"));
+      if (v.name.empty() || v.schedule.mr < 1 || v.schedule.panels < 1 || v.schedule.mc < 1)
+        return Status::error("probe response: bad variant row " + row.dump());
+      p.variants[op].push_back(v);
+    }
+  }
+  return p;
+}
+
+double predicted_seconds(const Task& t, const ScheduleChoice& s, const ProbeInfo& p) {
+  const Plan pl = plan(t, s, p.threads);
+  const bool s8 = t.op == "dense_s8";
+  // Compute: the slowest thread's items, each tile at the efficiency of its row count (a tile of
+  // R rows loads the B row once for R FMAs: R / (R + 2)) and of its padded columns.
+  const double rows_per_tile = static_cast<double>(t.M) / pl.m_tiles;
+  const double row_eff = (rows_per_tile / (rows_per_tile + 2)) / (s.mr / (s.mr + 2.0));
+  const double col_eff = static_cast<double>(t.N) / (pl.n_tiles * kNr * s.panels);
+  const int64_t items = pl.m_groups * pl.n_groups;
+  const double balance = static_cast<double>(ceil_div(items, pl.threads)) * pl.threads / items;
+  const double peak = 3e9 * 2 * 2 * variant_rate(t.op, s.variant);  // 3 GHz, 2 pipes, FMA = 2
+  double seconds = t.flops() / (peak * pl.threads) * balance / (row_eff * col_eff);
+  // Memory: every row group streams its column groups' B from L3 / DRAM (~20 GB/s a core), an A
+  // block beyond half of L2 is re-read from L3 for each column tile, and a K split re-reads and
+  // re-writes C once per extra block.
+  const double a_elem = s8 ? (s.variant == "avx2" ? 2 : 1) : 4, b_elem = s8 ? 1 : 4;
+  const double bw = 20e9 * pl.threads;
+  seconds += static_cast<double>(pl.m_groups) * t.N * t.K * b_elem / bw;
+  const double a_block = static_cast<double>(std::min(s.mc, t.M)) * pl.kc * a_elem;
+  const int64_t l2 = p.l2 > 0 ? p.l2 : (1 << 20);
+  if (a_block > 0.5 * l2)
+    seconds += (a_block - 0.5 * l2) / a_block * t.M * t.K * a_elem * pl.n_tiles / (4 * bw);
+  const double b_tile = static_cast<double>(pl.kc) * kNr * s.panels * b_elem;
+  const int64_t l1 = p.l1d > 0 ? p.l1d : (32 << 10);
+  if (b_tile > l1) seconds *= 1.05;  // the B tile is re-read from L2 by each row tile
+  seconds += (pl.k_blocks - 1) * 2.0 * t.M * t.N * 4 / (4 * bw);
+  if (pl.threads > 1) seconds += 5e-6;  // waking the pool
+  return seconds;
+}
+
+Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p,
+                                               const SpaceOptions& o) {
+  auto rows = p.variants.find(t.op);
+  std::vector<const VariantInfo*> usable;
+  if (rows != p.variants.end())
+    for (const VariantInfo& v : rows->second)
+      if (v.supported && !(o.no_avx512 && v.name.rfind("avx512", 0) == 0)) usable.push_back(&v);
+  if (usable.empty())
+    return Status::error("the probe has no " + t.op + " kernel variant this CPU supports" +
+                         std::string(o.no_avx512 ? " without AVX-512" : ""));
+  const ScheduleChoice def = usable.front()->schedule;  // what dispatch picks: first supported
+  const int64_t l2 = p.l2 > 0 ? p.l2 : (1 << 20);
+
+  struct Scored {
+    ScheduleChoice s;
+    double seconds;
+  };
+  std::vector<Scored> all;
+  std::set<std::string> seen = {def.str()};
+  for (const VariantInfo* v : usable) {
+    const ScheduleChoice& base = v->schedule;
+    std::vector<int> panel_options = {base.panels};
+    if (base.panels > 1) panel_options.push_back(1);
+    for (int panels : panel_options) {
+      const int mr = base.mr;
+      const int64_t m_max = ceil_div(t.M, mr) * mr;
+      // mc: A blocks of 1/8 .. all of L2, the default, and all rows in one group.
+      std::set<int64_t> mcs = {std::min(base.mc, m_max), m_max};
+      const double a_elem = t.op == "dense_s8" ? 1 : 4;
+      for (double frac : {0.125, 0.25, 0.5, 1.0}) {
+        const int64_t rows_fit = static_cast<int64_t>(frac * l2 / (a_elem * t.K));
+        const int64_t mc = std::clamp<int64_t>(rows_fit / mr * mr, mr, m_max);
+        mcs.insert(mc);
+      }
+      std::set<int64_t> kcs = {base.kc};
+      if (t.op == "dense_f32")  // INT8 never blocks K (its accumulators stay in registers)
+        for (int64_t kc : {0, 256, 512, 1024})
+          if (kc == 0 || kc < t.K) kcs.insert(kc);
+      std::set<int64_t> ncs = {0, base.nc};
+      const int64_t tile_cols = int64_t{kNr} * panels;
+      for (int64_t parts : {2, 4, 8})
+        if (t.N >= parts * tile_cols)
+          ncs.insert(ceil_div(ceil_div(t.N, parts), tile_cols) * tile_cols);
+      std::set<int> threads = {0};
+      if (p.threads > 1) threads.insert(1);
+      if (p.threads >= 4) threads.insert(p.threads / 2);
+      for (int64_t mc : mcs)
+        for (int64_t kc : kcs)
+          for (int64_t nc : ncs)
+            for (int th : threads) {
+              ScheduleChoice s{v->name, mr, panels, mc, kc, nc, th};
+              if (!seen.insert(s.str()).second) continue;
+              all.push_back({s, predicted_seconds(t, s, p)});
+            }
+    }
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const Scored& a, const Scored& b) { return a.seconds < b.seconds; });
+  std::vector<ScheduleChoice> out = {def};
+  auto add_best = [&](auto&& matches) {
+    for (const Scored& c : all)
+      if (matches(c.s)) {
+        if (out.size() < o.max_candidates && std::find(out.begin(), out.end(), c.s) == out.end())
+          out.push_back(c.s);
+        return;
+      }
+  };
+  // The best point of each variant and of each thread count first: what the model knows least
+  // (how well a CPU runs each ISA: Zen 4 executes AVX-512 as two 256-bit halves; what waking a
+  // second core costs next to a small GEMM), then the best of the rest.
+  for (const VariantInfo* v : usable)
+    add_best([&](const ScheduleChoice& s) { return s.variant == v->name; });
+  for (int th : {1, p.threads / 2})
+    if (th >= 1 && th < p.threads)
+      add_best([&](const ScheduleChoice& s) { return s.threads == th; });
+  for (const Scored& c : all) {
+    if (out.size() >= o.max_candidates) break;
+    if (std::find(out.begin(), out.end(), c.s) == out.end()) out.push_back(c.s);
+  }
+  return out;
+}
+
+}  // namespace kiln::tune

@@ -1,0 +1,98 @@
+#include "compiler/tune/space.h"
+
+#include <gtest/gtest.h>
+
+#include "probe_fixture.h"
+
+namespace kiln::tune {
+namespace {
+
+Task task(const char* op, int64_t M, int64_t N, int64_t K) {
+  Task t;
+  t.op = op;
+  t.M = M;
+  t.N = N;
+  t.K = K;
+  return t;
+}
+
+TEST(TuneSpace, DefaultFirstThenValidPointsOfEverySupportedVariant) {
+  const ProbeInfo p = testing::identify();
+  for (const Task& t : {task("dense_f32", 128, 2304, 768), task("dense_f32", 16, 384, 1536),
+                        task("dense_s8", 128, 3072, 768), task("dense_s8", 1, 64, 40)}) {
+    auto c = candidates(t, p, SpaceOptions{});
+    ASSERT_TRUE(c) << c.status().message();
+    ASSERT_GE(c->size(), 3u) << t.str();
+    EXPECT_LE(c->size(), SpaceOptions{}.max_candidates);
+    EXPECT_EQ((*c)[0].variant, t.op == "dense_f32" ? "avx512" : "avx512vnni") << t.str();
+    EXPECT_EQ((*c)[0].mc, t.op == "dense_f32" ? 112 : 336);
+    bool other_variant = false;
+    for (const ScheduleChoice& s : *c) {
+      EXPECT_NE(s.variant, "avxvnni") << "unsupported variant offered";
+      EXPECT_GE(s.mr, 1);
+      EXPECT_GE(s.panels, 1);
+      EXPECT_GE(s.mc, s.mr) << s.str();
+      EXPECT_EQ(s.mc % s.mr, 0) << s.str() << " in " << t.str();
+      EXPECT_GE(s.kc, 0);
+      EXPECT_GE(s.nc, 0);
+      EXPECT_TRUE(s.threads == 0 || s.threads == 1) << s.str();
+      if (t.op == "dense_s8") {
+        EXPECT_EQ(s.kc, 0) << "INT8 never blocks K";
+      }
+      other_variant |= s.variant != (*c)[0].variant;
+      for (const ScheduleChoice& o : *c)
+        if (&o != &s) {
+          EXPECT_FALSE(o == s) << "duplicate " << s.str();
+        }
+    }
+    EXPECT_TRUE(other_variant) << t.str();
+  }
+}
+
+TEST(TuneSpace, NoAvx512TargetNeverGetsAvx512) {
+  SpaceOptions o;
+  o.no_avx512 = true;
+  for (const char* op : {"dense_f32", "dense_s8"}) {
+    auto c = candidates(task(op, 128, 768, 768), testing::identify(), o);
+    ASSERT_TRUE(c);
+    EXPECT_EQ((*c)[0].variant, "avx2") << op << ": x86-64-v3's default";
+    for (const ScheduleChoice& s : *c) EXPECT_EQ(s.variant.rfind("avx512", 0), std::string::npos);
+  }
+}
+
+TEST(TuneSpace, SingleThreadProbeOffersNoThreadCap) {
+  auto c = candidates(task("dense_f32", 128, 768, 768), testing::identify(1), SpaceOptions{});
+  ASSERT_TRUE(c);
+  for (const ScheduleChoice& s : *c) EXPECT_EQ(s.threads, 0);
+}
+
+TEST(TuneSpace, NoSupportedVariantIsAnError) {
+  ProbeInfo p = testing::identify();
+  for (VariantInfo& v : p.variants["dense_s8"]) v.supported = false;
+  auto c = candidates(task("dense_s8", 8, 16, 16), p, SpaceOptions{});
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.status().message().find("dense_s8"), std::string::npos);
+}
+
+TEST(TuneSpace, ModelPrefersFewerThreadsForTinyGemmsAndAllForBigOnes) {
+  const ProbeInfo p = testing::identify(2);
+  ScheduleChoice all{"avx512", 14, 2, 112, 0, 0, 0}, one = all;
+  one.threads = 1;
+  // 2 * 16 * 64 * 64 FLOP: below the driver's parallel threshold, both run on one thread.
+  const Task tiny = task("dense_f32", 16, 64, 64);
+  EXPECT_DOUBLE_EQ(predicted_seconds(tiny, all, p), predicted_seconds(tiny, one, p));
+  const Task big = task("dense_f32", 512, 3072, 768);
+  EXPECT_LT(predicted_seconds(big, all, p), 0.7 * predicted_seconds(big, one, p));
+}
+
+TEST(TuneSpace, ProbeAnswerErrorsAreNamed) {
+  EXPECT_NE(probe_info_from_json({{"error", "bad request"}}).status().message().find("bad request"),
+            std::string::npos);
+  EXPECT_FALSE(probe_info_from_json(nlohmann::json::array()));
+  auto j = testing::identify_answer();
+  j["variants"]["dense_f32"][0]["schedule"]["mr"] = 0;
+  EXPECT_NE(probe_info_from_json(j).status().message().find("bad variant row"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kiln::tune
