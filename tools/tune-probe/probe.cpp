@@ -129,7 +129,10 @@ std::string pin(const std::vector<int>& wanted, std::vector<int>* cpus) {
 }
 
 int refuse(std::ostream& out, std::ostream& err, const std::string& message, int code) {
-  out << json{{"protocol", kProtocol}, {"error", message}}.dump() << "\n";
+  // The message may quote the request's bytes (a parse error's "last read"): never throw on them.
+  out << json{{"protocol", kProtocol}, {"error", message}}.dump(-1, ' ', false,
+                                                                json::error_handler_t::replace)
+      << "\n";
   err << "kiln-tune-probe: " << message << "\n";
   return code;
 }
