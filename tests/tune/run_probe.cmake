@@ -1,7 +1,10 @@
 # Runs the real kiln-tune-probe binary on a request file and checks its answer (ctest, tests/tune).
-#   -DPROBE=<binary> -DEMULATOR=<qemu-aarch64 or empty> -DREQUEST=<file> -DEXPECT_RC=<code>
-# The emulator is run without -L: the probe is static and must need no sysroot.
-execute_process(COMMAND ${EMULATOR} ${PROBE} INPUT_FILE ${REQUEST} OUTPUT_VARIABLE out
+#   -DPROBE=<binary> -DARGS=<arguments, | separated> -DEMULATOR=<emulator command, | separated,
+#   or empty> -DREQUEST=<file> -DEXPECT_RC=<code>
+# kiln-tune-probe runs under qemu without -L: it is static and must need no sysroot.
+string(REPLACE "|" ";" EMULATOR "${EMULATOR}")
+string(REPLACE "|" ";" ARGS "${ARGS}")
+execute_process(COMMAND ${EMULATOR} ${PROBE} ${ARGS} INPUT_FILE ${REQUEST} OUTPUT_VARIABLE out
                 ERROR_VARIABLE err RESULT_VARIABLE rc)
 if(NOT rc STREQUAL EXPECT_RC)
   message(FATAL_ERROR "exit status ${rc}, expected ${EXPECT_RC}\nstdout: ${out}\nstderr: ${err}")
