@@ -129,12 +129,12 @@ struct Operands {
       : t(task),
         a(4 * task.M * task.K),
         bias(4 * task.N),
-        residual(4 * task.M * task.N),
+        residual(task.residual ? 4 * task.M * task.N : 4),
         ln_scale(4 * task.N),
         ln_bias(4 * task.N) {
     fill_random(a.f(), t.M * t.K, 1);
     fill_random(bias.f(), t.N, 3);
-    fill_random(residual.f(), t.residual ? t.M * t.N : 0, 4);
+    if (t.residual) fill_random(residual.f(), t.M * t.N, 4);
     fill_random(ln_scale.f(), t.N, 5);
     fill_random(ln_bias.f(), t.N, 6);
     ep.bias = t.bias ? bias.f() : nullptr;
