@@ -81,12 +81,12 @@ struct Problem {
     ep.ln_epsilon = 1e-5f;
   }
 
-  std::vector<float> f32(const Variant& v, Schedule s, const kiln_backend* be) const {
+  std::vector<float> run(const Variant& v, Schedule s, const kiln_backend* be) const {
     std::vector<float> C(M * N);
     gemm_f32_packed_with(v.kernels(), s, be, M, N, K, A.data(), K, packed.data(), C.data(), N, ep);
     return C;
   }
-  std::vector<float> s8_(const S8Variant& v, Schedule s, const kiln_backend* be) const {
+  std::vector<float> run(const S8Variant& v, Schedule s, const kiln_backend* be) const {
     std::vector<float> C(M * N);
     gemm_s8_packed_with(v.kernels(), s, be, M, N, K, A.data(), K, s8, C.data(), N, ep);
     return C;
@@ -95,6 +95,13 @@ struct Problem {
 
 inline bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
+}
+
+// Calls f(table) for the FP32 and the INT8 variant table (Problem::run takes a row of either).
+template <class F>
+void for_both_tables(F&& f) {
+  f(gemm_f32_table());
+  f(gemm_s8_table());
 }
 
 }  // namespace kiln::kernels::gemm::testing

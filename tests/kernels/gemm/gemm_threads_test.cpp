@@ -17,48 +17,39 @@ TEST(GemmThreads, CappedCallsGiveTheSameBytes) {
   for (const auto& shape : kShapes)
     for (bool ln : {false, true}) {
       const Problem p(shape[0], shape[1], shape[2], ln);
-      for (const Variant& v : gemm_f32_table()) {
-        if (!v.supported()) continue;
-        Schedule s = v.schedule;
-        s.mc = 2 * s.mr;  // several row groups
-        const std::vector<float> all = p.f32(v, s, &pool.be);
-        for (int cap : {1, 2, 5}) {
-          Schedule c = s;
-          c.threads = cap;
-          EXPECT_TRUE(same_bytes(all, p.f32(v, c, &pool.be)))
-              << v.name << " M=" << p.M << " ln=" << ln << " threads=" << cap;
+      for_both_tables([&](const auto& table) {
+        for (const auto& v : table) {
+          if (!v.supported()) continue;
+          Schedule s = v.schedule;
+          s.mc = 2 * s.mr;  // several row groups
+          const std::vector<float> all = p.run(v, s, &pool.be);
+          for (int cap : {1, 2, 5}) {
+            Schedule c = s;
+            c.threads = cap;
+            EXPECT_TRUE(same_bytes(all, p.run(v, c, &pool.be)))
+                << v.name << " M=" << p.M << " ln=" << ln << " threads=" << cap;
+          }
         }
-      }
-      for (const S8Variant& v : gemm_s8_table()) {
-        if (!v.supported()) continue;
-        Schedule s = v.schedule;
-        s.mc = 2 * s.mr;
-        const std::vector<float> all = p.s8_(v, s, &pool.be);
-        for (int cap : {1, 2, 5}) {
-          Schedule c = s;
-          c.threads = cap;
-          EXPECT_TRUE(same_bytes(all, p.s8_(v, c, &pool.be)))
-              << v.name << " M=" << p.M << " ln=" << ln << " threads=" << cap;
-        }
-      }
+      });
     }
+}
+
+// The default variant of `table` with one row tile per item, capped at `cap` threads, on a
+// counting backend of 4 threads.
+template <class Table>
+CountingBackend run_capped(const Table& table, const Problem& p, int cap) {
+  Schedule s = table.chosen().schedule;
+  s.mc = s.mr;
+  s.threads = cap;
+  CountingBackend be(4);
+  p.run(table.chosen(), s, &be.be);
+  return be;
 }
 
 TEST(GemmThreads, CapOfOneNeverCallsParallelFor) {
   for (bool ln : {false, true}) {
     const Problem p(64, 200, 96, ln);
-    Schedule s = gemm_f32_variant().schedule;
-    s.mc = s.mr;
-    s.threads = 1;
-    CountingBackend f32(4);
-    p.f32(gemm_f32_variant(), s, &f32.be);
-    EXPECT_EQ(f32.calls, 0);
-    Schedule s8 = gemm_s8_variant().schedule;
-    s8.mc = s8.mr;
-    s8.threads = 1;
-    CountingBackend q(4);
-    p.s8_(gemm_s8_variant(), s8, &q.be);
-    EXPECT_EQ(q.calls, 0);
+    for_both_tables([&](const auto& table) { EXPECT_EQ(run_capped(table, p, 1).calls, 0); });
   }
 }
 
@@ -67,25 +58,13 @@ TEST(GemmThreads, CapBoundsTheChunksOfEveryLoop) {
     // M = 16: the plan splits N, so the LayerNorm runs as its own pass.
     for (int64_t M : {16, 200}) {
       const Problem p(M, 200, 96, ln);
-      Schedule s = gemm_f32_variant().schedule;
-      s.mc = s.mr;
-      s.threads = 2;
-      CountingBackend f32(4);
-      p.f32(gemm_f32_variant(), s, &f32.be);
-      EXPECT_GT(f32.calls, 0);
-      EXPECT_LE(f32.max_chunks, 2) << "M=" << M << " ln=" << ln;
-      Schedule s8 = gemm_s8_variant().schedule;
-      s8.mc = s8.mr;
-      s8.threads = 2;
-      CountingBackend q(4);
-      p.s8_(gemm_s8_variant(), s8, &q.be);
-      EXPECT_GT(q.calls, 0);
-      EXPECT_LE(q.max_chunks, 2) << "M=" << M << " ln=" << ln;
-      // Uncapped, the same problem uses all four.
-      s.threads = 0;
-      CountingBackend all(4);
-      p.f32(gemm_f32_variant(), s, &all.be);
-      EXPECT_EQ(all.max_chunks, 4);
+      for_both_tables([&](const auto& table) {
+        const CountingBackend capped = run_capped(table, p, 2);
+        EXPECT_GT(capped.calls, 0);
+        EXPECT_LE(capped.max_chunks, 2) << "M=" << M << " ln=" << ln;
+        // Uncapped, the same problem uses all four.
+        EXPECT_EQ(run_capped(table, p, 0).max_chunks, 4) << "M=" << M << " ln=" << ln;
+      });
     }
   }
 }

@@ -73,11 +73,11 @@ TEST(GemmTuned, UsesTheRowsVariantAndSchedule) {
   const Variant& f = other_variant(gemm_f32_table());
   const TunedSchedule f_rows[] = {{1 << 20, f.name, odd_schedule(f.schedule)}};
   EXPECT_TRUE(
-      same_bytes(c.f32_tuned(f_rows, 1, true), p.f32(f, odd_schedule(f.schedule), &pool.be)))
+      same_bytes(c.f32_tuned(f_rows, 1, true), p.run(f, odd_schedule(f.schedule), &pool.be)))
       << f.name;
   const S8Variant& q = other_variant(gemm_s8_table());
   const TunedSchedule q_rows[] = {{1 << 20, q.name, odd_schedule(q.schedule)}};
-  EXPECT_TRUE(same_bytes(c.s8_tuned(q_rows, 1, true), p.s8_(q, odd_schedule(q.schedule), &pool.be)))
+  EXPECT_TRUE(same_bytes(c.s8_tuned(q_rows, 1, true), p.run(q, odd_schedule(q.schedule), &pool.be)))
       << q.name;
 }
 
