@@ -72,7 +72,7 @@ inline void detect_x86(CpuIdentity& id) {
                    ? static_cast<int>(((a >> 16) & 0xF) << 4) + base_model
                    : base_model;
   }
-  if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004) {
+  if (static_cast<unsigned>(__get_cpuid_max(0x80000000, nullptr)) >= 0x80000004u) {
     unsigned brand[12] = {};
     for (unsigned i = 0; i < 3; ++i)
       __get_cpuid(0x80000002 + i, &brand[4 * i], &brand[4 * i + 1], &brand[4 * i + 2],
@@ -89,7 +89,14 @@ inline void detect_x86(CpuIdentity& id) {
   cpu_add_feature(f, fs, __builtin_cpu_supports("avx512bw"), "avx512bw");
   cpu_add_feature(f, fs, __builtin_cpu_supports("avx512f"), "avx512f");
   cpu_add_feature(f, fs, __builtin_cpu_supports("avx512vnni"), "avx512vnni");
-  cpu_add_feature(f, fs, __builtin_cpu_supports("avxvnni"), "avxvnni");
+  // AVX-VNNI from cpuid (leaf 7, subleaf 1, EAX bit 4): clang's __builtin_cpu_supports does not
+  // know "avxvnni". The VEX form needs only the AVX state, which avx2 already implies.
+  unsigned eax71 = 0;
+  if (max_leaf >= 7) {
+    __cpuid_count(7, 1, a, b, c, d);
+    eax71 = a;
+  }
+  cpu_add_feature(f, fs, __builtin_cpu_supports("avx2") && (eax71 & (1u << 4)), "avxvnni");
   cpu_add_feature(f, fs, __builtin_cpu_supports("fma"), "fma");
   std::snprintf(id.key, sizeof(id.key), "x86_64/%s/%d/%d/%s", id.vendor, id.family, id.model,
                 id.features);
