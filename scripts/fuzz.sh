@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_EACH=${1:-60}
 shift $(($# > 0 ? 1 : 0))
-ALL=(npy model_json params artifact vocab tokenizer_json serve_request onnx_import)
+ALL=(npy model_json params artifact vocab tokenizer_json serve_request tune_probe_request onnx_import)
 TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 

@@ -13,7 +13,7 @@
 // (AVX-512, M=168 K=768, % of peak): packing A into k-major row panels gave 45% vs ~100% at N=32,
 // 82% vs 87% at N=768 (docs/architecture.md, "GEMM kernels").
 // Threads: the column-group count is rounded so that the item count is a multiple of the thread
-// count: M = 16 on 2 threads splits N in two.
+// count: M = 16 on 2 threads splits N in two. Schedule::threads caps the count for one call.
 // Edges: M is cut into balanced row tiles (every height is instantiated); a column tile narrower
 // than the kernel's is computed in a zero-padded scratch tile and copied out; K = 0 gives
 // epilogue(0).
@@ -237,10 +237,32 @@ inline void layer_norm_rows(const Epilogue& ep, float* C, int64_t ldc, int64_t N
     layernorm_row_f32(C + r * ldc, ep.ln_scale, ep.ln_bias, C + r * ldc, N, ep.ln_epsilon);
 }
 
+// The threads one GEMM call uses: all of the backend's, or Schedule::threads when it asks for
+// fewer. count 1 runs inline (be null). With a cap below the backend's count, grain() makes
+// parallel_for cut a loop into at most `count` chunks (the pool runs min(threads, ceil(n /
+// grain)) of them), so only `count` threads ever work on the call.
+struct CallThreads {
+  const kiln_backend* be = nullptr;  // null: one thread
+  int count = 1;
+
+  int64_t grain(int64_t n, int64_t min_grain = 1) const {
+    if (!be || count >= be->num_threads) return min_grain;
+    return std::max(min_grain, (n + count - 1) / count);
+  }
+};
+
+// `big_enough`: the problem is worth waking other threads for.
+inline CallThreads call_threads(const Schedule& s, const kiln_backend* be, bool big_enough) {
+  if (!be || !be->parallel_for || !big_enough || be->num_threads <= 1) return {};
+  const int n = s.threads > 0 ? std::min(s.threads, int{be->num_threads}) : int{be->num_threads};
+  if (n <= 1) return {};
+  return {be, n};
+}
+
 // The LayerNorm epilogue after a plan that split N across items: a second pass over rows.
-inline void layer_norm_pass(const Epilogue& ep, const kiln_backend* be, bool parallel, float* C,
-                            int64_t ldc, int64_t M, int64_t N) {
-  parallel_for(parallel ? be : nullptr, M, grain_rows(N),
+inline void layer_norm_pass(const Epilogue& ep, const CallThreads& th, float* C, int64_t ldc,
+                            int64_t M, int64_t N) {
+  parallel_for(th.be, M, th.grain(M, grain_rows(N)),
                [&](int64_t r0, int64_t r1) { layer_norm_rows(ep, C, ldc, N, r0, r1); });
 }
 
@@ -259,14 +281,13 @@ inline void gemm_f32_packed_with(const KernelTable& kt, const Schedule& s, const
   // Below ~2^18 FLOP (a few microseconds on a Pi 4 core) waking other threads costs more than
   // it saves.
   constexpr double kMinParallelFlops = 1 << 18;
-  const bool parallel = be && be->parallel_for && 2.0 * M * N * K >= kMinParallelFlops;
-  const int threads = parallel ? be->num_threads : 1;
+  const detail::CallThreads th = detail::call_threads(s, be, 2.0 * M * N * K >= kMinParallelFlops);
   Schedule sched = s;
   if (ep.residual == C && ep.ldr == ldc) sched.kc = 0;
-  const detail::Plan p = detail::make_plan(sched, kt, threads, M, N, K);
+  const detail::Plan p = detail::make_plan(sched, kt, th.count, M, N, K);
   const int64_t items = p.m_groups * p.n_groups;
   const bool ln_in_item = ep.layer_norm && p.n_groups == 1;
-  parallel_for(parallel ? be : nullptr, items, 1, [&](int64_t i0, int64_t i1) {
+  parallel_for(th.be, items, th.grain(items), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t g = i / p.n_groups, h = i % p.n_groups;
       const int64_t t0 = detail::split_point(p.m_tiles, p.m_groups, g);
@@ -279,7 +300,7 @@ inline void gemm_f32_packed_with(const KernelTable& kt, const Schedule& s, const
                                 detail::row_of_tile(p, t1));
     }
   });
-  if (ep.layer_norm && !ln_in_item) detail::layer_norm_pass(ep, be, parallel, C, ldc, M, N);
+  if (ep.layer_norm && !ln_in_item) detail::layer_norm_pass(ep, th, C, ldc, M, N);
 }
 
 }  // namespace kiln::kernels::gemm

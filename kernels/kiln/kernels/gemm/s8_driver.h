@@ -153,25 +153,27 @@ inline void run_s8_item(const Plan& p, const S8KernelTable& kt, int64_t t0, int6
 }
 
 // Below ~2^18 MAC (a few microseconds on a Pi 4 core) waking other threads costs more than it
-// saves (as in the FP32 driver).
-inline bool s8_parallel(const kiln_backend* be, int64_t M, int64_t N, int64_t K) {
-  return be && be->parallel_for && be->num_threads > 1 && 2.0 * M * N * K >= double(1 << 18);
+// saves (as in the FP32 driver). Schedule::threads caps the count (driver.h call_threads).
+inline CallThreads s8_threads(const Schedule& s, const kiln_backend* be, int64_t M, int64_t N,
+                              int64_t K) {
+  return call_threads(s, be, 2.0 * M * N * K >= double(1 << 18));
 }
 
-inline Plan s8_plan(const S8KernelTable& kt, const Schedule& s, bool parallel,
-                    const kiln_backend* be, int64_t M, int64_t N, int64_t K) {
+inline Plan s8_plan(const S8KernelTable& kt, const Schedule& s, const CallThreads& th, int64_t M,
+                    int64_t N, int64_t K) {
   Schedule sched = s;
   sched.kc = 0;
-  return make_plan(sched, kt, parallel ? be->num_threads : 1, M, N, K);
+  return make_plan(sched, kt, th.count, M, N, K);
 }
 
 // Step (2) on tiles laid out for plan p.
-inline void run_s8_plan(const Plan& p, const S8KernelTable& kt, const kiln_backend* be,
-                        bool parallel, const TiledRows& qa, const PackedS8& B, float* C,
-                        int64_t ldc, const Epilogue& ep) {
+inline void run_s8_plan(const Plan& p, const S8KernelTable& kt, const CallThreads& th,
+                        const TiledRows& qa, const PackedS8& B, float* C, int64_t ldc,
+                        const Epilogue& ep) {
   // LayerNorm epilogue as in the FP32 driver: per item when items own whole rows.
   const bool ln_in_item = ep.layer_norm && p.n_groups == 1;
-  parallel_for(parallel ? be : nullptr, p.m_groups * p.n_groups, 1, [&](int64_t i0, int64_t i1) {
+  const int64_t items = p.m_groups * p.n_groups;
+  parallel_for(th.be, items, th.grain(items), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t g = i / p.n_groups, h = i % p.n_groups;
       const int64_t t0 = split_point(p.m_tiles, p.m_groups, g);
@@ -181,7 +183,7 @@ inline void run_s8_plan(const Plan& p, const S8KernelTable& kt, const kiln_backe
       if (ln_in_item) layer_norm_rows(ep, C, ldc, p.N, row_of_tile(p, t0), row_of_tile(p, t1));
     }
   });
-  if (ep.layer_norm && !ln_in_item) layer_norm_pass(ep, be, parallel, C, ldc, p.M, p.N);
+  if (ep.layer_norm && !ln_in_item) layer_norm_pass(ep, th, C, ldc, p.M, p.N);
 }
 
 // A buffer of at least `bytes`, 64-byte aligned: `workspace` when given, else a thread_local one
@@ -205,8 +207,8 @@ inline void gemm_s8_quantized_with(const S8KernelTable& kt, const Schedule& s,
                                    const QuantizedRows& qa, const PackedS8& B, float* C,
                                    int64_t ldc, const Epilogue& ep) {
   if (M <= 0 || N <= 0) return;
-  const bool parallel = detail::s8_parallel(be, M, N, K);
-  const detail::Plan p = detail::s8_plan(kt, s, parallel, be, M, N, K);
+  const detail::CallThreads th = detail::s8_threads(s, be, M, N, K);
+  const detail::Plan p = detail::s8_plan(kt, s, th, M, N, K);
   std::vector<uint8_t> buffer(M * detail::tile_row_bytes(kt.format, K) + 64);
   uint8_t* tiles = detail::s8_workspace(buffer.data(), buffer.size() - 64);
   for (int64_t t = 0; t < p.m_tiles; ++t) {
@@ -215,8 +217,7 @@ inline void gemm_s8_quantized_with(const S8KernelTable& kt, const Schedule& s,
                             static_cast<int>(detail::row_of_tile(p, t + 1) - r0), K,
                             tiles + r0 * detail::tile_row_bytes(kt.format, K));
   }
-  detail::run_s8_plan(p, kt, be, parallel, detail::TiledRows{tiles, qa.scale, qa.zp}, B, C, ldc,
-                      ep);
+  detail::run_s8_plan(p, kt, th, detail::TiledRows{tiles, qa.scale, qa.zp}, B, C, ldc, ep);
 }
 
 // C[M, N] = epilogue(dequant(quantize(A) * B)). A row-major, lda >= K floats; C ldc >= N;
@@ -231,24 +232,26 @@ inline void gemm_s8_packed_with(const S8KernelTable& kt, const Schedule& s, cons
   const int64_t row_bytes = detail::tile_row_bytes(kt.format, K);
   float* scale = reinterpret_cast<float*>(ws + M * row_bytes);
   int32_t* zp = reinterpret_cast<int32_t*>(scale + M);
-  const bool parallel = detail::s8_parallel(be, M, N, K);
-  const detail::Plan p = detail::s8_plan(kt, s, parallel, be, M, N, K);
+  const detail::CallThreads th = detail::s8_threads(s, be, M, N, K);
+  const detail::Plan p = detail::s8_plan(kt, s, th, M, N, K);
   // Each tile's rows are quantized row-major into a small per-thread scratch (L1-resident), then
   // interleaved into the workspace.
   const int64_t ld = s8_act_row_bytes(kt.format, K);
-  const bool parallel_quantize = parallel && M * K >= (1 << 14);
-  parallel_for(parallel_quantize ? be : nullptr, p.m_tiles, 1, [&](int64_t t0, int64_t t1) {
-    thread_local std::vector<uint8_t> scratch;
-    if (scratch.size() < static_cast<size_t>(kMaxMr * ld)) scratch.resize(kMaxMr * ld);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r0 = detail::row_of_tile(p, t);
-      const int rows = static_cast<int>(detail::row_of_tile(p, t + 1) - r0);
-      kt.quantize(A + r0 * lda, lda, rows, K, B.act_smooth, scratch.data(), ld, scale + r0,
-                  zp + r0);
-      detail::interleave_tile(kt.format, scratch.data(), ld, rows, K, ws + r0 * row_bytes);
-    }
-  });
-  detail::run_s8_plan(p, kt, be, parallel, detail::TiledRows{ws, scale, zp}, B, C, ldc, ep);
+  const bool parallel_quantize = M * K >= (1 << 14);
+  parallel_for(parallel_quantize ? th.be : nullptr, p.m_tiles, th.grain(p.m_tiles),
+               [&](int64_t t0, int64_t t1) {
+                 thread_local std::vector<uint8_t> scratch;
+                 if (scratch.size() < static_cast<size_t>(kMaxMr * ld)) scratch.resize(kMaxMr * ld);
+                 for (int64_t t = t0; t < t1; ++t) {
+                   const int64_t r0 = detail::row_of_tile(p, t);
+                   const int rows = static_cast<int>(detail::row_of_tile(p, t + 1) - r0);
+                   kt.quantize(A + r0 * lda, lda, rows, K, B.act_smooth, scratch.data(), ld,
+                               scale + r0, zp + r0);
+                   detail::interleave_tile(kt.format, scratch.data(), ld, rows, K,
+                                           ws + r0 * row_bytes);
+                 }
+               });
+  detail::run_s8_plan(p, kt, th, detail::TiledRows{ws, scale, zp}, B, C, ldc, ep);
 }
 
 }  // namespace kiln::kernels::gemm

@@ -62,13 +62,15 @@ using TileFn = void (*)(const TileArgs&);
 // M is cut into ceil(M/mr) row tiles of balanced height (M = 16, mr = 14 gives 8 + 8, not
 // 14 + 2). mc: rows per work item (its row tiles share each column tile's B rows while they are
 // in L1/L2); kc: K block (0 = all of K); nc: columns per work item (0 = all of N), which bounds
-// the C block an item revisits once per K block.
+// the C block an item revisits once per K block. threads: at most this many threads for the call
+// (0 = all of the backend's), for shapes too small to feed every core (a tuner's choice).
 struct Schedule {
   int mr = 4;
   int panels = 1;
   int64_t mc = 128;
   int64_t kc = 0;
   int64_t nc = 0;
+  int threads = 0;
 };
 
 }  // namespace kiln::kernels::gemm
