@@ -68,7 +68,8 @@ Result<std::vector<std::string>> emit_sources(const ir::Graph& g, const Lowering
                               (s8 ? "#include <string>\n\n#include \"kiln/kernels/gather_s8.h\"\n"
                                     "#include \"kiln/kernels/gemm/s8_dispatch.h\"\n\n"
                                   : "") +
-                              (tuned ? tuning_prelude(*tuning) : "");
+                              (tuned ? tuning_prelude(*tuning) : "") +
+                              (tuned && s8 ? "#include \"kiln/kernels/gemm/s8_tuned.h\"\n\n" : "");
   for (int p = 0; p < parts; ++p) {
     std::ostringstream statics, funcs;
     if (p == 0) {

@@ -169,17 +169,40 @@ Result<TuningLog> search(const std::vector<Task>& tasks, const ProbeInfo& info,
         return Status::error(
             t.str() + ": the default schedule failed on the probe: " + def.status().message());
       e.default_timing = e.best = *def;
+      if (o.on_candidate) o.on_candidate(t, cands[0], def);
       for (size_t c = 1; c < cands.size(); ++c) {
         auto tc = timing_of(rs[c], cands[c]);
+        if (o.on_candidate) o.on_candidate(t, cands[c], tc);
         if (!tc) continue;  // an unsupported or wrong candidate is skipped, never chosen
         ++e.measured;
         if (tc->median_ns < e.best.median_ns) e.best = *tc;
       }
       ++e.measured;
-      const bool clearly = e.best.median_ns < (1 - o.min_gain) * e.default_timing.median_ns &&
-                           e.best.min_ns < e.default_timing.min_ns;
-      if (!clearly) e.best = e.default_timing;
-      e.tuned = clearly;
+      auto clearly_faster = [&](const Timing& best, const Timing& def) {
+        return best.median_ns < (1 - o.min_gain) * def.median_ns && best.min_ns < def.min_ns;
+      };
+      bool faster = clearly_faster(e.best, e.default_timing);
+      if (faster) {
+        // The winner of many candidates is partly the luckiest: a second probe run times it
+        // against the default alone, and only a gain seen twice is kept.
+        const std::vector<ScheduleChoice> pair = {cands[0], e.best.schedule};
+        KILN_ASSIGN_OR_RETURN(json again, run(probe_request({t}, {pair}, o, min_time_ms / 2)));
+        auto rs2 = again.find("results");
+        faster = rs2 != again.end() && rs2->is_array() && rs2->size() == 1 &&
+                 (*rs2)[0].is_object() && (*rs2)[0].contains("candidates") &&
+                 (*rs2)[0]["candidates"].is_array() && (*rs2)[0]["candidates"].size() == 2;
+        if (faster) {
+          auto d2 = timing_of((*rs2)[0]["candidates"][0], pair[0]);
+          auto b2 = timing_of((*rs2)[0]["candidates"][1], pair[1]);
+          faster = d2 && b2 && clearly_faster(*b2, *d2);
+          if (faster) {  // the log keeps the confirming run's numbers (fewer candidates, fairer)
+            e.default_timing = *d2;
+            e.best = *b2;
+          }
+        }
+      }
+      if (!faster) e.best = e.default_timing;
+      e.tuned = faster;
       if (e.tuned && e.gain() > progress.best_gain) {
         progress.best_gain = e.gain();
         progress.best_task = t.str();

@@ -37,6 +37,8 @@ struct SearchOptions {
   // lower too (the probe times candidates in interleaved rounds, so both see the same noise).
   double min_gain = 0.02;
   std::function<void(const Progress&)> on_progress;
+  // Every timed candidate (verbose output): the task, its schedule, its timing or error.
+  std::function<void(const Task&, const ScheduleChoice&, const Result<Timing>&)> on_candidate;
 };
 
 using ProbeFn = std::function<Result<nlohmann::json>(const nlohmann::json& request)>;

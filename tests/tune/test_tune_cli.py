@@ -1,5 +1,5 @@
 """`kiln tune`'s command line with the local and qemu runners: --identify with a fake probe and
-the real one, option checks, the probe's failures as errors, and the tuning run's placeholder."""
+the real one, option checks, the probe's failures as errors, and the tuning run's argument errors."""
 import json
 import shutil
 
@@ -64,12 +64,15 @@ def test_bad_options(fake_probe, args, expected):
     assert expected in r.stderr, r.stderr
 
 
-def test_tuning_run_is_handed_to_the_search(fake_probe, tmp_path):
+def test_tuning_run_errors_name_what_is_wrong(fake_probe, tmp_path):
     r = kiln("tune", tmp_path / "model.onnx", "--probe", fake_probe, "-o", tmp_path / "t.json",
-             "--budget", "90s", "--seq", "16,128", "--batch", "1,8", "--threads", "1,2",
-             "--cpus", "0-1")
+             "--budget", "90s", "--seq", "16,128", "--batch", "1,8", "--cpus", "0-1")
     assert r.returncode != 0
-    assert "search not built yet" in r.stderr, r.stderr
+    assert "model.onnx" in r.stderr, r.stderr  # no such model
+    r = kiln("tune", tmp_path / "model.onnx", "--probe", fake_probe, "-o", tmp_path / "t.json",
+             "--threads", "1,2")
+    assert r.returncode != 0
+    assert "--threads takes one count" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("cpu", ["cortex-a76", "cortex-a72"])

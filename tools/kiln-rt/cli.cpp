@@ -1,5 +1,4 @@
-// kiln-rt's command line: run, bench, embed, serve, inspect and tune-probe with their options and
-// help, parsed
+// kiln-rt's command line: run, bench, embed, serve and inspect with their options and help, parsed
 // by CLI11 (header-only, compiled in; the compiler CLI `kiln` uses it too) into commands.h's
 // arguments.
 #include <CLI/CLI.hpp>
@@ -9,13 +8,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <iostream>
 #include <string>
 #include <vector>
 
 #include "commands.h"
 #include "kiln/kernels/gemm/variant_names.h"
-#include "probe.h"
 
 namespace kiln::tools {
 namespace {
@@ -211,20 +208,6 @@ CLI::App* add_inspect(CLI::App& app, InspectArgs* a) {
   return cmd;
 }
 
-// The same protocol as the static kiln-tune-probe (tools/tune-probe/probe.h), for boards where
-// kiln-rt is already installed.
-CLI::App* add_tune_probe(CLI::App& app) {
-  CLI::App* cmd = app.add_subcommand(
-      "tune-probe",
-      "time GEMM schedules for `kiln tune` (JSON request on stdin, answer on stdout)");
-  cmd->footer(
-      "Reads one kiln-tune-probe/1 request on stdin, identifies this CPU and its GEMM kernel\n"
-      "variants, times the requested schedules and writes one JSON answer on stdout (messages go\n"
-      "to stderr). Exit status 2: the request was refused. The same program as kiln-tune-probe;\n"
-      "`kiln tune` runs it on the target.");
-  return cmd;
-}
-
 // CLI11's message, except where kiln-rt says more than CLI11 can: which commands exist, and that
 // DIR is the artifact directory.
 std::string failure_message(const CLI::App* app, const CLI::Error& e) {
@@ -233,9 +216,8 @@ std::string failure_message(const CLI::App* app, const CLI::Error& e) {
   const std::vector<std::string> rest = app->remaining();
   if (command.empty()) {
     message = (rest.empty() ? "missing command" : "unknown command '" + rest.front() + "'") +
-              " (expected run, bench, embed, serve, inspect or tune-probe)";
-  } else if (e.get_name() == "RequiredError" && command[0]->get_option_no_throw("DIR") &&
-             command[0]->get_option_no_throw("DIR")->count() == 0) {
+              " (expected run, bench, embed, serve or inspect)";
+  } else if (e.get_name() == "RequiredError" && command[0]->get_option("DIR")->count() == 0) {
     message = command[0]->get_name() + ": missing artifact directory DIR";
   }
   return "kiln-rt: error: " + message + "\nRun with --help for more information.\n";
@@ -263,8 +245,7 @@ int rt_main(int argc, char** argv) {
   CLI::App* bench_cmd = add_bench(app, &bench);
   CLI::App* embed_cmd = add_embed(app, &embed);
   CLI::App* serve_cmd = add_serve(app, &serve);
-  CLI::App* inspect_cmd = add_inspect(app, &inspect);
-  CLI::App* tune_probe_cmd = add_tune_probe(app);
+  add_inspect(app, &inspect);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -275,9 +256,7 @@ int rt_main(int argc, char** argv) {
     if (*bench_cmd) return cmd_bench(bench);
     if (*embed_cmd) return cmd_embed(embed);
     if (*serve_cmd) return cmd_serve(serve);
-    if (*inspect_cmd) return cmd_inspect(inspect);
-    if (*tune_probe_cmd) return tune_probe::tune_probe_main(std::cin, std::cout, std::cerr);
-    return 1;
+    return cmd_inspect(inspect);
   } catch (const std::exception& e) {  // kiln::Error, a bad input or output file, ...
     std::fprintf(stderr, "kiln-rt: error: %s\n", e.what());
     return 1;

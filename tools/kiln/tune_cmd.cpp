@@ -270,7 +270,9 @@ int tune_main(int argc, char** argv) {
   app.add_option("--budget", a.budget, "time budget: 90s, 5m, 1h (default 5m)");
   app.add_option("--seq", seq, "sequence lengths to tune for, e.g. 128 or 16,128");
   app.add_option("--batch", batch, "batch sizes to tune for, e.g. 1 or 1,8");
-  app.add_option("--threads", threads, "thread counts to try, e.g. 1,2,4");
+  app.add_option("--threads", threads,
+                 "the thread count the model will run with (default: every core the probe may "
+                 "use); each GEMM may still be given fewer");
   app.add_option("--cpus", a.cpus, "pin the probe to these cores, e.g. 0-3 or 4,5");
   app.add_option("--quantize", a.quantize, "int8: tune the INT8 artifact's kernels (default none)");
   app.add_option("-o,--output", a.output, "the tuning log to write (tuning.json)");
@@ -278,6 +280,7 @@ int tune_main(int argc, char** argv) {
                "only ask the probe which CPU it runs on (name, tuning-log key, caches, kernel "
                "variants, threads)");
   app.add_flag("--json", a.json, "with --identify: print the probe's JSON response as it is");
+  app.add_flag("-v,--verbose", a.verbose, "print every candidate's time");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

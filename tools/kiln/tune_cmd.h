@@ -22,13 +22,14 @@ struct TuneArgs {
   double budget_seconds = 300;      // parsed: 90s, 5m, 1h (a bare number is seconds)
   std::vector<int64_t> seq;         // sequence lengths to tune for (empty: the search's default)
   std::vector<int64_t> batch;       // batch sizes to tune for (empty: the search's default)
-  std::vector<int> threads;         // thread counts to try (empty: the search's default)
+  std::vector<int> threads;         // the model's thread count (one; empty: the probe's cores)
   std::string cpus;                 // as given, e.g. "0-3" or "4,5" ("" = not pinned)
   std::vector<int> cpu_list;        // cpus expanded: the cores the probe is pinned to
   std::string quantize = "none";    // none | int8: tune the kernels of that artifact
   std::string output;               // -o tuning.json
   bool identify = false;            // only ask the probe who it runs on
   bool json = false;                // --identify: print the probe's raw JSON response
+  bool verbose = false;             // print every candidate's time
   int probe_timeout_seconds = 900;  // per probe run (KILN_TUNE_PROBE_TIMEOUT, for tests)
 };
 

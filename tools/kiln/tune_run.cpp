@@ -84,6 +84,17 @@ int run_tuning(const TuneArgs& a, tune::Runner& runner) {
   o.space.no_avx512 = std::find(target->defines.begin(), target->defines.end(),
                                 "KILN_GEMM_NO_AVX512") != target->defines.end();
   o.on_progress = show_progress;
+  if (a.verbose)
+    o.on_candidate = [](const tune::Task& t, const tune::ScheduleChoice& s,
+                        const Result<tune::Timing>& r) {
+      if (r)
+        std::fprintf(stderr, "\n  %s  %-36s %10.1f us (min %.1f, spread %.2f)", t.str().c_str(),
+                     s.str().c_str(), r.value().median_ns / 1e3, r.value().min_ns / 1e3,
+                     r.value().spread);
+      else
+        std::fprintf(stderr, "\n  %s  %-36s %s", t.str().c_str(), s.str().c_str(),
+                     r.status().message().c_str());
+    };
   nlohmann::json identify = {{"protocol", "kiln-tune-probe/1"}};
   if (o.threads > 0) identify["threads"] = o.threads;
   if (!o.cpus.empty()) identify["cpus"] = o.cpus;

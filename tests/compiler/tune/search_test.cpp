@@ -95,6 +95,24 @@ TEST(TuneSearch, FailedCandidatesAreSkippedAndAFailedDefaultIsAnError) {
   EXPECT_NE(bad.status().message().find("dense_f32 64x384x384"), std::string::npos);
 }
 
+TEST(TuneSearch, AGainTheConfirmingRunDoesNotSeeIsDropped) {
+  // The first run favours avx2 by 2x; the confirming run (two candidates) sees them equal.
+  auto probe = [](const json& request) -> Result<json> {
+    const json& cands = request["tasks"][0]["candidates"];
+    const bool confirming = cands.size() == 2;
+    json cs = json::array();
+    for (const json& c : cands) {
+      const double ns = !confirming && c["variant"] == "avx2" ? 500.0 : 1000.0;
+      cs.push_back({{"median_ns", ns}, {"min_ns", ns}, {"spread", 0.01}});
+    }
+    return json{{"results", {{{"id", "t0"}, {"candidates", cs}}}}};
+  };
+  auto log = search({task(128, 768, 768)}, testing::identify(), quick(), probe);
+  ASSERT_TRUE(log) << log.status().message();
+  EXPECT_FALSE(log->entries[0].tuned);
+  EXPECT_EQ(log->entries[0].best.schedule.variant, "avx512");
+}
+
 TEST(TuneSearch, AMismatchedProbeAnswerIsAnError) {
   ProbeFn broken = [](const json&) -> Result<json> { return json{{"results", json::array()}}; };
   auto log = search({task(8, 32, 32)}, testing::identify(), quick(), broken);
@@ -114,7 +132,7 @@ TEST(TuneSearch, ProgressCountsEveryTaskAndAnExhaustedBudgetKeepsDefaults) {
   auto cost = [](const json& c) { return c["threads"] == 1 ? 100.0 : 1000.0; };
   auto log = search(tasks, testing::identify(), o, fake_probe(cost, nullptr, &calls));
   ASSERT_TRUE(log);
-  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(calls, 6) << "each tuned GEMM is confirmed by a second run";
   EXPECT_EQ(reports, 3);
   for (const Entry& e : log->entries) EXPECT_EQ(e.best.schedule.threads, 1);
   o.budget_seconds = 0;  // nothing may be measured: every entry keeps its default

@@ -49,6 +49,19 @@ TEST(TuneSpace, DefaultFirstThenValidPointsOfEverySupportedVariant) {
   }
 }
 
+TEST(TuneSpace, SchedulesWithTheSamePlanAreOnePoint) {
+  // M = 16 on avx512 (mr 14): any mc >= 28 is one row group, so only one such mc is offered
+  // per (variant, panels, nc, kc, threads).
+  auto c = candidates(task("dense_f32", 16, 1536, 384), testing::identify(), SpaceOptions{});
+  ASSERT_TRUE(c);
+  for (const ScheduleChoice& a : *c)
+    for (const ScheduleChoice& b : *c)
+      if (&a != &b && a.variant == b.variant && a.panels == b.panels && a.kc == b.kc &&
+          a.nc == b.nc && a.threads == b.threads) {
+        EXPECT_FALSE(a.mc >= 28 && b.mc >= 28) << a.str() << " and " << b.str();
+      }
+}
+
 TEST(TuneSpace, NoAvx512TargetNeverGetsAvx512) {
   SpaceOptions o;
   o.no_avx512 = true;

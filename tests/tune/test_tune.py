@@ -1,0 +1,233 @@
+"""`kiln tune` end to end: a small BERT is tuned through the local runner (and, for rpi5, the
+aarch64 probe under qemu), compiled with --tuning-log and run; tuned artifacts give the default
+artifact's outputs, the log's schedules reach model.so, model.json and kiln inspect, and a log from
+another CPU, architecture or target is used or refused as documented (docs/architecture.md,
+"Tuning").
+
+Which schedule wins on this machine is noise-dependent, so after a real tuning run each test
+writes its own winners into the log (valid schedules the probe did not pick) to check what
+compile and the runtime do with them.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+from kiln_testenv import (AARCH64_BUILD, AARCH64_SYSROOT, KILN, KILN_RT,  # noqa: E402
+                          have_aarch64_runtime, have_qemu)
+from kiln.models.bert import BertConfig, build_model, export_onnx, make_inputs  # noqa: E402
+
+CONFIG = BertConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=160, max_position_embeddings=64)
+AARCH64_PROBE = AARCH64_BUILD / "tools" / "tune-probe" / "kiln-tune-probe"
+AARCH64_KILN_RT = AARCH64_BUILD / "tools" / "kiln-rt" / "kiln-rt"
+
+
+def run(*args, check=True, env=None, timeout=600):
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args[:3]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tune") / "small.onnx"
+    export_onnx(build_model(CONFIG, seed=3, init="random"), path, opset=14)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tuned_log(model):
+    log = model.parent / "tuning.json"
+    proc = run(KILN, "tune", model, "--seq", "8,32", "--budget", "20s", "-o", log)
+    assert "[tune]" in proc.stderr and "GEMMs tuned" in proc.stdout
+    return json.loads(log.read_text())
+
+
+def inputs(tmp, batch=2, seq=13):
+    feed = make_inputs(CONFIG, batch, seq, seed=5)
+    args = []
+    for name, value in feed.items():
+        np.save(tmp / f"{name}.npy", value)
+        args += ["--input", f"{name}={tmp / (name + '.npy')}"]
+    return args
+
+
+def run_artifact(art, tmp, prefix=(), rt=KILN_RT):
+    out = tmp / f"out-{art.name}-{len(prefix)}"
+    proc = run(*prefix, rt, "run", art, *inputs(tmp), "--output-dir", out)
+    return np.load(out / "last_hidden_state.npy"), proc.stderr
+
+
+def forced(log, schedule, op="dense_f32"):
+    """The log with every `op` entry tuned to `schedule` (a valid point the probe did not pick)."""
+    log = json.loads(json.dumps(log))
+    for e in log["entries"]:
+        if e["op"] == op:
+            e["best"]["schedule"] = dict(schedule)
+            e["tuned"] = True
+    return log
+
+
+def write(path, log):
+    path.write_text(json.dumps(log))
+    return path
+
+
+AVX2_ODD = {"variant": "avx2", "mr": 6, "panels": 1, "mc": 12, "kc": 16, "nc": 32, "threads": 1}
+
+
+def test_the_log_describes_every_gemm_of_the_model(tuned_log):
+    log = tuned_log
+    assert log["format"] == "kiln-tuning" and log["version"] == 1
+    assert log["cpu"]["arch"] == "x86_64" and log["cpu"]["key"].startswith("x86_64/")
+    assert log["timings_meaningful"] is True and log["runner"] == "local"
+    assert log["seq"] == [8, 32] and log["batch"] == [1]
+    shapes = {(e["M"], e["N"], e["K"]) for e in log["entries"]}
+    H, I = CONFIG.hidden_size, CONFIG.intermediate_size
+    for M in (8, 32):  # QKV, attention output, FFN up, FFN down at both sequence lengths
+        assert {(M, 3 * H, H), (M, H, H), (M, I, H), (M, H, I)} <= shapes, shapes
+    for e in log["entries"]:
+        assert e["nodes"], e
+        assert e["default"]["median_ns"] > 0
+        if not e["tuned"]:
+            assert e["best"]["schedule"] == e["default"]["schedule"]
+        else:  # kept only when clearly faster, confirmed by a second run
+            assert e["best"]["median_ns"] < 0.98 * e["default"]["median_ns"]
+
+
+def test_tuned_artifact_runs_the_logs_schedules_with_the_defaults_outputs(model, tuned_log,
+                                                                          tmp_path):
+    default = tmp_path / "default"
+    run(KILN, "compile", model, "-o", default)
+    log = write(tmp_path / "forced.json", forced(tuned_log, AVX2_ODD))
+    tuned = tmp_path / "tuned"
+    proc = run(KILN, "compile", model, "-o", tuned, "--tuning-log", log)
+    # 2 layers x 4 + the pooler (M = batch: its [H, H] weight shares the attention output's rows)
+    assert "tuning: 9 of 9 Dense nodes use tuned schedules" in proc.stdout
+    meta = json.loads((tuned / "model.json").read_text())
+    assert meta["tuning"]["cpu"]["key"] == tuned_log["cpu"]["key"]
+    assert meta["tuning"]["tuned_nodes"] == 9
+    assert (tuned / "tuning.json").exists(), "the log travels with the artifact"
+    scheduled = [n for n in meta["nodes"] if "schedule" in n]
+    assert len(scheduled) == 9
+    qkv = [n for n in scheduled if len(n["schedule"]) == 2]  # tuned at M 8 and 32 only
+    assert qkv, scheduled
+    rows = qkv[0]["schedule"]
+    assert [r["max_m"] for r in rows] == [16, None]  # sqrt(8 * 32), then unbounded
+    assert rows[0]["variant"] == "avx2" and rows[0]["threads"] == 1 and rows[0]["kc"] == 16
+    assert "kk::gemm::gemm_f32_packed_tuned(tuned, 2, kiln_tuned_cpu()" in (
+        tuned / "model.cpp").read_text()
+
+    want, _ = run_artifact(default, tmp_path)
+    got, stderr = run_artifact(tuned, tmp_path)
+    assert "note" not in stderr
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5)
+    inspect = run(KILN, "inspect", tuned).stdout
+    assert "tuning     active: tuned for" in inspect
+    assert "schedule: tuned: M<=16 avx2 mr 6 panels 1 mc 12 kc 16 nc 32 threads 1" in inspect
+    assert "schedule: default" in run(KILN, "inspect", default).stdout
+
+
+def test_another_cpu_runs_the_defaults_and_says_so_once(model, tuned_log, tmp_path):
+    log = forced(tuned_log, AVX2_ODD)
+    log["cpu"]["key"] = "x86_64/SomeVendor/25/1/avx2,fma"
+    log["cpu"]["name"] = "Some Other CPU"
+    art = tmp_path / "elsewhere"
+    run(KILN, "compile", model, "-o", art, "--tuning-log", write(tmp_path / "other.json", log))
+    default = tmp_path / "default"
+    run(KILN, "compile", model, "-o", default)
+    got, stderr = run_artifact(art, tmp_path)
+    want, _ = run_artifact(default, tmp_path)
+    assert stderr.count("kiln-rt: note: model tuned for Some Other CPU") == 1, stderr
+    assert "default schedules" in stderr
+    np.testing.assert_array_equal(got, want)  # the very same code path as the untuned artifact
+    assert "(inactive on this CPU, defaults run)" in run(KILN, "inspect", art).stdout
+
+
+def test_a_forced_variant_wins_over_tuning(model, tuned_log, tmp_path):
+    art = tmp_path / "tuned"
+    run(KILN, "compile", model, "-o", art, "--tuning-log",
+        write(tmp_path / "forced.json", forced(tuned_log, AVX2_ODD)))
+    ref, _ = run_artifact(art, tmp_path, prefix=("env", "KILN_GEMM_VARIANT=ref"))
+    default = tmp_path / "default"
+    run(KILN, "compile", model, "-o", default)
+    want, _ = run_artifact(default, tmp_path, prefix=("env", "KILN_GEMM_VARIANT=ref"))
+    np.testing.assert_array_equal(ref, want)
+
+
+def test_int8_tuning_reaches_the_int8_gemms(model, tmp_path):
+    log_path = tmp_path / "int8.json"
+    run(KILN, "tune", model, "--quantize", "int8", "--seq", "16", "--budget", "10s", "-o", log_path)
+    log = json.loads(log_path.read_text())
+    assert {e["op"] for e in log["entries"]} == {"dense_s8"}
+    odd = {"variant": "avx2", "mr": 6, "panels": 1, "mc": 6, "kc": 0, "nc": 16, "threads": 1}
+    art, default = tmp_path / "tuned8", tmp_path / "default8"
+    run(KILN, "compile", model, "-o", art, "--quantize", "int8", "--tuning-log",
+        write(tmp_path / "forced8.json", forced(log, odd, "dense_s8")))
+    run(KILN, "compile", model, "-o", default, "--quantize", "int8")
+    assert '#include "kiln/kernels/gemm/s8_tuned.h"' in (art / "model.cpp").read_text()
+    got, _ = run_artifact(art, tmp_path)
+    want, _ = run_artifact(default, tmp_path)
+    # Same int32 sums whatever the variant; only the float epilogue's rounding may differ.
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_logs_that_do_not_fit_the_target_are_refused(model, tuned_log, tmp_path):
+    avx512 = dict(AVX2_ODD, variant="avx512", mr=14, panels=2)
+    log = write(tmp_path / "avx512.json", forced(tuned_log, avx512))
+    proc = run(KILN, "compile", model, "-o", tmp_path / "v3", "--target", "x86-64-v3",
+               "--tuning-log", log, check=False)
+    assert proc.returncode != 0
+    assert "tuned with variant 'avx512', which target 'x86-64-v3' does not build" in proc.stderr
+    arm = json.loads(log.read_text())
+    arm["cpu"].update(arch="aarch64", key="aarch64/0x41/0xd0b/asimd,asimddp", name="Cortex-A76")
+    proc = run(KILN, "compile", model, "-o", tmp_path / "x", "--tuning-log",
+               write(tmp_path / "arm.json", arm), check=False)
+    assert proc.returncode != 0 and "tuned on aarch64 (Cortex-A76)" in proc.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "kiln-tuning", "version": 7}')
+    proc = run(KILN, "compile", model, "-o", tmp_path / "y", "--tuning-log", bad, check=False)
+    assert proc.returncode != 0 and "tuning log version 7" in proc.stderr
+    proc = run(KILN, "tune", model, "--target", "rpi5", "--runner", "local", "--probe",
+               KILN.parent.parent / "tune-probe" / "kiln-tune-probe", "-o", tmp_path / "z.json",
+               check=False)
+    assert proc.returncode != 0
+
+
+needs_aarch64 = pytest.mark.skipif(
+    not (have_qemu() and have_aarch64_runtime() and AARCH64_PROBE.exists()),
+    reason="needs qemu-aarch64, the aarch64 runtime and kiln-tune-probe (build-aarch64)")
+
+
+@needs_aarch64
+def test_rpi5_tuned_under_qemu_is_active_on_a76_and_inactive_on_a72(model, tmp_path):
+    log_path = tmp_path / "rpi5.json"
+    proc = run(KILN, "tune", model, "--target", "rpi5", "--runner", "qemu:cortex-a76", "--seq", "8",
+               "--budget", "5s", "-o", log_path, env={"KILN_AARCH64_BUILD_DIR": str(AARCH64_BUILD)})
+    assert "meaningless" in proc.stderr
+    log = json.loads(log_path.read_text())
+    assert log["cpu"]["name"] == "Cortex-A76" and log["timings_meaningful"] is False
+    odd = {"variant": "neon", "mr": 6, "panels": 1, "mc": 6, "kc": 24, "nc": 16, "threads": 1}
+    art = tmp_path / "rpi5"
+    proc = run(KILN, "compile", model, "--target", "rpi5", "-o", art, "--tuning-log",
+               write(tmp_path / "forced.json", forced(log, odd)))
+    assert "measured under emulation" in proc.stderr
+    default = tmp_path / "host"
+    run(KILN, "compile", model, "-o", default)
+    want, _ = run_artifact(default, tmp_path)
+    qemu = ("qemu-aarch64", "-L", AARCH64_SYSROOT, "-cpu")
+    got, stderr = run_artifact(art, tmp_path, prefix=(*qemu, "cortex-a76"), rt=AARCH64_KILN_RT)
+    assert "note" not in stderr
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    got72, stderr = run_artifact(art, tmp_path, prefix=(*qemu, "cortex-a72"), rt=AARCH64_KILN_RT)
+    assert "tuned for Cortex-A76" in stderr and "this CPU is Cortex-A72" in stderr
+    np.testing.assert_allclose(got72, want, rtol=1e-4, atol=1e-4)
