@@ -83,6 +83,10 @@ int run_tuning(const TuneArgs& a, tune::Runner& runner) {
   o.cpus = a.cpu_list;
   o.space.no_avx512 = std::find(target->defines.begin(), target->defines.end(),
                                 "KILN_GEMM_NO_AVX512") != target->defines.end();
+  // A longer budget measures more of the space: about 2 s per candidate set of 12 is what the
+  // probe needs for BERT-size GEMMs, so 12 candidates per task at small budgets, up to 40.
+  o.space.max_candidates = static_cast<size_t>(std::clamp(
+      a.budget_seconds / (2.0 * static_cast<double>(tasks.size())) * 12 / 6, 12.0, 40.0));
   o.on_progress = show_progress;
   if (a.verbose)
     o.on_candidate = [](const tune::Task& t, const tune::ScheduleChoice& s,
