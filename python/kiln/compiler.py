@@ -157,7 +157,7 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
             quantize=None, input_names=None, output_names=None, opset=None, verbose=False,
             vocab=None, cased=False, bundle=None, quantize_exclude=None, exporter=None,
             tokenizer=None, pooling=None, normalize=None, calibrate=None, smoothing=True,
-            min_cosine=None):
+            min_cosine=None, tuning_log=None):
     """Compiles `model` into `output_dir` and returns the artifact directory as a Path.
 
     model: one of
@@ -208,6 +208,8 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
     min_cosine: INT8 mixed precision, e.g. 0.9995: the fewest layers stay FP32 for the outputs'
     mean per-vector cosine to FP32 on the calibration inputs to reach it (kiln inspect lists
     each layer's precision).
+    tuning_log: a `kiln tune` log (tuning.json): its tuned GEMM schedules go into model.so and
+    are used on the CPU it was measured on (the defaults elsewhere).
     Errors raise kiln.CompileError. Compiler warnings (e.g. an exclude pattern that matches
     nothing) are issued as warnings.warn(..., kiln.CompileWarning)."""
     if quantize_exclude and quantize in (None, "none"):
@@ -258,6 +260,8 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
             cmd += ["--normalize"]
         if bundle:
             cmd += ["--bundle", str(bundle)]
+        if tuning_log:
+            cmd += ["--tuning-log", str(tuning_log)]
         if quantize not in (None, "none"):
             cmd += ["--quantize", str(quantize)]
             for pattern in quantize_exclude or []:

@@ -137,6 +137,14 @@ def test_tuned_artifact_runs_the_logs_schedules_with_the_defaults_outputs(model,
     assert "schedule: default" in run(KILN, "inspect", default).stdout
 
 
+def test_python_compile_takes_the_log(model, tuned_log, tmp_path):
+    import kiln
+    log = write(tmp_path / "forced.json", forced(tuned_log, AVX2_ODD))
+    art = kiln.compile(str(model), output_dir=tmp_path / "py", tuning_log=log)
+    meta = json.loads((Path(art) / "model.json").read_text())
+    assert meta["tuning"]["tuned_nodes"] == 9
+
+
 def test_another_cpu_runs_the_defaults_and_says_so_once(model, tuned_log, tmp_path):
     log = forced(tuned_log, AVX2_ODD)
     log["cpu"]["key"] = "x86_64/SomeVendor/25/1/avx2,fma"
