@@ -3,13 +3,14 @@
 # that `kiln compile` hands to g++, all inside the package directory so that nothing depends on
 # this source tree once installed (compiler/util/install_layout.h):
 #   kiln/kiln, kiln/kiln-rt, kiln/libkiln_runtime.so      run path $ORIGIN (INSTALL_RPATH)
+#   kiln/kiln-tune-probe                                  static: `kiln tune` on this machine
 #   kiln/kernels/kiln/kernels/...  kiln/include/kiln/...  generated code's -I
 #   kiln/share/infer.py                                   for `kiln compile --bundle`
 # Component kiln_wheel, outside `cmake --install`'s default. Defined in every host build, not only
 # in a wheel build: an installed target's build-tree link line differs (CMake pads its run path),
 # so a wheel build reusing build/ (tests/python/test_wheels.py) would relink kiln otherwise.
 set(KILN_WHEEL_DIR kiln)
-install(TARGETS kiln kiln-rt RUNTIME DESTINATION ${KILN_WHEEL_DIR} COMPONENT kiln_wheel
+install(TARGETS kiln kiln-rt kiln-tune-probe RUNTIME DESTINATION ${KILN_WHEEL_DIR} COMPONENT kiln_wheel
         EXCLUDE_FROM_ALL)
 install(TARGETS kiln_runtime LIBRARY DESTINATION ${KILN_WHEEL_DIR} COMPONENT kiln_wheel
         EXCLUDE_FROM_ALL)

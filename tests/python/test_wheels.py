@@ -222,8 +222,8 @@ def test_host_wheel_layout(host_wheel):
         names = set(z.namelist())
         meta = z.read(f"kiln-{VERSION}.dist-info/METADATA").decode()
         entry = z.read(f"kiln-{VERSION}.dist-info/entry_points.txt").decode()
-    for f in ("kiln/kiln", "kiln/kiln-rt", "kiln/libkiln_runtime.so", "kiln/__init__.py",
-              "kiln/compiler.py", "kiln/runtime.py", "kiln/hf.py", "kiln/_cli.py",
+    for f in ("kiln/kiln", "kiln/kiln-rt", "kiln/kiln-tune-probe", "kiln/libkiln_runtime.so",
+              "kiln/__init__.py", "kiln/compiler.py", "kiln/runtime.py", "kiln/hf.py", "kiln/_cli.py",
               "kiln/_runtime_wheel.py", "kiln/models/bert.py", "kiln/share/infer.py",
               "kiln/include/kiln/backend.h", "kiln/kernels/kiln/kernels/kernels.h"):
         assert f in names, f
