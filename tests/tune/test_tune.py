@@ -137,6 +137,21 @@ def test_tuned_artifact_runs_the_logs_schedules_with_the_defaults_outputs(model,
     assert "schedule: default" in run(KILN, "inspect", default).stdout
 
 
+def test_tuning_through_ssh_uses_one_board_directory_and_removes_it(model, sshd, tmp_path):
+    """A whole tuning run (identify, then one probe run per GEMM and the confirming runs) through
+    the ssh runner against the private sshd, with this machine's probe."""
+    probe = KILN.parent.parent / "tune-probe" / "kiln-tune-probe"
+    before = set(Path("/tmp").glob("kiln-tune.*"))
+    log_path = tmp_path / "ssh.json"
+    proc = run(KILN, "tune", model, "--runner", sshd.url, "--ssh-config", sshd.config, "--probe",
+               probe, "--seq", "8", "--budget", "60s", "-o", log_path)
+    assert f"via {sshd.url}" in proc.stderr, proc.stderr
+    log = json.loads(log_path.read_text())
+    assert log["runner"].startswith("ssh://") and log["timings_meaningful"] is True
+    assert len(log["entries"]) >= 4 and all(e["default"]["median_ns"] > 0 for e in log["entries"])
+    assert set(Path("/tmp").glob("kiln-tune.*")) == before, "the board's directory was left"
+
+
 def test_python_compile_takes_the_log(model, tuned_log, tmp_path):
     import kiln
     log = write(tmp_path / "forced.json", forced(tuned_log, AVX2_ODD))
