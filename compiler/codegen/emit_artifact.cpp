@@ -217,15 +217,9 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
     if (tuned) {
       json rows = json::array();
       for (const tune::TunedRow& r : *tuned) {
-        const tune::ScheduleChoice& c = r.schedule;
-        rows.push_back({{"max_m", r.max_m < 0 ? json() : json(r.max_m)},
-                        {"variant", c.variant},
-                        {"mr", c.mr},
-                        {"panels", c.panels},
-                        {"mc", c.mc},
-                        {"kc", c.kc},
-                        {"nc", c.nc},
-                        {"threads", c.threads}});
+        json row = {{"max_m", r.max_m < 0 ? json() : json(r.max_m)}};
+        row.update(tune::schedule_json(r.schedule));
+        rows.push_back(std::move(row));
       }
       node["schedule"] = std::move(rows);
     }

@@ -15,6 +15,8 @@
 #include "compiler/quantize/quant_report.h"
 #include "compiler/quantize/quantize.h"
 #include "compiler/quantize/smooth.h"
+#include "compiler/tune/search.h"
+#include "compiler/tune/space.h"
 #include "compiler/tune/tuning_log.h"
 #include "compiler/util/sha256.h"
 
@@ -169,8 +171,6 @@ Result<codegen::TuningPlan> tuning_plan(const ir::Graph& g, const std::string& p
   if (log.arch() != r.target.arch)
     return Status::error(path + ": tuned on " + log.arch() + " (" + log.cpu_name() +
                          "), but target '" + r.target.name + "' is " + r.target.arch);
-  const bool no_avx512 = std::find(r.target.defines.begin(), r.target.defines.end(),
-                                   "KILN_GEMM_NO_AVX512") != r.target.defines.end();
   codegen::TuningPlan plan;
   plan.cpu_key = log.cpu_key();
   plan.cpu_name = log.cpu_name();
@@ -186,11 +186,11 @@ Result<codegen::TuningPlan> tuning_plan(const ir::Graph& g, const std::string& p
     ++r.dense_nodes;
     const ir::Value* w = n->inputs[ir::DenseIn::kWeight];
     if (!w || !w->constant || w->constant->dims.size() != 2) continue;
-    const std::string op = quantize::is_quantized(*n) ? "dense_s8" : "dense_f32";
-    auto rows = tune::tuned_rows(log, op, w->constant->dims[1], w->constant->dims[0]);
+    auto rows =
+        tune::tuned_rows(log, tune::gemm_op(*n), w->constant->dims[1], w->constant->dims[0]);
     if (rows.empty()) continue;
     for (const tune::TunedRow& row : rows)
-      if (no_avx512 && row.schedule.variant.rfind("avx512", 0) == 0)
+      if (!target::builds_avx512(r.target) && tune::is_avx512_variant(row.schedule.variant))
         return Status::error(path + ": node '" + n->name + "' is tuned with variant '" +
                              row.schedule.variant + "', which target '" + r.target.name +
                              "' does not build (no AVX-512): tune with --target " + r.target.name);
@@ -275,7 +275,8 @@ Result<CompileReport> compile(const CompileOptions& o) {
   KILN_RETURN_IF_ERROR(codegen::emit_artifact(g, cg));
   if (tuning) {
     const std::filesystem::path copy = std::filesystem::path(o.output_dir) / tuning->log_file;
-    if (!std::filesystem::equivalent(o.tuning_log, copy, ec))
+    std::error_code same;  // compiled into the directory the log is in: nothing to copy
+    if (!std::filesystem::equivalent(o.tuning_log, copy, same))
       std::filesystem::copy_file(o.tuning_log, copy,
                                  std::filesystem::copy_options::overwrite_existing, ec);
     if (ec) return Status::error(copy.string() + ": cannot copy the tuning log: " + ec.message());

@@ -1,6 +1,7 @@
 // Target presets and host feature detection.
 #include "compiler/target/target.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -92,6 +93,11 @@ std::vector<std::string> host_features() {
 #else
   return {};
 #endif
+}
+
+bool builds_avx512(const Target& t) {
+  return t.arch == "x86_64" &&
+         std::find(t.defines.begin(), t.defines.end(), "KILN_GEMM_NO_AVX512") == t.defines.end();
 }
 
 Result<Target> target_from_name(const std::string& name) {

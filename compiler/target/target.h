@@ -21,6 +21,10 @@ struct Target {
   std::vector<std::string> defines;
 };
 
+// Whether model.so for `t` may run the AVX-512 GEMM variants (not x86-64-v3, whose defines hold
+// KILN_GEMM_NO_AVX512, nor aarch64).
+bool builds_avx512(const Target& t);
+
 // Names accepted by target_from_name, in documentation order.
 const std::vector<std::string>& target_names();
 

@@ -21,9 +21,15 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-json schedule_request(const ScheduleChoice& s) {
-  return {{"variant", s.variant}, {"mr", s.mr}, {"panels", s.panels},  {"mc", s.mc},
-          {"kc", s.kc},           {"nc", s.nc}, {"threads", s.threads}};
+// The candidates' results of a one-task probe answer, checked against the request.
+Result<const json*> task_results(const json& response, size_t candidates, const Task& t) {
+  auto results = response.find("results");
+  if (results == response.end() || !results->is_array() || results->size() != 1 ||
+      !(*results)[0].is_object() || !(*results)[0].contains("candidates") ||
+      !(*results)[0]["candidates"].is_array() || (*results)[0]["candidates"].size() != candidates)
+    return Status::error(t.str() + ": the probe's answer does not match the request: " +
+                         response.dump().substr(0, 300));
+  return &(*results)[0]["candidates"];
 }
 
 Result<Timing> timing_of(const json& c, const ScheduleChoice& s) {
@@ -46,6 +52,10 @@ Result<Timing> timing_of(const json& c, const ScheduleChoice& s) {
 
 }  // namespace
 
+std::string gemm_op(const ir::Node& dense) {
+  return quantize::is_quantized(dense) ? "dense_s8" : "dense_f32";
+}
+
 Result<std::vector<Task>> dense_tasks(const ir::Graph& g, const std::vector<int64_t>& batches,
                                       const std::vector<int64_t>& seqs) {
   std::vector<Task> tasks;
@@ -67,7 +77,7 @@ Result<std::vector<Task>> dense_tasks(const ir::Graph& g, const std::vector<int6
         int64_t M = 1;
         for (size_t d = 0; d + 1 < x->shape->size(); ++d) M *= (*x->shape)[d].eval(sym.data());
         Task t;
-        t.op = quantize::is_quantized(*n) ? "dense_s8" : "dense_f32";
+        t.op = gemm_op(*n);
         t.M = M;
         t.K = w->constant->dims[0];
         t.N = w->constant->dims[1];
@@ -101,7 +111,7 @@ json probe_request(const std::vector<Task>& tasks,
   for (size_t i = 0; i < tasks.size(); ++i) {
     const Task& t = tasks[i];
     json cs = json::array();
-    for (const ScheduleChoice& s : candidates[i]) cs.push_back(schedule_request(s));
+    for (const ScheduleChoice& s : candidates[i]) cs.push_back(json(schedule_json(s)));
     ts.push_back({{"id", "t" + std::to_string(i)},
                   {"op", t.op},
                   {"M", t.M},
@@ -138,14 +148,7 @@ Result<TuningLog> search(const std::vector<Task>& tasks, const ProbeInfo& info,
     const Task& t = tasks[i];
     KILN_ASSIGN_OR_RETURN(std::vector<ScheduleChoice> cands, candidates(t, info, o.space));
     Entry e;
-    e.op = t.op;
-    e.M = t.M;
-    e.N = t.N;
-    e.K = t.K;
-    e.gelu = t.gelu;
-    e.residual = t.residual;
-    e.layer_norm = t.layer_norm;
-    e.nodes = t.nodes;
+    static_cast<Task&>(e) = t;
     e.default_timing.schedule = e.best.schedule = cands.front();
     // Each task's share of what is left of the budget, in proportion to its work; the probe
     // stops a task's rounds after min_time (at least 5 rounds), so a short budget only makes
@@ -156,14 +159,8 @@ Result<TuningLog> search(const std::vector<Task>& tasks, const ProbeInfo& info,
     if (left > 1) {
       const double min_time_ms = std::clamp(0.6 * left * share * 1e3, 100.0, 4000.0);
       KILN_ASSIGN_OR_RETURN(json response, run(probe_request({t}, {cands}, o, min_time_ms)));
-      auto results = response.find("results");
-      if (results == response.end() || !results->is_array() || results->size() != 1 ||
-          !(*results)[0].is_object() || !(*results)[0].contains("candidates") ||
-          !(*results)[0]["candidates"].is_array() ||
-          (*results)[0]["candidates"].size() != cands.size())
-        return Status::error(t.str() + ": the probe's answer does not match the request: " +
-                             response.dump().substr(0, 300));
-      const json& rs = (*results)[0]["candidates"];
+      KILN_ASSIGN_OR_RETURN(const json* results, task_results(response, cands.size(), t));
+      const json& rs = *results;
       auto def = timing_of(rs[0], cands[0]);
       if (!def)
         return Status::error(
@@ -178,8 +175,8 @@ Result<TuningLog> search(const std::vector<Task>& tasks, const ProbeInfo& info,
         if (tc->median_ns < e.best.median_ns) e.best = *tc;
       }
       ++e.measured;
-      auto clearly_faster = [&](const Timing& best, const Timing& def) {
-        return best.median_ns < (1 - o.min_gain) * def.median_ns && best.min_ns < def.min_ns;
+      auto clearly_faster = [&](const Timing& best, const Timing& base) {
+        return best.median_ns < (1 - o.min_gain) * base.median_ns && best.min_ns < base.min_ns;
       };
       bool faster = clearly_faster(e.best, e.default_timing);
       if (faster) {
@@ -187,18 +184,13 @@ Result<TuningLog> search(const std::vector<Task>& tasks, const ProbeInfo& info,
         // against the default alone, and only a gain seen twice is kept.
         const std::vector<ScheduleChoice> pair = {cands[0], e.best.schedule};
         KILN_ASSIGN_OR_RETURN(json again, run(probe_request({t}, {pair}, o, min_time_ms / 2)));
-        auto rs2 = again.find("results");
-        faster = rs2 != again.end() && rs2->is_array() && rs2->size() == 1 &&
-                 (*rs2)[0].is_object() && (*rs2)[0].contains("candidates") &&
-                 (*rs2)[0]["candidates"].is_array() && (*rs2)[0]["candidates"].size() == 2;
-        if (faster) {
-          auto d2 = timing_of((*rs2)[0]["candidates"][0], pair[0]);
-          auto b2 = timing_of((*rs2)[0]["candidates"][1], pair[1]);
-          faster = d2 && b2 && clearly_faster(*b2, *d2);
-          if (faster) {  // the log keeps the confirming run's numbers (fewer candidates, fairer)
-            e.default_timing = *d2;
-            e.best = *b2;
-          }
+        KILN_ASSIGN_OR_RETURN(const json* rs2, task_results(again, pair.size(), t));
+        auto d2 = timing_of((*rs2)[0], pair[0]);
+        auto b2 = timing_of((*rs2)[1], pair[1]);
+        faster = d2 && b2 && clearly_faster(*b2, *d2);
+        if (faster) {  // the log keeps the confirming run's numbers (fewer candidates, fairer)
+          e.default_timing = *d2;
+          e.best = *b2;
         }
       }
       if (!faster) e.best = e.default_timing;

@@ -16,6 +16,10 @@
 
 namespace kiln::tune {
 
+// The tuning op of a Dense node: "dense_s8" when compiler/quantize marked it INT8, else
+// "dense_f32".
+std::string gemm_op(const ir::Node& dense);
+
 // The distinct (op, M, N, K) of g's Dense nodes for every (batch, seq) pair; symbols other than
 // batch take the seq value (within their compiled maxima), as calibration does.
 Result<std::vector<Task>> dense_tasks(const ir::Graph& g, const std::vector<int64_t>& batches,

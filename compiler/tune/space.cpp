@@ -50,7 +50,7 @@ Plan plan(const Task& t, const ScheduleChoice& s, int pool_threads) {
 // Lanes of one FMA (FP32) or dot-product (INT8) register of the variant, relative units.
 double variant_rate(const std::string& op, const std::string& v) {
   const bool s8 = op == "dense_s8";
-  if (v.rfind("avx512", 0) == 0) return s8 ? 64 : 16;
+  if (is_avx512_variant(v)) return s8 ? 64 : 16;
   if (v == "avxvnni") return 32;
   if (v == "avx2") return s8 ? 16 : 8;  // s8: vpmaddwd on widened int16
   if (v == "neondot") return 16;
@@ -60,10 +60,8 @@ double variant_rate(const std::string& op, const std::string& v) {
 
 }  // namespace
 
-std::string Task::str() const {
-  std::ostringstream s;
-  s << op << " " << M << "x" << N << "x" << K;
-  return s.str();
+bool is_avx512_variant(const std::string& name) {
+  return name.rfind("avx512", 0) == 0;
 }
 
 Result<ProbeInfo> probe_info_from_json(const json& r) {
@@ -147,7 +145,7 @@ Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p
   std::vector<const VariantInfo*> usable;
   if (rows != p.variants.end())
     for (const VariantInfo& v : rows->second)
-      if (v.supported && !(o.no_avx512 && v.name.rfind("avx512", 0) == 0)) usable.push_back(&v);
+      if (v.supported && !(o.no_avx512 && is_avx512_variant(v.name))) usable.push_back(&v);
   if (usable.empty())
     return Status::error("the probe has no " + t.op + " kernel variant this CPU supports" +
                          std::string(o.no_avx512 ? " without AVX-512" : ""));

@@ -16,16 +16,6 @@
 
 namespace kiln::tune {
 
-// A distinct GEMM to tune: op "dense_f32" | "dense_s8".
-struct Task {
-  std::string op;
-  int64_t M = 0, N = 0, K = 0;
-  bool gelu = false, residual = false, layer_norm = false;
-  std::vector<std::string> nodes;
-  double flops() const { return 2.0 * M * N * K; }
-  std::string str() const;  // "dense_f32 128x2304x768"
-};
-
 struct VariantInfo {
   std::string name;
   bool supported = false;
@@ -41,6 +31,9 @@ struct ProbeInfo {
   std::map<std::string, std::vector<VariantInfo>> variants;  // op -> rows, in table order
 };
 Result<ProbeInfo> probe_info_from_json(const nlohmann::json& response);
+
+// avx512, avx512vnni: the variants a target without AVX-512 (x86-64-v3) does not build.
+bool is_avx512_variant(const std::string& name);
 
 // Variants model.so can run for this target: x86-64-v3 is built without AVX-512 (target.h
 // defines KILN_GEMM_NO_AVX512), so its space has no avx512* variant.

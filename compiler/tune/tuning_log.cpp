@@ -28,12 +28,18 @@ std::string TuningLog::arch() const {
   return cpu.is_object() ? cpu.value("arch", "") : "";
 }
 
-namespace {
+std::string Task::str() const {
+  std::ostringstream s;
+  s << op << " " << M << "x" << N << "x" << K;
+  return s.str();
+}
 
 ojson schedule_json(const ScheduleChoice& s) {
   return {{"variant", s.variant}, {"mr", s.mr}, {"panels", s.panels},  {"mc", s.mc},
           {"kc", s.kc},           {"nc", s.nc}, {"threads", s.threads}};
 }
+
+namespace {
 
 ojson timing_json(const Timing& t) {
   return {{"schedule", schedule_json(t.schedule)},

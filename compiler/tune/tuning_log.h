@@ -32,20 +32,30 @@ struct ScheduleChoice {
   std::string str() const;  // "avx512 mr14 p2 mc112 kc0 nc0 t0"
 };
 
+// The schedule as JSON: the probe's candidate format, the log's and model.json's.
+nlohmann::ordered_json schedule_json(const ScheduleChoice& s);
+
 struct Timing {
   ScheduleChoice schedule;
   double median_ns = 0, min_ns = 0, spread = 0;  // spread: (p90 - p10) / median
 };
 
-// A distinct GEMM of the model: op "dense_f32" | "dense_s8", C[M, N] = A[M, K] W[K, N] + epilogue.
-struct Entry {
+// A distinct GEMM of the model (tuned once): op "dense_f32" | "dense_s8",
+// C[M, N] = A[M, K] W[K, N] + epilogue.
+struct Task {
   std::string op;
   int64_t M = 0, N = 0, K = 0;
   bool gelu = false, residual = false, layer_norm = false;
-  std::vector<std::string> nodes;  // the model's Dense nodes with this shape (tuned once)
-  Timing default_timing, best;     // best == default when nothing beat it
-  bool tuned = false;              // best is not the default schedule
-  int measured = 0;                // candidates timed
+  std::vector<std::string> nodes;  // the model's Dense nodes with this shape
+  double flops() const { return 2.0 * M * N * K; }
+  std::string str() const;  // "dense_f32 128x2304x768"
+};
+
+// A task and what the probe measured for it.
+struct Entry : Task {
+  Timing default_timing, best;  // best == default when nothing beat it
+  bool tuned = false;           // best is not the default schedule
+  int measured = 0;             // candidates timed
   double gain() const {
     return best.median_ns > 0 ? default_timing.median_ns / best.median_ns - 1 : 0;
   }

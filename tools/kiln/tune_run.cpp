@@ -81,12 +81,11 @@ int run_tuning(const TuneArgs& a, tune::Runner& runner) {
   o.budget_seconds = a.budget_seconds;
   o.threads = a.threads.empty() ? 0 : a.threads[0];
   o.cpus = a.cpu_list;
-  o.space.no_avx512 = std::find(target->defines.begin(), target->defines.end(),
-                                "KILN_GEMM_NO_AVX512") != target->defines.end();
-  // A longer budget measures more of the space: about 2 s per candidate set of 12 is what the
-  // probe needs for BERT-size GEMMs, so 12 candidates per task at small budgets, up to 40.
-  o.space.max_candidates = static_cast<size_t>(std::clamp(
-      a.budget_seconds / (2.0 * static_cast<double>(tasks.size())) * 12 / 6, 12.0, 40.0));
+  o.space.no_avx512 = !target::builds_avx512(*target);
+  // A longer budget measures more of the space: one candidate per second of each GEMM's share
+  // (the probe needs about that for BERT-size GEMMs), at least 12, at most 40.
+  o.space.max_candidates = static_cast<size_t>(
+      std::clamp(a.budget_seconds / static_cast<double>(tasks.size()), 12.0, 40.0));
   o.on_progress = show_progress;
   if (a.verbose)
     o.on_candidate = [](const tune::Task& t, const tune::ScheduleChoice& s,
