@@ -9,8 +9,7 @@
 namespace kiln::quantize {
 
 Result<SmoothReport> smooth_int8_activations(
-    ir::Graph& g, const std::map<std::string, std::vector<float>>& ranges, double alpha,
-    double min_ratio) {
+    ir::Graph& g, const std::map<std::string, std::vector<float>>& ranges, double alpha) {
   if (!(alpha > 0 && alpha < 1)) return Status::error("smoothing alpha must be in (0, 1)");
   SmoothReport r;
   for (const auto& node : g.nodes()) {
@@ -26,11 +25,7 @@ Result<SmoothReport> smooth_int8_activations(
     if (static_cast<int64_t>(a.size()) != K)
       return Status::error(n.describe() + ": " + std::to_string(a.size()) +
                            " calibrated input channels, W has K = " + std::to_string(K));
-    if (K == 0) continue;
-    std::vector<float> by_size = a;
-    std::nth_element(by_size.begin(), by_size.begin() + K / 2, by_size.end());
-    const float a_max = *std::max_element(a.begin(), a.end()), a_median = by_size[K / 2];
-    if (!(a_max >= min_ratio * a_median) || a_max <= 0) continue;  // flat (or all-zero) input
+    if (K == 0 || !(*std::max_element(a.begin(), a.end()) > 0)) continue;  // all-zero input
     const float* wd = w->constant->data<float>();
     std::vector<double> s(K, 1.0);
     for (int64_t k = 0; k < K; ++k) {

@@ -38,6 +38,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
 import kiln  # noqa: E402
+from embedding_metrics import agreement  # noqa: E402
 from kiln.compiler import kiln_binary  # noqa: E402
 
 HIDDEN, LAYERS, FFN, VOCAB, MAX_POS = 384, 6, 1536, 2000, 128
@@ -118,18 +119,6 @@ def normalized_mean(hidden):
     return e / np.linalg.norm(e)
 
 
-def compare(ref, got):
-    """Cosine mean, worst, and the fraction of sentences whose nearest neighbour (by cosine among
-    the others) is the same in both."""
-    ref, got = np.stack(ref), np.stack(got)
-    cos = (ref * got).sum(1)
-    def nearest(e):
-        s = e @ e.T
-        np.fill_diagonal(s, -2)
-        return s.argmax(1)
-    return float(cos.mean()), float(cos.min()), float((nearest(ref) == nearest(got)).mean())
-
-
 def kiln_compile(onnx, out, *flags):
     proc = subprocess.run([kiln_binary(), "compile", str(onnx), "-o", str(out), *flags],
                           capture_output=True, text=True, timeout=900)
@@ -150,7 +139,7 @@ def measure(tmp, name, model):
         out = stdout[label] = kiln_compile(onnx, tmp / f"{name}_{label}", "--quantize", "int8",
                                            *flags)
         m = kiln.load(tmp / f"{name}_{label}")
-        rows[label] = compare(ref, [normalized_mean(m(**feeds(s))["last_hidden_state"])
+        rows[label] = agreement(ref, [normalized_mean(m(**feeds(s))["last_hidden_state"])
                                     for s in sents])
         return out
 
@@ -166,13 +155,13 @@ def measure(tmp, name, model):
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         sess = ort.InferenceSession(str(q), so, providers=["CPUExecutionProvider"])
-        rows[label] = compare(ref, [normalized_mean(sess.run(None, feeds(s))[0]) for s in sents])
+        rows[label] = agreement(ref, [normalized_mean(sess.run(None, feeds(s))[0]) for s in sents])
 
     run_ort("ort quantize_dynamic")
     run_ort("ort per-channel", per_channel=True)
     tq = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     with torch.no_grad():
-        rows["torch dynamic int8"] = compare(ref, [normalized_mean(
+        rows["torch dynamic int8"] = agreement(ref, [normalized_mean(
             tq(input_ids=torch.from_numpy(s)).last_hidden_state.numpy()) for s in sents])
     print(f"\n{name}: embedding cosine to FP32 torch over {SENTENCES} sentences (seq 6-63)")
     print(f"  {'':28s} {'mean':>9s} {'worst':>9s} {'neighbours kept':>16s}")

@@ -190,11 +190,10 @@ int kiln::tools::compile(const CompileArgs& a) {
     std::printf("  quantization: int8 (%zu Dense layers, %zu embedding tables; %zu excluded)\n",
                 r.quantized_layers, r.quantized_tables, r.quantize_excluded.size());
   if (r.calibrated && !a.no_smoothing)
-    std::printf(
-        "  smoothing: %zu of %zu Dense layers (those with an input channel >= 8x the median "
-        "range), calibrated on %s in %.1f s\n",
-        r.smoothed_layers, r.quantized_layers,
-        a.calibrate.empty() ? "generated inputs" : a.calibrate.c_str(), r.calibration_seconds);
+    std::printf("  smoothing: %zu of %zu Dense layers, calibrated on %s in %.1f s\n",
+                r.smoothed_layers, r.quantized_layers,
+                a.calibrate.empty() ? "generated inputs" : a.calibrate.c_str(),
+                r.calibration_seconds);
   if (const auto& mp = r.mixed_precision) {
     std::printf(
         "  mixed precision: mean cosine %.6f (worst vector %.6f) for --min-cosine %g, %zu of "

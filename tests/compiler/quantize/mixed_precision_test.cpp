@@ -77,7 +77,7 @@ TEST(MixedPrecision, ExactTargetKeepsEverythingAndUndoesSmoothing) {
   const ir::Value* wa = m.a->input(ir::DenseIn::kWeight);
   auto smoothed = quantize::smooth_int8_activations(m.g, *ranges);
   ASSERT_TRUE(static_cast<bool>(smoothed)) << smoothed.status().message();
-  ASSERT_EQ(smoothed->smoothed, std::vector<std::string>{"/a/Dense"});
+  ASSERT_EQ(smoothed->smoothed, (std::vector<std::string>{"/a/Dense", "/b/Dense"}));
   ASSERT_NE(m.a->input(ir::DenseIn::kWeight), wa);
 
   auto r = quantize::keep_fp32_for_cosine(m.g, m.inputs, &*smoothed, {1.0, 2});
@@ -87,6 +87,7 @@ TEST(MixedPrecision, ExactTargetKeepsEverythingAndUndoesSmoothing) {
   EXPECT_FALSE(quantize::is_quantized(*m.a) || quantize::is_quantized(*m.b));
   EXPECT_EQ(m.a->input(ir::DenseIn::kWeight), wa);
   EXPECT_EQ(m.a->input(ir::DenseIn::kActSmooth), nullptr);
+  EXPECT_EQ(m.b->input(ir::DenseIn::kActSmooth), nullptr);
   EXPECT_TRUE(smoothed->smoothed.empty());
   EXPECT_TRUE(ir::infer_shapes(m.g).is_ok());
 }
