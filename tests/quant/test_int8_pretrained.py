@@ -36,8 +36,9 @@ import kiln  # noqa: E402
 from embedding_metrics import agreement  # noqa: E402
 from kiln import hf  # noqa: E402
 
-# Everyday sentences in clusters of near-paraphrases, the way a search index holds them: a
-# sentence's nearest neighbour is usually its cluster-mate, and sometimes a close call.
+# Everyday sentences in clusters of related topics (accounts, weather, travel, food, money, ...), the
+# way a search index holds them: a sentence's nearest neighbour is usually in its cluster; for two
+# of them it is a close call (first and second neighbour 2.4e-4 of cosine apart in FP32).
 SENTENCES = [
     "How do I reset my password?",
     "I forgot my password and cannot log in.",
