@@ -63,8 +63,9 @@ Result<ParamsSummary> write_params(const std::string& path,
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) return Status::error("cannot write '" + tmp + "': " + std::strerror(errno));
+  // (an empty table's data() may be null, which fwrite must not be given even for 0 bytes)
   bool ok = std::fwrite(&h, sizeof(h), 1, f) == 1 &&
-            std::fwrite(table.data(), 1, table.size(), f) == table.size();
+            (table.empty() || std::fwrite(table.data(), 1, table.size(), f) == table.size());
   uint64_t pos = kParamsHeaderBytes + table.size();
   static const uint8_t kZeros[kParamsAlignment] = {};
   for (size_t i = 0; ok && i < entries.size(); ++i) {

@@ -69,6 +69,7 @@ constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.33345190
 }  // namespace exp_coef
 
 typedef int32_t MatmulVecI __attribute__((vector_size(kMatmulVecFloats * sizeof(int32_t))));
+typedef uint32_t MatmulVecU __attribute__((vector_size(kMatmulVecFloats * sizeof(uint32_t))));
 
 namespace detail {
 inline int32_t to_int(float x) {
@@ -91,6 +92,14 @@ inline To bit_cast(From x) {
   std::memcpy(&t, &x, sizeof(t));
   return t;
 }
+// e << 23, a float's exponent field, shifted as unsigned: e is negative where 2^n underflows, and
+// a signed left shift of a negative value is undefined before C++20 (UBSan reports it).
+inline int32_t exponent_bits(int32_t e) {
+  return static_cast<int32_t>(static_cast<uint32_t>(e) << 23);
+}
+inline MatmulVecI exponent_bits(MatmulVecI e) {
+  return bit_cast<MatmulVecI>(bit_cast<MatmulVecU>(e) << 23);
+}
 }  // namespace detail
 
 // F = float or MatmulVec; the same operations in the same order for both.
@@ -111,7 +120,7 @@ inline F exp_f32(F x) {
   p = p * r + kP4;
   p = p * r + kP5;
   F y = p * (r * r) + r + 1.0f;
-  y = y * detail::bit_cast<F>((n + 127) << 23);
+  y = y * detail::bit_cast<F>(detail::exponent_bits(n + 127));
   y = x < lo ? zero : y;
   return x > hi ? zero + INFINITY : y;
 }
@@ -138,7 +147,8 @@ inline F exp_nonpos_f32(F x) {
   const F y = p * (r * r) + r + 1.0f;
   // bits(fx) = 0x4b400000 + n for |n| < 2^22, so 2^n = (bits(fx) - 0x4b400000 + 127) << 23.
   using I = decltype(detail::to_int(fx));
-  const F two_n = detail::bit_cast<F>((detail::bit_cast<I>(fx) - (0x4b400000 - 127)) << 23);
+  const F two_n =
+      detail::bit_cast<F>(detail::exponent_bits(detail::bit_cast<I>(fx) - (0x4b400000 - 127)));
   return x < kLo ? F{} + 0.0f : y * two_n;
 }
 
