@@ -127,7 +127,7 @@ Result<ir::Tensor> tensor_from_proto(const TensorProto& p, const std::string& mo
                            " bytes of raw data, its " + ir::dtype_name(t.dtype) + " shape needs " +
                            std::to_string(need));
     t.bytes.resize(need);
-    std::memcpy(t.bytes.data(), p.raw_data().data(), need);
+    if (need) std::memcpy(t.bytes.data(), p.raw_data().data(), need);  // (empty: data() is null)
     return t;
   }
   // Typed fields: int32_data also carries int8/uint8/bool/float16 (as bit patterns).
