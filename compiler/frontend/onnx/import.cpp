@@ -7,7 +7,7 @@
 #include <set>
 #include <unordered_map>
 
-#include <onnx/onnx_pb.h>
+#include "onnx/onnx.pb.h"
 
 #include "compiler/frontend/onnx/einsum.h"
 #include "compiler/frontend/onnx/tensor_proto.h"

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include <onnx/onnx_pb.h>
+#include "onnx/onnx.pb.h"
 
 #include "compiler/ir/graph.h"
 
