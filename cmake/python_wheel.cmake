@@ -6,6 +6,7 @@
 #   kiln/kiln-tune-probe                                  static: `kiln tune` on this machine
 #   kiln/kernels/kiln/kernels/...  kiln/include/kiln/...  generated code's -I
 #   kiln/share/infer.py                                   for `kiln compile --bundle`
+#   kiln/runtimes/<arch>/libkiln_runtime.so, kiln-rt      the board runtime (portable_runtime.cmake)
 # Component kiln_wheel, outside `cmake --install`'s default. Defined in every host build, not only
 # in a wheel build: an installed target's build-tree link line differs (CMake pads its run path),
 # so a wheel build reusing build/ (tests/python/test_wheels.py) would relink kiln otherwise.
@@ -20,3 +21,8 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ DESTINATION ${KILN_WHEEL_DIR}/i
         COMPONENT kiln_wheel EXCLUDE_FROM_ALL)
 install(FILES ${PROJECT_SOURCE_DIR}/examples/infer.py DESTINATION ${KILN_WHEEL_DIR}/share
         COMPONENT kiln_wheel EXCLUDE_FROM_ALL)
+foreach(arch IN LISTS KILN_PORTABLE_RUNTIMES)
+  install(PROGRAMS ${CMAKE_BINARY_DIR}/portable-${arch}/runtime/libkiln_runtime.so
+                   ${CMAKE_BINARY_DIR}/portable-${arch}/tools/kiln-rt/kiln-rt
+          DESTINATION ${KILN_WHEEL_DIR}/runtimes/${arch} COMPONENT kiln_wheel EXCLUDE_FROM_ALL)
+endforeach()

@@ -13,6 +13,7 @@ Needs python3 and numpy (Debian/Raspberry Pi OS: apt install python3-numpy); the
 import argparse
 import json
 import platform
+import re
 import struct
 import sys
 import time
@@ -20,6 +21,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ARCH_NAMES = {"aarch64": "aarch64", "arm64": "aarch64", "x86_64": "x86_64", "amd64": "x86_64"}
+
+
+def needed_glibc(model_dir):
+    """The oldest glibc the bundle's runtime loads on: N of its wheel's manylinux_2_N tag, which
+    kiln read from the binaries' symbol versions (None: no wheel beside the model)."""
+    for wheel in model_dir.glob("kiln_runtime-*.whl"):
+        m = re.search(r"-manylinux_2_(\d+)_", wheel.name)
+        if m:
+            return (2, int(m.group(1)))
+    return None
 
 
 def check_platform(model_dir):
@@ -38,10 +49,12 @@ def check_platform(model_dir):
         sys.exit(f"infer.py: this bundle is for {want} (target {target['name']}), but this "
                  f"machine is {machine}.{hint} Compile with --target matching this machine.")
     libc, version = platform.libc_ver()
-    if libc == "glibc" and version and tuple(map(int, version.split(".")[:2])) < (2, 34):
-        sys.exit(f"infer.py: this system has glibc {version}; the kiln runtime needs glibc 2.34 "
-                 f"and libstdc++ from GCC 12 (Debian 12 / Raspberry Pi OS Bookworm, Ubuntu "
-                 f"22.04 or newer).")
+    needs = needed_glibc(model_dir)
+    if libc == "glibc" and version and needs and tuple(map(int, version.split(".")[:2])) < needs:
+        sys.exit(f"infer.py: this system has glibc {version}; this bundle's kiln runtime needs "
+                 f"glibc {needs[0]}.{needs[1]} or newer. Bundles made by a kiln whose board "
+                 f"runtime was built with zig (scripts/build.sh --aarch64, the kiln wheel) need "
+                 f"only glibc 2.17.")
     if bits != 64:
         sys.exit(f"infer.py: this Python is {bits}-bit, the kiln runtime is 64-bit {want}. The "
                  f"kernel is 64-bit ({machine}) but the userland is 32-bit (e.g. Raspberry Pi OS "

@@ -12,8 +12,8 @@ The binding is loaded by ctypes, so the wheel is for any Python 3 (py3-none). Th
 is read from the binaries (readelf, binutils), the way `auditwheel show` does: the architecture
 from the ELF header, N the lowest manylinux_2_N policy whose glibc, libstdc++ (GLIBCXX, CXXABI)
 and libgcc_s (GCC) symbol versions cover every version the binaries need (PEP 600); the build
-refuses a binary that needs a library beyond libc, libm, libstdc++, libgcc_s, the dynamic loader
-and the wheel's own libkiln_runtime.so (what auditwheel would have to vendor). scripts/build_runtime_wheel.py runs this
+refuses a binary that needs a library beyond libc, libm, libpthread, libdl, libstdc++, libgcc_s, the
+dynamic loader and the wheel's own libkiln_runtime.so (what auditwheel would have to vendor). scripts/build_runtime_wheel.py runs this
 on a build dir; `kiln compile --bundle` runs it on the bundle's runtime.
 """
 import argparse
@@ -25,9 +25,10 @@ import sys
 import zipfile
 from pathlib import Path
 
-# What every glibc system has (manylinux's allowed libraries, the ones kiln can need).
-ALLOWED_NEEDED = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1",
-                  "ld-linux-aarch64.so.1", "ld-linux-x86-64.so.2"}
+# What every glibc system has (manylinux's allowed libraries, the ones kiln can need; libpthread
+# and libdl are separate libraries before glibc 2.34, where the board runtime built by zig finds them).
+ALLOWED_NEEDED = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "libpthread.so.0",
+                  "libdl.so.2", "ld-linux-aarch64.so.1", "ld-linux-x86-64.so.2"}
 ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
 # auditwheel 6.8.2's manylinux-policy.json, the newest symbol version each policy allows:
 # N -> (GLIBC_2.x, GLIBCXX_3.4.x, CXXABI_1.3.x, GCC aarch64, GCC x86_64)

@@ -2,7 +2,9 @@
 
 Binaries come from KILN_BUILD_DIR (default build/) and KILN_AARCH64_BUILD_DIR (default
 build-aarch64/), as in tests/e2e; kiln.compile and kiln.runtime are pointed at them through
-KILN_BIN, KILN_RUNTIME_LIB and KILN_AARCH64_RUNTIME_DIR.
+KILN_BIN and KILN_RUNTIME_LIB. Pi bundles take the runtime the way a user's kiln does: the board
+runtime built with zig (build/portable-aarch64/, scripts/build.sh --aarch64), else build-aarch64/;
+native bundles take build/portable-x86_64/, else build/'s own.
 """
 import os
 import shutil
@@ -19,6 +21,8 @@ KILN = BUILD / "tools" / "kiln" / "kiln"
 KILN_RT = BUILD / "tools" / "kiln-rt" / "kiln-rt"
 RUNTIME_LIB = BUILD / "runtime" / "libkiln_runtime.so"
 AARCH64_KILN_RT = AARCH64_BUILD / "tools" / "kiln-rt" / "kiln-rt"
+PORTABLE_AARCH64 = BUILD / "portable-aarch64"  # the board runtimes: cmake/portable_runtime.cmake
+PORTABLE_X86_64 = BUILD / "portable-x86_64"
 AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
 QEMU_CPUS = {"rpi4": "cortex-a72", "rpi5": "cortex-a76"}
 # Debian's arm64 python3 + numpy, unpacked privately by scripts/setup_arm64_python.sh
@@ -26,7 +30,6 @@ ARM64_PYTHON_SYSROOT = ROOT / ".cache" / "arm64-sysroot"
 
 os.environ["KILN_BIN"] = str(KILN)
 os.environ["KILN_RUNTIME_LIB"] = str(RUNTIME_LIB)
-os.environ["KILN_AARCH64_RUNTIME_DIR"] = str(AARCH64_BUILD)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -44,8 +47,17 @@ def have_qemu():
     return shutil.which("qemu-aarch64") is not None and Path(AARCH64_SYSROOT).is_dir()
 
 
+def bundled_aarch64_runtime():
+    """The build dir `kiln compile --target rpi* --bundle` takes the runtime from, or None."""
+    for d in (PORTABLE_AARCH64, AARCH64_BUILD):
+        if (d / "tools" / "kiln-rt" / "kiln-rt").exists() and \
+                (d / "runtime" / "libkiln_runtime.so").exists():
+            return d
+    return None
+
+
 def have_aarch64_runtime():
-    return AARCH64_KILN_RT.exists() and (AARCH64_BUILD / "runtime" / "libkiln_runtime.so").exists()
+    return bundled_aarch64_runtime() is not None
 
 
 def clean_env(**extra):

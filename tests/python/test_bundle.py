@@ -6,6 +6,7 @@ Bad input: a bundle for another architecture, a missing libkiln_runtime.so, a co
 import hashlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -13,9 +14,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from kiln_testenv import (AARCH64_BUILD, AARCH64_SYSROOT, KILN, QEMU_CPUS as QEMU, clean_env,
-                          feed, have_aarch64_runtime, have_qemu, host_outputs, save_inputs,
-                          unpack)
+from kiln_testenv import (AARCH64_SYSROOT, KILN, PORTABLE_AARCH64, QEMU_CPUS as QEMU,
+                          bundled_aarch64_runtime, clean_env, feed, have_aarch64_runtime, have_qemu,
+                          host_outputs, save_inputs, unpack)
 
 FILES = {"model.json", "model.so", "model.params", "vocab.txt", "libkiln_runtime.so", "kiln-rt",
          "kiln/__init__.py", "kiln/runtime.py", "infer.py", "README.md", "SHA256SUMS"}
@@ -139,6 +140,22 @@ def test_infer_refuses_a_32_bit_arm_userland(bundles, tmp_path, monkeypatch):
         infer.check_platform(tmp_path / "m")
 
 
+def test_infer_names_the_glibc_the_runtime_needs(bundles, tmp_path, monkeypatch):
+    """An OS older than the bundle's runtime: infer.py reads the glibc floor from the wheel's
+    manylinux tag instead of leaving the user a loader error (simulated: platform.libc_ver)."""
+    top = unpack(bundles["native"][0], tmp_path)
+    infer = load_infer(top)
+    (wheel,) = top.glob("kiln_runtime-*.whl")
+    floor = infer.needed_glibc(top)
+    assert floor == (2, int(re.search(r"manylinux_2_(\d+)_", wheel.name).group(1)))
+    monkeypatch.setattr(infer.platform, "libc_ver", lambda: ("glibc", f"2.{floor[1] - 1}"))
+    with pytest.raises(SystemExit, match=rf"glibc 2.{floor[1] - 1}; this bundle's kiln runtime "
+                                         rf"needs glibc 2.{floor[1]} or newer"):
+        infer.check_platform(top)
+    monkeypatch.setattr(infer.platform, "libc_ver", lambda: ("glibc", f"2.{floor[1]}"))
+    infer.check_platform(top)
+
+
 def test_missing_runtime_library(bundles, tmp_path):
     top = unpack(bundles["native"][0], tmp_path)
     (top / "libkiln_runtime.so").unlink()
@@ -197,7 +214,7 @@ def test_bundle_without_an_aarch64_runtime(tiny_onnx, tmp_path):
     (tmp_path / "empty").mkdir()
     proc = compile_bundle(tiny_onnx, tmp_path, "rpi4", tmp_path / "empty")
     assert proc.returncode == 1
-    assert "the aarch64 runtime was not found in" in proc.stderr
+    assert "no aarch64 runtime for the bundle (libkiln_runtime.so and kiln-rt) in" in proc.stderr
     assert "build it with scripts/build.sh --aarch64" in proc.stderr
     assert not (tmp_path / "a").exists(), "should fail before compiling"
     assert not (tmp_path / "b.tar.gz").exists()
@@ -216,5 +233,17 @@ def test_aarch64_binaries_in_the_bundle(bundles, tmp_path):
     for f in ("kiln-rt", "libkiln_runtime.so", "model.so"):
         head = (top / f).read_bytes()[:20]
         assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183, f
+    source = bundled_aarch64_runtime()
     assert hashlib.sha256((top / "libkiln_runtime.so").read_bytes()).hexdigest() == \
-        hashlib.sha256((AARCH64_BUILD / "runtime" / "libkiln_runtime.so").read_bytes()).hexdigest()
+        hashlib.sha256((source / "runtime" / "libkiln_runtime.so").read_bytes()).hexdigest()
+    if source != PORTABLE_AARCH64:
+        pytest.skip("no board runtime built with zig (scripts/build.sh --aarch64): the bundle "
+                    "carries build-aarch64's")
+    # the board runtime loads on any aarch64 glibc since 2.17 (Pi OS bullseye, Ubuntu 20.04):
+    # no symbol version above GLIBC_2.17, no libstdc++ (libc++ is linked in)
+    for f in ("kiln-rt", "libkiln_runtime.so"):
+        versions = subprocess.run(["readelf", "-W", "-V", str(top / f)], capture_output=True,
+                                  text=True, check=True).stdout
+        glibc = {tuple(int(x) for x in v.split(".")) for v in re.findall(r"GLIBC_([\d.]+)", versions)}
+        assert glibc and max(glibc) <= (2, 17), (f, sorted(glibc))
+        assert "GLIBCXX" not in versions and "libstdc++" not in versions, f

@@ -16,6 +16,8 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -23,17 +25,18 @@ import numpy as np
 import pytest
 from kiln._runtime_wheel import manylinux_policy
 
-from kiln_testenv import (AARCH64_BUILD, ARM64_PYTHON_SYSROOT, BUILD, QEMU_CPUS, ROOT, clean_env,
-                          feed, have_aarch64_runtime, have_qemu, host_outputs, save_inputs,
-                          unpack)
+from kiln_testenv import (ARM64_PYTHON_SYSROOT, BUILD, PORTABLE_AARCH64, PORTABLE_X86_64,
+                          QEMU_CPUS, ROOT,
+                          bundled_aarch64_runtime, clean_env, feed, have_aarch64_runtime,
+                          have_qemu, host_outputs, save_inputs, unpack)
 
 # Under scripts/test.sh --sanitize the binaries need the sanitizer runtime preloaded: not in a
 # user's venv.
 pytestmark = pytest.mark.skipif("-fsanitize" in os.environ.get("KILN_EXTRA_CXXFLAGS", ""),
                                 reason="the wheels are tested on the normal build")
 VERSION = (ROOT / "VERSION").read_text().strip()
-ALLOWED_NEEDED = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1",
-                  "ld-linux-aarch64.so.1", "ld-linux-x86-64.so.2"}
+ALLOWED_NEEDED = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "libpthread.so.0",
+                  "libdl.so.2", "ld-linux-aarch64.so.1", "ld-linux-x86-64.so.2"}
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: numpy and torch 1.13 for --system-site-packages
 
 
@@ -115,9 +118,13 @@ def test_one_version(tiny_onnx, tmp_path):
 
 def test_x86_runtime_wheel_in_a_fresh_venv(bundles, tmp_path):
     out = tmp_path / "wheels"
-    run([sys.executable, ROOT / "scripts" / "build_runtime_wheel.py", BUILD, "--out", out])
+    portable = PORTABLE_X86_64.is_dir()  # built with zig (scripts/build.sh): manylinux2014
+    run([sys.executable, ROOT / "scripts" / "build_runtime_wheel.py",
+         PORTABLE_X86_64 if portable else BUILD, "--out", out])
     (wheel,) = out.glob("*.whl")
     check_runtime_wheel(wheel, "x86_64", tmp_path)
+    if portable:
+        assert wheel.name.endswith("-py3-none-manylinux_2_17_x86_64.whl"), wheel.name
     env = fresh_venv(tmp_path / "venv")
     run([env / "bin" / "pip", "install", "--no-index", wheel], cwd=tmp_path)
     assert run([env / "bin" / "kiln-rt", "--version"]).stdout.strip() == f"kiln-rt {VERSION}"
@@ -147,6 +154,8 @@ def test_aarch64_runtime_wheel_from_the_bundle_under_qemu(bundles, tmp_path):
     top = unpack(bundles["rpi4"][0], tmp_path / "pi")
     (wheel,) = top.glob("kiln_runtime-*.whl")
     check_runtime_wheel(wheel, "aarch64", tmp_path)
+    if bundled_aarch64_runtime() == PORTABLE_AARCH64:  # built with zig: manylinux2014
+        assert wheel.name.endswith("-py3-none-manylinux_2_17_aarch64.whl"), wheel.name
     # What `pip install --no-index kiln_runtime-*.whl` does on the Pi, for the sysroot's python:
     # the host's pip installs the aarch64 wheel into a directory on its PYTHONPATH.
     tag = re.search(r"(manylinux_2_\d+_aarch64)", wheel.name).group(1)
@@ -222,6 +231,10 @@ def test_host_wheel_layout(host_wheel):
         names = set(z.namelist())
         meta = z.read(f"kiln-{VERSION}.dist-info/METADATA").decode()
         entry = z.read(f"kiln-{VERSION}.dist-info/entry_points.txt").decode()
+    for arch, built in (("aarch64", PORTABLE_AARCH64), ("x86_64", PORTABLE_X86_64)):
+        if built.is_dir():  # the build dir has KILN_PORTABLE_RUNTIMES with that arch
+            assert {f"kiln/runtimes/{arch}/libkiln_runtime.so",
+                    f"kiln/runtimes/{arch}/kiln-rt"} <= names, sorted(names)
     for f in ("kiln/kiln", "kiln/kiln-rt", "kiln/kiln-tune-probe", "kiln/libkiln_runtime.so",
               "kiln/__init__.py", "kiln/compiler.py", "kiln/runtime.py", "kiln/hf.py", "kiln/_cli.py",
               "kiln/_runtime_wheel.py", "kiln/models/bert.py", "kiln/share/infer.py",
@@ -264,29 +277,22 @@ print("ok", sorted(got))
 """
     proc = run([env / "bin" / "python", "-c", script, VERSION], cwd=work)
     assert proc.stdout.startswith("ok"), proc.stdout
-    # the bundle made by the installed compiler carries the x86_64 runtime wheel
+    # the bundle made by the installed compiler carries the x86_64 runtime wheel (the board
+    # runtime the wheel carries, built with zig, when the build had it)
     top = unpack(work / "b.tar.gz", tmp_path / "board")
     (wheel,) = top.glob("kiln_runtime-*.whl")
     check_runtime_wheel(wheel, "x86_64", tmp_path)
+    if PORTABLE_X86_64.is_dir():
+        assert wheel.name.endswith("-py3-none-manylinux_2_17_x86_64.whl"), wheel.name
 
-    # a Pi bundle from the installed compiler: the aarch64 runtime comes from an unpacked
-    # kiln-runtime wheel (the host wheel has none), as the error message says
-    if have_aarch64_runtime():
-        proc = subprocess.run([str(env / "bin" / "kiln"), "compile", "tiny.onnx", "-o", "pi",
-                               "--target", "rpi4", "--bundle", "pi.tar.gz"], cwd=work,
-                              capture_output=True, text=True, env=clean_env(), timeout=300)
-        assert proc.returncode != 0 and "unpack a kiln_runtime-*_aarch64.whl" in proc.stderr, \
-            proc.stderr
-        run([sys.executable, ROOT / "scripts" / "build_runtime_wheel.py", AARCH64_BUILD, "--out",
-             tmp_path / "arm-wheel"])
-        (arm_wheel,) = (tmp_path / "arm-wheel").glob("*.whl")
-        with zipfile.ZipFile(arm_wheel) as z:
-            z.extractall(tmp_path / "arm-runtime")
+    # a Pi bundle from the installed compiler: the wheel carries the board runtime (built with
+    # zig for glibc 2.17), so nothing but g++-aarch64-linux-gnu is needed
+    if PORTABLE_AARCH64.is_dir():
         run([env / "bin" / "kiln", "compile", "tiny.onnx", "-o", "pi", "--target", "rpi4",
-             "--bundle", "pi.tar.gz"], cwd=work,
-            env=clean_env(KILN_AARCH64_RUNTIME_DIR=str(tmp_path / "arm-runtime" / "kiln")))
+             "--bundle", "pi.tar.gz"], cwd=work)
         (pi_wheel,) = unpack(work / "pi.tar.gz", tmp_path / "pi-board").glob("*.whl")
-        assert pi_wheel.name == arm_wheel.name
+        assert pi_wheel.name == f"kiln_runtime-{VERSION}-py3-none-manylinux_2_17_aarch64.whl"
+        check_runtime_wheel(pi_wheel, "aarch64", tmp_path / "pi-wheel")
 
     # generated code is compiled with the package's own headers, not this source tree's: a g++
     # first on PATH logs its arguments
@@ -310,3 +316,34 @@ print("ok", sorted(got))
                                "--target", target], cwd=work, capture_output=True, text=True,
                               env=clean_env(PATH=str(tmp_path / "empty-bin")), timeout=300)
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+# --- the sdist --------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout (git ls-files)")
+def test_sdist_holds_every_source_file(tmp_path):
+    """`python -m build --sdist` does what this does: PEP 517 build_sdist of scikit-build-core
+    (the version pyproject.toml pins). Every tracked file is in it but the fuzz corpus, nothing
+    built or downloaded is, and the unpacked sdist configures as a wheel build would (`pip wheel
+    kiln-*.tar.gz` then compiles exactly what the host wheel test compiles)."""
+    requires = [r for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
+                ["requires"] if not r.startswith("ziglang")]  # not needed to pack sources
+    venv = fresh_venv(tmp_path / "venv")
+    run([venv / "bin" / "pip", "install", "-q", "--disable-pip-version-check", *requires])
+    run([venv / "bin" / "python", "-c", "import sys; from scikit_build_core.build import "
+         "build_sdist; print(build_sdist(sys.argv[1]))", tmp_path / "dist"], cwd=ROOT)
+    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
+    assert sdist.name == f"kiln-{VERSION}.tar.gz"
+    top = f"kiln-{VERSION}"
+    with tarfile.open(sdist) as t:
+        names = set(t.getnames())
+        t.extractall(tmp_path / "src")
+    tracked = run(["git", "ls-files"], cwd=ROOT).stdout.split()
+    missing = [f for f in tracked
+               if not f.startswith("tests/fuzz/corpus/") and f"{top}/{f}" not in names]
+    assert not missing, missing[:20]
+    stray = [n for n in names if re.match(rf"{top}/(build|out/|\.venv/|\.cache/|\.git/)", n)]
+    assert not stray, stray[:20]
+    assert f"{top}/PKG-INFO" in names
+    run(["cmake", "-S", tmp_path / "src" / top, "-B", tmp_path / "configured", "-G", "Ninja",
+         "-DKILN_BUILD_TESTS=OFF", "-DKILN_BUILD_BENCH=OFF"])

@@ -29,44 +29,59 @@ struct RuntimeFiles {
   fs::path library, cli;
 };
 
+// Where the bundle's runtime comes from, first found: $KILN_RUNTIME_DIR /
+// $KILN_AARCH64_RUNTIME_DIR; the board runtime built with zig (any glibc since 2.17:
+// cmake/portable_runtime.cmake), which the kiln wheel carries in runtimes/<arch>/ and a build tree
+// in portable-<arch>/; else the g++ build of that architecture (the host build itself, or
+// build-aarch64/ beside it), which needs a glibc as new as the build machine's.
 Status find_runtime(const std::string& arch, RuntimeFiles* out) {
-  const bool host = arch == host_arch();
   const char* env_name = arch == "aarch64" ? "KILN_AARCH64_RUNTIME_DIR" : "KILN_RUNTIME_DIR";
   const char* env = std::getenv(env_name);
   const std::string package = util::installed_package_dir();  // the `kiln` wheel
-  fs::path dir;
-  if (env && *env)
-    dir = env;
-  else if (host)
-    dir = package.empty() ? kiln_build_root() : fs::path(package);
-  else if (arch == "aarch64" && package.empty())
-    dir = kiln_build_root().parent_path() / "build-aarch64";
-  const std::string how = !package.empty() ? "unpack a kiln_runtime-*_" + arch + ".whl and point " +
-                                                 env_name + " at its kiln/ folder"
-                          : arch == "aarch64" ? "build it with scripts/build.sh --aarch64"
-                                              : "build it with scripts/build.sh";
-  if (dir.empty())
-    return Status::error("no " + arch + " runtime for the bundle: set " + env_name +
-                         " to a directory holding libkiln_runtime.so and kiln-rt, or " + how);
+  std::vector<fs::path> dirs;
+  if (env && *env) {
+    dirs = {env};
+  } else if (!package.empty()) {
+    dirs = {fs::path(package) / "runtimes" / arch};
+    if (arch == host_arch()) dirs.push_back(package);
+  } else {
+    const fs::path root = kiln_build_root();
+    dirs = {root / ("portable-" + arch)};
+    if (arch == host_arch())
+      dirs.push_back(root);
+    else if (arch == "aarch64")
+      dirs.push_back(root.parent_path() / "build-aarch64");
+  }
+  const std::string how =
+      !package.empty()
+          ? "this kiln wheel has no " + arch +
+                " runtime: build it with KILN_PORTABLE_RUNTIMES=" + arch +
+                ", or unpack a kiln_runtime-*_" + arch + ".whl and point " + env_name +
+                " at its kiln/ folder"
+          : "build it with scripts/build.sh" + std::string(arch == host_arch() ? "" : " --aarch64");
   const std::pair<const char*, const char*> layouts[] = {
       {"runtime/libkiln_runtime.so", "tools/kiln-rt/kiln-rt"},
       {"libkiln_runtime.so", "kiln-rt"},
       {"lib/libkiln_runtime.so", "bin/kiln-rt"}};
-  for (const auto& [lib, cli] : layouts) {
-    if (!fs::exists(dir / lib) || !fs::exists(dir / cli)) continue;
-    for (const fs::path& p : {dir / lib, dir / cli}) {
-      const std::string got = elf_arch(p);
-      if (got != arch)
-        return Status::error(p.string() + " is " + (got.empty() ? "not an ELF file" : got) +
-                             ", the target needs " + arch + " (" + how + ", or point " + env_name +
-                             " at an " + arch + " build)");
+  std::string looked;
+  for (const fs::path& dir : dirs) {
+    looked += (looked.empty() ? "" : ", ") + dir.string();
+    for (const auto& [lib, cli] : layouts) {
+      if (!fs::exists(dir / lib) || !fs::exists(dir / cli)) continue;
+      for (const fs::path& p : {dir / lib, dir / cli}) {
+        const std::string got = elf_arch(p);
+        if (got != arch)
+          return Status::error(p.string() + " is " + (got.empty() ? "not an ELF file" : got) +
+                               ", the target needs " + arch + " (" + how + ", or point " +
+                               env_name + " at an " + arch + " build)");
+      }
+      *out = {dir / lib, dir / cli};
+      return Status::ok();
     }
-    *out = {dir / lib, dir / cli};
-    return Status::ok();
   }
-  return Status::error("the " + arch + " runtime was not found in " + dir.string() +
-                       " (looked for runtime/libkiln_runtime.so and tools/kiln-rt/kiln-rt): " +
-                       how + (env && *env ? "" : std::string(" or set ") + env_name));
+  return Status::error("no " + arch +
+                       " runtime for the bundle (libkiln_runtime.so and kiln-rt) in " + looked +
+                       ": " + how + (env && *env ? "" : std::string(", or set ") + env_name));
 }
 
 Status copy_into(const fs::path& from, const fs::path& to) {

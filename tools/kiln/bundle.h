@@ -16,9 +16,10 @@ struct BundleOptions {
   std::string target_arch;  // x86_64 | aarch64
 };
 
-// Runtime binaries are looked up, for the host architecture, in $KILN_RUNTIME_DIR or the build
-// tree of this kiln executable; for aarch64 in $KILN_AARCH64_RUNTIME_DIR or build-aarch64/ next
-// to that build tree. A directory may be a build tree (runtime/, tools/kiln-rt/) or flat.
+// Runtime binaries are looked up in $KILN_RUNTIME_DIR / $KILN_AARCH64_RUNTIME_DIR, else the board
+// runtime built with zig (the kiln wheel's runtimes/<arch>/, a build tree's portable-<arch>/), else
+// the g++ build (the host build tree; build-aarch64/ next to it). A directory may be a build tree
+// (runtime/, tools/kiln-rt/) or flat.
 // The Python files come from $KILN_PYTHON_DIR (the folder holding kiln/) or the source tree.
 Status make_bundle(const BundleOptions& options, uint64_t* archive_bytes);
 
