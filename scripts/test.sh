@@ -53,7 +53,8 @@ if [[ $ONLY == sanitize ]]; then
   san_config=()
   if [[ $SANITIZE == thread ]]; then
     san_config=(-DKILN_BUILD_COMPILER=OFF)
-    san_targets=(--target kiln_runtime_test kiln_thread_pool_test kiln-rt kiln_make_test_artifact)
+    san_targets=(--target kiln_runtime_test kiln_thread_pool_test kiln-rt kiln_make_test_artifact
+                 kiln_soak)
   fi
   cmake -S . -B "$SAN_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DKILN_SANITIZE="$SANITIZE" "${san_config[@]}" >/dev/null &&

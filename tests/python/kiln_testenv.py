@@ -25,6 +25,9 @@ PORTABLE_AARCH64 = BUILD / "portable-aarch64"  # the board runtimes: cmake/porta
 PORTABLE_X86_64 = BUILD / "portable-x86_64"
 AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
 QEMU_CPUS = {"rpi4": "cortex-a72", "rpi5": "cortex-a76"}
+# scripts/test.sh --sanitize: the binaries need libasan, which no bundle's runtime wheel may need
+# (python/kiln/_runtime_wheel.py refuses it), so bundles are not made there
+SANITIZED = "-fsanitize" in os.environ.get("KILN_EXTRA_CXXFLAGS", "")
 # Debian's arm64 python3 + numpy, unpacked privately by scripts/setup_arm64_python.sh
 ARM64_PYTHON_SYSROOT = ROOT / ".cache" / "arm64-sysroot"
 

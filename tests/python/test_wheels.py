@@ -26,14 +26,13 @@ import pytest
 from kiln._runtime_wheel import manylinux_policy
 
 from kiln_testenv import (ARM64_PYTHON_SYSROOT, BUILD, PORTABLE_AARCH64, PORTABLE_X86_64,
-                          QEMU_CPUS, ROOT,
+                          QEMU_CPUS, ROOT, SANITIZED,
                           bundled_aarch64_runtime, clean_env, feed, have_aarch64_runtime,
                           have_qemu, host_outputs, save_inputs, unpack)
 
 # Under scripts/test.sh --sanitize the binaries need the sanitizer runtime preloaded: not in a
 # user's venv.
-pytestmark = pytest.mark.skipif("-fsanitize" in os.environ.get("KILN_EXTRA_CXXFLAGS", ""),
-                                reason="the wheels are tested on the normal build")
+pytestmark = pytest.mark.skipif(SANITIZED, reason="the wheels are tested on the normal build")
 VERSION = (ROOT / "VERSION").read_text().strip()
 ALLOWED_NEEDED = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "libpthread.so.0",
                   "libdl.so.2", "ld-linux-aarch64.so.1", "ld-linux-x86-64.so.2"}
@@ -316,6 +315,20 @@ print("ok", sorted(got))
                                "--target", target], cwd=work, capture_output=True, text=True,
                               env=clean_env(PATH=str(tmp_path / "empty-bin")), timeout=300)
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def test_the_wheel_build_builds_what_the_wheel_installs():
+    """scikit-build-core builds only pyproject.toml's build.targets, then installs component
+    kiln_wheel: a target installed but not built fails a fresh `pip install .` (as
+    kiln-tune-probe did), which the wheel test above, reusing build/, cannot see."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["scikit-build"]
+    built = set(pyproject["build"]["targets"])
+    rules = (ROOT / "cmake" / "python_wheel.cmake").read_text()
+    installed = {t for group in re.findall(r"install\(TARGETS ([\w\s-]+?) (?:RUNTIME|LIBRARY)",
+                                           rules) for t in group.split()}
+    assert installed and installed <= built, installed - built
+    if pyproject["cmake"]["define"].get("KILN_PORTABLE_RUNTIMES"):  # install(PROGRAMS portable-*)
+        assert "kiln_portable_runtimes" in built
 
 
 # --- the sdist --------------------------------------------------------------------------------

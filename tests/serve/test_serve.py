@@ -385,6 +385,10 @@ def unpack(bundle, into):
     return into / Path(bundle).name[:-len(".tar.gz")]
 
 
+# Under scripts/test.sh --sanitize the runtime needs libasan, and a bundle's runtime wheel refuses
+# any library beyond glibc's and libstdc++ (python/kiln/_runtime_wheel.py).
+@pytest.mark.skipif("-fsanitize" in os.environ.get("KILN_EXTRA_CXXFLAGS", ""),
+                    reason="no bundle of a sanitized runtime (libasan)")
 def test_bundle_infer_py_embeds_and_readme_curl_works(st, art, tmp_path):
     """Item 5: kiln.compile(SentenceTransformer, bundle=...): infer.py embeds text (m.embed),
     the README's `kiln-rt serve` + curl lines run as written (on a free port)."""
