@@ -269,7 +269,9 @@ def test_bert_base_int8(tmp_path):
           f"pooler_output cosine {cp:.6f}; size (model.params + model.so) "
           f"{size[int8] / 1e6:.1f} MB vs {size[fp32] / 1e6:.1f} MB = {100 * ratio:.1f}%")
     assert c >= 0.9995
-    assert ratio <= 0.26
+    # a sanitized model.so (scripts/test.sh --sanitize) is several times its real size
+    if "-fsanitize" not in os.environ.get("KILN_EXTRA_CXXFLAGS", ""):
+        assert ratio <= 0.26
 
 
 @pytest.fixture(scope="module")
