@@ -1,16 +1,20 @@
 """The wheels (issue 16), each installed into a fresh venv outside the source tree:
 - `kiln` (pyproject.toml, scikit-build-core, `pip wheel .`): kiln.compile on the tiny BERT, then
-  kiln.runtime.load, against torch; the `kiln` / `kiln-rt` commands, the g++ checks, a bundle;
-- `kiln-runtime` for x86_64 (scripts/build_runtime_wheel.py build/): kiln.runtime.load and kiln-rt;
+  kiln.runtime.load, against torch; the `kiln` / `kiln-rt` commands, the g++ checks, an x86 and a
+  Pi bundle from the board runtimes the wheel carries (kiln/runtimes/<arch>/);
+- `kiln-runtime` for x86_64 (scripts/build_runtime_wheel.py build/portable-x86_64/):
+  kiln.runtime.load and kiln-rt;
 - `kiln-runtime` for aarch64, as `kiln compile --bundle` packs it: installed for the private arm64
   python (scripts/setup_arm64_python.sh), which runs infer.py under qemu from it alone;
 and an auditwheel-style check of the runtime wheels: the platform tag matches the newest glibc
-symbol version the binaries need, and they need nothing beyond libc, libm, libstdc++, libgcc_s.
+symbol version the binaries need (manylinux_2_17 for the board runtimes built with zig), and they
+need nothing beyond libc, libm, libpthread, libdl, libstdc++, libgcc_s. Then the sdist: every
+tracked file, and the wheel build builds every target the wheel installs.
 
 The host wheel's pip build reuses build/ as the backend's build dir (and leaves it as it was:
 see host_wheel): the suite has just built it, so pip configures and installs in seconds.
-KILN_WHEEL_BUILD_DIR=fresh builds from scratch in a temporary dir instead (the compiler, runtime
-and kiln-rt without tests: 449 s at -j2 on the loaded 2-core machine, too long for every run)."""
+KILN_WHEEL_BUILD_DIR=fresh builds from scratch in a temporary dir instead (compiler, runtime,
+kiln-rt and the board runtimes, without tests: 12 min of CPU at -j2, too long for every run)."""
 import json
 import os
 import re
