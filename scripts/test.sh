@@ -25,7 +25,8 @@
 #   --sanitize LIST  instead: the host build with -fsanitize=LIST in build-san/<LIST>/, generated
 #                    model.so too (KILN_EXTRA_CXXFLAGS). address,undefined: host ctest, then stages
 #                    3 and 4 on the host (qemu tests deselected: their runtime is not instrumented);
-#                    thread: the thread pool and runtime tests (ctest runtime.*) under TSan.
+#                    thread: the thread pool, runtime and serve tests (ctest runtime.*, serve.*)
+#                    under TSan.
 #                    KILN_SAN_BUILD=DIR builds there instead (two sanitizer runs side by side).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +55,7 @@ if [[ $ONLY == sanitize ]]; then
   if [[ $SANITIZE == thread ]]; then
     san_config=(-DKILN_BUILD_COMPILER=OFF)
     san_targets=(--target kiln_runtime_test kiln_thread_pool_test kiln-rt kiln_make_test_artifact
-                 kiln_soak)
+                 kiln_soak kiln_serve_test)
   fi
   cmake -S . -B "$SAN_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DKILN_SANITIZE="$SANITIZE" "${san_config[@]}" >/dev/null &&
@@ -108,7 +109,7 @@ if [[ -n $SANITIZE ]]; then
   # Leak checks stay on for the unit tests; UBSan stops at the first report, with a stack.
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   san_filter=()
-  [[ $SANITIZE == thread ]] && san_filter=(-R '^runtime\.' -E 'openmp')
+  [[ $SANITIZE == thread ]] && san_filter=(-R '^(runtime|serve)\.' -E 'openmp')
   echo "=== host unit tests (-fsanitize=$SANITIZE) ==="
   ctest --test-dir "$SAN_BUILD" --output-on-failure -j 2 "${san_filter[@]}" 2>&1 | tee "$log"
   count_ctest
