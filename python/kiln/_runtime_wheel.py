@@ -12,9 +12,10 @@ The binding is loaded by ctypes, so the wheel is for any Python 3 (py3-none). Th
 is read from the binaries (readelf, binutils), the way `auditwheel show` does: the architecture
 from the ELF header, N the lowest manylinux_2_N policy whose glibc, libstdc++ (GLIBCXX, CXXABI)
 and libgcc_s (GCC) symbol versions cover every version the binaries need (PEP 600); the build
-refuses a binary that needs a library beyond libc, libm, libpthread, libdl, libstdc++, libgcc_s, the
-dynamic loader and the wheel's own libkiln_runtime.so (what auditwheel would have to vendor). scripts/build_runtime_wheel.py runs this
-on a build dir; `kiln compile --bundle` runs it on the bundle's runtime.
+refuses a binary that needs a library beyond libc, libm, libpthread, libdl, libstdc++, libgcc_s,
+the dynamic loader and the wheel's own libkiln_runtime.so (what auditwheel would have to vendor).
+scripts/build_runtime_wheel.py runs this on a build dir; `kiln compile --bundle` runs it on the
+bundle's runtime.
 """
 import argparse
 import base64

@@ -7,6 +7,7 @@ runtime built with zig (build/portable-aarch64/, scripts/build.sh --aarch64), el
 native bundles take build/portable-x86_64/, else build/'s own.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,22 @@ def bundled_aarch64_runtime():
 
 def have_aarch64_runtime():
     return bundled_aarch64_runtime() is not None
+
+
+def elf_needs(path):
+    """(DT_NEEDED set, RUNPATH, {family: newest version tuple}) of an ELF file, from readelf."""
+    def readelf(flag):
+        return subprocess.run(["readelf", "-W", flag, str(path)], capture_output=True, text=True,
+                              check=True).stdout
+    dyn = readelf("-d")
+    needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn))
+    runpath = re.findall(r"\(RUNPATH\)\s+Library runpath: \[([^\]]*)\]", dyn)
+    newest = {}
+    for family, number in re.findall(r"Name: (GLIBC|GLIBCXX|CXXABI|GCC)_([\d.]+)\s",
+                                     readelf("-V")):
+        v = tuple(int(x) for x in number.split("."))
+        newest[family] = max(newest.get(family, v), v)
+    return needed, (runpath or [""])[0], newest
 
 
 def clean_env(**extra):

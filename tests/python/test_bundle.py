@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from kiln_testenv import (AARCH64_SYSROOT, KILN, PORTABLE_AARCH64, QEMU_CPUS as QEMU,
-                          bundled_aarch64_runtime, clean_env, feed, have_aarch64_runtime, have_qemu,
-                          host_outputs, save_inputs, unpack)
+                          bundled_aarch64_runtime, clean_env, elf_needs, feed, have_aarch64_runtime,
+                          have_qemu, host_outputs, save_inputs, unpack)
 
 FILES = {"model.json", "model.so", "model.params", "vocab.txt", "libkiln_runtime.so", "kiln-rt",
          "kiln/__init__.py", "kiln/runtime.py", "infer.py", "README.md", "SHA256SUMS"}
@@ -242,8 +242,6 @@ def test_aarch64_binaries_in_the_bundle(bundles, tmp_path):
     # the board runtime loads on any aarch64 glibc since 2.17 (Pi OS bullseye, Ubuntu 20.04):
     # no symbol version above GLIBC_2.17, no libstdc++ (libc++ is linked in)
     for f in ("kiln-rt", "libkiln_runtime.so"):
-        versions = subprocess.run(["readelf", "-W", "-V", str(top / f)], capture_output=True,
-                                  text=True, check=True).stdout
-        glibc = {tuple(int(x) for x in v.split(".")) for v in re.findall(r"GLIBC_([\d.]+)", versions)}
-        assert glibc and max(glibc) <= (2, 17), (f, sorted(glibc))
-        assert "GLIBCXX" not in versions and "libstdc++" not in versions, f
+        needed, _, newest = elf_needs(top / f)
+        assert newest["GLIBC"] <= (2, 17) and "GLIBCXX" not in newest, (f, newest)
+        assert "libstdc++.so.6" not in needed, (f, needed)

@@ -30,9 +30,9 @@ import pytest
 from kiln._runtime_wheel import manylinux_policy
 
 from kiln_testenv import (ARM64_PYTHON_SYSROOT, BUILD, PORTABLE_AARCH64, PORTABLE_X86_64,
-                          QEMU_CPUS, ROOT, SANITIZED,
-                          bundled_aarch64_runtime, clean_env, feed, have_aarch64_runtime,
-                          have_qemu, host_outputs, save_inputs, unpack)
+                          QEMU_CPUS, ROOT, SANITIZED, bundled_aarch64_runtime, clean_env,
+                          elf_needs, feed, have_aarch64_runtime, have_qemu, host_outputs,
+                          save_inputs, unpack)
 
 # Under scripts/test.sh --sanitize the binaries need the sanitizer runtime preloaded: not in a
 # user's venv.
@@ -55,19 +55,6 @@ def fresh_venv(where):
     """A new venv seeing Debian's numpy (and torch) through --system-site-packages."""
     run([SYSTEM_PYTHON, "-m", "venv", "--system-site-packages", where])
     return Path(where)
-
-
-def elf_needs(path):
-    """(DT_NEEDED set, RUNPATH, {family: newest version tuple}) of an ELF file, from readelf."""
-    dyn = run(["readelf", "-W", "-d", path]).stdout
-    needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn))
-    runpath = re.findall(r"\(RUNPATH\)\s+Library runpath: \[([^\]]*)\]", dyn)
-    newest = {}
-    for family, number in re.findall(r"Name: (GLIBC|GLIBCXX|CXXABI|GCC)_([\d.]+)\s",
-                                     run(["readelf", "-W", "-V", path]).stdout):
-        v = tuple(int(x) for x in number.split("."))
-        newest[family] = max(newest.get(family, v), v)
-    return needed, (runpath or [""])[0], newest
 
 
 def check_runtime_wheel(wheel, arch, tmp_path):

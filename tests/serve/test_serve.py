@@ -431,8 +431,7 @@ def have_qemu():
 def test_aarch64_serve_under_qemu_rpi5(st, art, tmp_path):
     """kiln.compile(SentenceTransformer, target="rpi5", bundle=...): the bundle's own kiln-rt
     (the board runtime: built with zig for glibc 2.17, next to its libkiln_runtime.so) serves under
-    qemu as a Cortex-A76; /health and
-    /v1/embeddings equal the native answers within 1e-5."""
+    qemu as a Cortex-A76; /health and /v1/embeddings equal the native answers within 1e-5."""
     kiln.compile(st, output_dir=tmp_path / "rpi5", target="rpi5", bundle=tmp_path / "pi.tar.gz")
     top = unpack(tmp_path / "pi.tar.gz", tmp_path)
     assert "./kiln-rt serve . --port 8080" in (top / "README.md").read_text()
