@@ -290,17 +290,18 @@ struct Shape {
   bool gelu;
 };
 
-void bm_gemm_s8(benchmark::State& state, const gemm::S8Variant* v, Shape s) {
+// group: weight scales per group of that many k (s8_pack.h), 0 per channel.
+void bm_gemm_s8(benchmark::State& state, const gemm::S8Variant* v, Shape s, int64_t group) {
   std::mt19937 g(42);
   std::uniform_real_distribution<float> d(-1.f, 1.f);
   std::vector<float> A(s.M * s.K), W(s.K * s.N), bias(s.N), C(s.M * s.N);
   for (auto& x : A) x = d(g);
   for (auto& x : W) x = d(g);
   for (auto& x : bias) x = d(g);
-  const size_t bytes = (gemm::packed_b_s8_bytes(s.K, s.N) + 63) / 64 * 64;
+  const size_t bytes = (gemm::packed_b_s8_bytes(s.K, s.N, group) + 63) / 64 * 64;
   void* blob = std::aligned_alloc(64, bytes);
-  gemm::quantize_pack_b_s8(W.data(), s.K, s.N, false, blob);
-  const gemm::PackedS8 B = gemm::packed_s8_view(blob, s.K, s.N);
+  gemm::quantize_pack_b_s8(W.data(), s.K, s.N, false, blob, group);
+  const gemm::PackedS8 B = gemm::packed_s8_view(blob, s.K, s.N, nullptr, group);
   std::vector<uint8_t> ws(gemm::gemm_s8_workspace_bytes(s.M, s.K));
   gemm::Epilogue ep;
   ep.bias = bias.data();
@@ -380,12 +381,15 @@ int main(int argc, char** argv) {
   };
   for (const gemm::S8Variant& v : variants) {
     if (!v.supported()) continue;
-    for (const Shape& s : shapes) {
-      const std::string name = std::string("gemm_s8/") + v.name + "/M" + std::to_string(s.M) +
-                               "_K" + std::to_string(s.K) + "_N" + std::to_string(s.N) +
-                               (s.gelu ? "_bias_gelu" : "_bias");
-      benchmark::RegisterBenchmark(name.c_str(), bm_gemm_s8, &v, s)->Unit(benchmark::kMicrosecond);
-    }
+    for (const Shape& s : shapes)
+      for (int64_t group : {int64_t{0}, int64_t{64}, int64_t{128}}) {
+        const std::string name = std::string("gemm_s8/") + v.name + "/M" + std::to_string(s.M) +
+                                 "_K" + std::to_string(s.K) + "_N" + std::to_string(s.N) +
+                                 (s.gelu ? "_bias_gelu" : "_bias") +
+                                 (group ? "_g" + std::to_string(group) : "");
+        benchmark::RegisterBenchmark(name.c_str(), bm_gemm_s8, &v, s, group)
+            ->Unit(benchmark::kMicrosecond);
+      }
   }
   register_quantize_benchmarks();
   benchmark::RunSpecifiedBenchmarks();

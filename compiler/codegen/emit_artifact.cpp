@@ -147,6 +147,7 @@ Status emit_artifact(const ir::Graph& g, const CodegenOptions& opts) {
     for (const LayerPrecision& l : q.layers) {
       json e = {{"name", l.name}, {"weight", l.weight}, {"precision", l.precision}};
       if (!l.note.empty()) e["note"] = l.note;
+      if (l.weight_group > 0) e["weight_group"] = l.weight_group;
       layers.push_back(std::move(e));
     }
     j["quantization"]["layers"] = std::move(layers);

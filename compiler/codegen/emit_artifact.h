@@ -22,6 +22,8 @@ struct LayerPrecision {
   std::string weight;     // the weight's or table's name in the model
   std::string precision;  // "int8" | "fp32"
   std::string note;       // "smoothed", "--quantize-exclude", "--min-cosine" or empty
+  // INT8 Dense: weight scales per group of this many input channels (0: per output channel).
+  int64_t weight_group = 0;
 };
 
 struct QuantizationMetadata {

@@ -413,13 +413,17 @@ class NodeEmitter {
       // W is gemm/s8_pack.h's blob (uint8 param, lowering). Workspace null: s8_driver.h's
       // thread_local buffer, which grows to the largest M * K once and is reused afterwards.
       // act_smooth (compiler/quantize/smooth.h): the quantizer multiplies x by it per channel.
+      // The weight group (lowering packed the blob with it) only when there is one, so that
+      // per-channel models generate the same code as before groups existed.
       KILN_ASSIGN_OR_RETURN(auto blob, raw_ptr(In::kWeight));
       KILN_ASSIGN_OR_RETURN(auto psmooth, optional_ptr(In::kActSmooth));
+      const int64_t group = quantize::weight_group(*n_);
       const std::string targs = tuned_args();
       b_ << "  kk::gemm::gemm_s8_packed" << tuned_call() << "(" << targs << "be, "
          << product_expr(xs, 0, xs.size() - 1) << ", " << N << ", " << K << ", " << px << ", " << K
          << ", kk::gemm::packed_s8_view(" << blob << ", " << K << ", " << N << ", " << psmooth
-         << "), " << po << ", " << N << ", epilogue, nullptr);\n";
+         << (group ? ", " + std::to_string(group) : std::string()) << "), " << po << ", " << N
+         << ", epilogue, nullptr);\n";
       return Status::ok();
     }
     if (in(In::kActSmooth))

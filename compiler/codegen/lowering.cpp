@@ -2,8 +2,10 @@
 #include "compiler/codegen/lowering.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <unordered_set>
+#include <utility>
 
 #include "compiler/quantize/quantize.h"
 #include "kiln/kernels/gather_s8.h"
@@ -76,11 +78,16 @@ std::shared_ptr<ir::Tensor> byte_blob(size_t bytes) {
   return t;
 }
 
-Result<std::shared_ptr<const ir::Tensor>> packed_weight_s8(const ir::Tensor& w) {
+// group: the node's weight_group (quantize.h), scales per group of that many k.
+Result<std::shared_ptr<const ir::Tensor>> packed_weight_s8(const ir::Tensor& w, int64_t group) {
   namespace gemm = kiln::kernels::gemm;
   const int64_t K = w.dims[0], N = w.dims[1];
-  auto t = byte_blob(gemm::packed_b_s8_bytes(K, N));
-  if (!gemm::quantize_pack_b_s8(w.data<float>(), K, N, false, t->bytes.data()))
+  if (!gemm::valid_s8_weight_group(group))
+    return Status::error("weight_group " + std::to_string(group) +
+                         " is not 0 or a multiple of 4 in [4, " +
+                         std::to_string(gemm::kMaxS8WeightGroup) + "]");
+  auto t = byte_blob(gemm::packed_b_s8_bytes(K, N, group));
+  if (!gemm::quantize_pack_b_s8(w.data<float>(), K, N, false, t->bytes.data(), group))
     return Status::error("K = " + std::to_string(K) + " is larger than the INT8 GEMM's maximum " +
                          std::to_string(gemm::kMaxKS8));
   return std::shared_ptr<const ir::Tensor>(std::move(t));
@@ -155,7 +162,9 @@ Result<Lowering> lower(const ir::Graph& g) {
     return name;
   };
   std::unordered_map<const ir::Value*, int> packed_of;  // Dense weight -> its packed param
-  std::unordered_map<const ir::Value*, int> s8_of;      // the same for INT8 weights and tables
+  // The same for INT8 weights and tables, by weight group too: a weight two Dense quantize with
+  // different groups needs two blobs.
+  std::map<std::pair<const ir::Value*, int64_t>, int> s8_of;
   auto tensor_for_input = [&](const ir::Value* v) -> int {
     auto it = L.tensor_of.find(v);
     if (it != L.tensor_of.end()) return it->second;
@@ -202,13 +211,14 @@ Result<Lowering> lower(const ir::Graph& g) {
         if (!v->constant || v->constant->dims.size() != 2 || v->dtype != ir::DType::kFloat32)
           return Status::error(n.describe() + ": quantized input '" + v->name +
                                "' must be a 2-D float32 constant");
-        auto it = s8_of.find(v);
+        const int64_t group = n.op == ir::Op::kDense ? quantize::weight_group(n) : 0;
+        auto it = s8_of.find({v, group});
         if (it != s8_of.end()) {
           t = it->second;
         } else {
           std::shared_ptr<const ir::Tensor> blob;
           if (n.op == ir::Op::kDense) {
-            auto packed = packed_weight_s8(*v->constant);
+            auto packed = packed_weight_s8(*v->constant, group);
             if (!packed) return Status::error(n.describe() + ": " + packed.status().message());
             blob = *packed;
           } else {
@@ -220,7 +230,7 @@ Result<Lowering> lower(const ir::Graph& g) {
           L.tensors[t].dtype = ir::DType::kUInt8;
           L.tensors[t].data = blob;
           L.tensors[t].shape = {ir::Dim(blob->dims[0])};
-          s8_of[v] = t;
+          s8_of[{v, group}] = t;
         }
       } else if (n.op == ir::Op::kDense && i == ir::DenseIn::kWeight) {
         if (!v->constant || v->constant->dims.size() != 2 || v->dtype != ir::DType::kFloat32)

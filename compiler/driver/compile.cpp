@@ -15,6 +15,7 @@
 #include "compiler/quantize/quant_report.h"
 #include "compiler/quantize/quantize.h"
 #include "compiler/quantize/smooth.h"
+#include "compiler/quantize/weight_groups.h"
 #include "compiler/tune/search.h"
 #include "compiler/tune/space.h"
 #include "compiler/tune/tuning_log.h"
@@ -53,6 +54,7 @@ std::vector<codegen::LayerPrecision> layer_precisions(const ir::Graph& g, const 
     codegen::LayerPrecision l{name, weight, "int8", ""};
     if (quantize::is_quantized_input(n, input)) {
       if (dense && n.input(ir::DenseIn::kActSmooth)) l.note = "smoothed";
+      if (dense) l.weight_group = quantize::weight_group(n);
     } else if (listed(r.quantize_excluded, name)) {
       l.precision = "fp32", l.note = "--quantize-exclude";
     } else if (listed(r.quantize_shared, name)) {
@@ -82,7 +84,13 @@ codegen::QuantizationMetadata int8_metadata(const ir::Graph& g, const CompileRep
                                             double alpha, double min_cosine) {
   codegen::QuantizationMetadata m;
   m.mode = "int8-dynamic";
-  m.weights = "per-channel symmetric int8";
+  m.layers = layer_precisions(g, r);
+  int64_t group = 0;
+  for (const codegen::LayerPrecision& l : m.layers) group = std::max(group, l.weight_group);
+  m.weights = group ? "symmetric int8, one scale per output channel and group of " +
+                          std::to_string(group) +
+                          " input channels (per channel when K <= " + std::to_string(group) + ")"
+                    : "per-channel symmetric int8";
   m.activations =
       "per-row (per-token) asymmetric int8 computed at run time from each row's min/max, int32 "
       "accumulation, dequantized to float32 before bias/GELU/residual";
@@ -91,7 +99,6 @@ codegen::QuantizationMetadata int8_metadata(const ir::Graph& g, const CompileRep
                      ", calibrated at compile time) on " + std::to_string(r.smoothed_layers) +
                      " Dense";
   m.excluded = r.quantize_excluded;
-  m.layers = layer_precisions(g, r);
   if (r.mixed_precision) {
     m.min_cosine = min_cosine;
     m.cosine = r.mixed_precision->chosen.mean_cosine;
@@ -118,13 +125,14 @@ Result<std::map<std::string, ir::Tensor>> calibration_inputs(const ir::Graph& g,
 // calibration run that fails on generated inputs only costs the smoothing (a warning); one that
 // fails on the caller's inputs, or under min_cosine, is an error.
 Status quantize_int8(ir::Graph& g, const CompileOptions& o, CompileReport* r) {
-  auto report = quantize::quantize_int8(g, {o.quantize_exclude});
+  auto report = quantize::quantize_int8(g, {o.quantize_exclude, o.int8_weight_group});
   if (!report) return Status::error(o.model + ": quantize: " + report.status().message());
   r->warnings.insert(r->warnings.end(), report->warnings.begin(), report->warnings.end());
   r->quantize_excluded = report->excluded;
   r->quantize_shared = report->shared;
   const size_t marked = report->quantized.size() + report->embeddings.size();
   std::optional<quantize::SmoothReport> smoothed;
+  bool groups_chosen = false;
   if ((o.smooth && !report->quantized.empty()) || (o.min_cosine > 0 && marked > 0)) {
     auto tc = Clock::now();
     auto inputs = calibration_inputs(g, o);
@@ -142,6 +150,9 @@ Status quantize_int8(ir::Graph& g, const CompileOptions& o, CompileReport* r) {
         KILN_ASSIGN_OR_RETURN(smoothed,
                               quantize::smooth_int8_activations(g, *ranges, o.smooth_alpha));
       }
+      // On the weights as smoothing left them, and before mixed precision emulates the layers.
+      r->grouped_layers = quantize::keep_weight_groups_that_pay(g).grouped.size();
+      groups_chosen = true;
       if (o.min_cosine > 0) {
         auto mp = quantize::keep_fp32_for_cosine(g, *inputs, smoothed ? &*smoothed : nullptr,
                                                  {o.min_cosine, std::max(1, o.jobs)});
@@ -151,6 +162,7 @@ Status quantize_int8(ir::Graph& g, const CompileOptions& o, CompileReport* r) {
     }
     r->calibration_seconds = seconds_since(tc);
   }
+  if (!groups_chosen) r->grouped_layers = quantize::keep_weight_groups_that_pay(g).grouped.size();
   for (const auto& n : g.nodes()) {
     if (n->op == ir::Op::kDense) r->quantized_layers += quantize::is_quantized(*n);
     if (n->op == ir::Op::kGather) r->quantized_tables += quantize::is_quantized(*n);
@@ -213,6 +225,10 @@ Result<CompileReport> compile(const CompileOptions& o) {
     return Status::error("quantize_exclude needs quantize int8");
   if (o.quantize == "none" && o.min_cosine > 0)
     return Status::error("min_cosine needs quantize int8");
+  if (!kernels::gemm::valid_s8_weight_group(o.int8_weight_group))
+    return Status::error("int8_weight_group " + std::to_string(o.int8_weight_group) +
+                         ": expected 0 or a multiple of 4 in [4, " +
+                         std::to_string(kernels::gemm::kMaxS8WeightGroup) + "]");
   CompileReport r;
   KILN_ASSIGN_OR_RETURN(r.target, target::target_from_name(o.target));
   auto stage = [&](const std::string& name, const ir::Graph& g) {

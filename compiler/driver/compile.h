@@ -14,6 +14,7 @@
 #include "compiler/ir/graph.h"
 #include "compiler/passes/pipeline.h"
 #include "compiler/quantize/mixed_precision.h"
+#include "compiler/quantize/quantize.h"
 #include "compiler/target/target.h"
 
 namespace kiln {
@@ -31,6 +32,9 @@ struct CompileOptions {
   // for the fused graph (e.g. from --calibrate FILE), the rest generated (quantize/calibration.h,
   // batch 1, seq calibration_seq).
   bool smooth = true;
+  // INT8: Dense weight scales per group of this many input channels, 0 = one per output channel
+  // (quantize.h's QuantizeOptions::weight_group).
+  int64_t int8_weight_group = kernels::gemm::kS8WeightGroup;
   double smooth_alpha = 0.5;
   int64_t calibration_seq = 128;
   std::function<Result<std::map<std::string, ir::Tensor>>(const ir::Graph&)> calibration;
@@ -58,6 +62,7 @@ struct CompileReport {
   size_t quantized_layers = 0, quantized_tables = 0;
   bool calibrated = false;     // INT8: the calibration run succeeded (else a warning)
   size_t smoothed_layers = 0;  // INT8 Dense with activation smoothing
+  size_t grouped_layers = 0;   // INT8 Dense with weight scales per group along K
   std::map<std::string, std::string> smoothed_weights;  // their nodes -> the model's weight names
   double calibration_seconds = 0;  // calibration and mixed precision (within passes_seconds)
   std::optional<quantize::MixedPrecisionReport> mixed_precision;  // with min_cosine

@@ -35,8 +35,13 @@ Tensor int8_table(const Tensor& table) {
 
 }  // namespace
 
-DenseGemm::DenseGemm(const Tensor& xt, const Tensor& wt, const Tensor* act_smooth, bool quantized) {
+// host_gemm sums each weight group in one float chunk: exact only up to kKc.
+static_assert(kernels::gemm::kMaxS8WeightGroup <= kKc);
+
+DenseGemm::DenseGemm(const Tensor& xt, const Tensor& wt, const Tensor* act_smooth,
+                     int64_t weight_group, bool quantized) {
   k = wt.dims[0], n = wt.dims[1], m = k ? xt.numel() / k : 0;
+  group = kernels::gemm::effective_s8_weight_group(k, weight_group);
   x.assign(xt.data<float>(), xt.data<float>() + m * k);
   if (act_smooth)
     for (int64_t i = 0; i < m; ++i)
@@ -47,16 +52,18 @@ DenseGemm::DenseGemm(const Tensor& xt, const Tensor& wt, const Tensor* act_smoot
     return;
   }
   std::vector<int8_t> q(static_cast<size_t>(k * n));
-  w_scale.resize(n);
-  kernels::gemm::quantize_b_s8(wf, k, n, /*transposed=*/false, q.data(), w_scale.data());
+  w_scale.resize(static_cast<size_t>(kernels::gemm::s8_weight_groups(k, group) * n));
+  kernels::gemm::quantize_b_s8(wf, k, n, /*transposed=*/false, q.data(), w_scale.data(), group);
   w = PackedPanels(wf, k, n);
   wq = PackedPanels(q.data(), k, n);
   double err = 0, ref = 0;
-  for (int64_t p = 0; p < k; ++p)
+  for (int64_t p = 0; p < k; ++p) {
+    const float* s = w_scale.data() + (group ? p / group : 0) * n;
     for (int64_t j = 0; j < n; ++j) {
-      const double a = wf[p * n + j], d = double(w_scale[j]) * q[p * n + j] - a;
+      const double a = wf[p * n + j], d = double(s[j]) * q[p * n + j] - a;
       err += d * d, ref += a * a;
     }
+  }
   weight_error = ref > 0 ? std::sqrt(err / ref) : 0.0;
   // Activations: s8_quantize.h's definition (quantize_rows_ref), element by element.
   xq.resize(static_cast<size_t>(m * k));
@@ -86,9 +93,9 @@ std::vector<double> DenseGemm::fp32() const {
 
 std::vector<double> DenseGemm::int8() const {
   std::vector<double> y(static_cast<size_t>(m * n));
-  host_gemm(xq.data(), m, wq, y.data());
+  host_gemm(xq.data(), m, wq, y.data(), w_scale.data(), group);
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) y[i * n + j] *= double(x_scale[i]) * double(w_scale[j]);
+    for (int64_t j = 0; j < n; ++j) y[i * n + j] *= double(x_scale[i]);
   return y;
 }
 
@@ -186,7 +193,7 @@ Result<std::vector<Tensor>> Int8Emulator::evaluate(const Node& n, std::vector<co
   const bool q = int8(n, ir::DenseIn::kWeight);
   const Tensor* smooth =
       in.size() > ir::DenseIn::kActSmooth ? in[ir::DenseIn::kActSmooth] : nullptr;
-  const DenseGemm gemm(*in[0], *in[1], smooth, q);
+  const DenseGemm gemm(*in[0], *in[1], smooth, weight_group(n), q);
   if (gemm.m * gemm.n != out.numel())
     return Status::error(n.describe() + ": output size does not match x W");
   passes::dense_epilogue(n, in, gemm.m, gemm.n, q ? gemm.int8() : gemm.fp32(), &out);

@@ -2,10 +2,10 @@
 // (`kiln quant-report`, --min-cosine's mixed precision). A pipeline-output graph runs in the
 // reference evaluator with every value kept; chosen Dense nodes multiply as kiln's INT8 GEMM does
 // (activation rows quantized as kernels/kiln/kernels/gemm/s8_quantize.h does, after act_smooth;
-// weights per output channel as s8_pack.h's quantize_b_s8; integer dot products exact
-// (host_gemm.h), then the same epilogue) and chosen embedding tables are read back from
-// gather_s8.h's int8 rows. Single-threaded per run; runs are independent (const), so callers may
-// run several at once.
+// weights as s8_pack.h's quantize_b_s8 with the node's weight_group (quantize.h); integer dot
+// products exact per group (host_gemm.h), then the same epilogue) and chosen embedding tables
+// are read back from gather_s8.h's int8 rows. Single-threaded per run; runs are independent
+// (const), so callers may run several at once.
 #pragma once
 
 #include <cstdint>
@@ -32,17 +32,19 @@ using Int8Choice = std::function<bool(const ir::Node&, size_t input)>;
 // (when given) per input channel first, in float, as the quantizer does.
 struct DenseGemm {
   int64_t m = 0, k = 0, n = 0;
+  int64_t group = 0;           // effective_s8_weight_group: 0 per channel
   std::vector<float> x;        // [M, K] the GEMM's left operand (x * act_smooth)
   std::vector<float> xq;       // [M, K] q - z as floats
   std::vector<float> x_scale;  // [M]
-  std::vector<float> w_scale;  // [N]
+  std::vector<float> w_scale;  // [G, N], G = s8_weight_groups(K, group)
   PackedPanels w;              // FP32
   PackedPanels wq;             // int8 values as floats
   double weight_error = 0, activation_error = 0;
 
-  // quantized = false: the FP32 product only (fp32()), nothing quantized.
+  // weight_group: the Dense's (quantize.h), what lowering packs W with. quantized = false: the
+  // FP32 product only (fp32()), nothing quantized.
   DenseGemm(const ir::Tensor& x, const ir::Tensor& w, const ir::Tensor* act_smooth,
-            bool quantized = true);
+            int64_t weight_group, bool quantized = true);
   std::vector<double> fp32() const;
   std::vector<double> int8() const;
 };

@@ -35,14 +35,17 @@ __attribute__((always_inline)) inline void tile(const float* x, int64_t ldx, con
 }
 
 KILN_HOST_CLONES void host_gemm_impl(const float* x, int64_t m, int64_t k, int64_t n,
-                                     const float* panels, double* y) {
+                                     const float* panels, double* y, const float* scale,
+                                     int64_t span) {
   std::fill(y, y + m * n, 0.0);
   float t[kMr * kNr];
   for (int64_t j0 = 0; j0 < n; j0 += kNr) {
     const int64_t nc = std::min(kNr, n - j0);
-    for (int64_t p0 = 0; p0 < k; p0 += kKc) {
-      const int64_t kc = std::min(kKc, k - p0);
+    for (int64_t p0 = 0, p1; p0 < k; p0 = p1) {
+      p1 = std::min({k, p0 + kKc, (p0 / span + 1) * span});  // a chunk never straddles groups
+      const int64_t kc = p1 - p0;
       const float* b = panels + (j0 / kNr * k + p0) * kNr;
+      const float* s = scale ? scale + p0 / span * n + j0 : nullptr;
       for (int64_t i0 = 0; i0 < m; i0 += kMr) {
         const float* a = x + i0 * k + p0;
         const int64_t mr = std::min<int64_t>(kMr, m - i0);
@@ -67,7 +70,8 @@ KILN_HOST_CLONES void host_gemm_impl(const float* x, int64_t m, int64_t k, int64
             break;
         }
         for (int64_t r = 0; r < mr; ++r)
-          for (int64_t c = 0; c < nc; ++c) y[(i0 + r) * n + j0 + c] += t[r * kNr + c];
+          for (int64_t c = 0; c < nc; ++c)
+            y[(i0 + r) * n + j0 + c] += s ? double(t[r * kNr + c]) * s[c] : t[r * kNr + c];
       }
     }
   }
@@ -75,8 +79,10 @@ KILN_HOST_CLONES void host_gemm_impl(const float* x, int64_t m, int64_t k, int64
 
 }  // namespace
 
-void host_gemm(const float* x, int64_t m, const PackedPanels& b, double* y) {
-  host_gemm_impl(x, m, b.k(), b.n(), b.panel(0), y);
+void host_gemm(const float* x, int64_t m, const PackedPanels& b, double* y, const float* scale,
+               int64_t group) {
+  const int64_t span = group > 0 && group < b.k() ? group : std::max<int64_t>(b.k(), 1);
+  host_gemm_impl(x, m, b.k(), b.n(), b.panel(0), y, scale, span);
 }
 
 }  // namespace kiln::quantize

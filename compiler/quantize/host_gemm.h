@@ -42,7 +42,11 @@ class PackedPanels {
 // K steps summed in float before the double sum: 2^24 / (255 * 127) = 518, rounded down.
 constexpr int64_t kKc = 512;
 
-// Y[M, N] (row-major, overwritten) = X[M, K] (row-major) * B.
-void host_gemm(const float* x, int64_t m, const PackedPanels& b, double* y);
+// Y[M, N] (row-major, overwritten) = X[M, K] (row-major) * B. With `scale`, B's columns are
+// scaled per group of `group` (0: all of K) consecutive k, as gemm/s8_pack.h's weights:
+// Y[i, j] = sum_g scale[g * N + j] * sum_{k in g} X[i, k] B[k, j]. Each group's sum is its own
+// chunk (group <= kKc), so on int8 operands it is the kernels' exact int32 sum before scaling.
+void host_gemm(const float* x, int64_t m, const PackedPanels& b, double* y,
+               const float* scale = nullptr, int64_t group = 0);
 
 }  // namespace kiln::quantize

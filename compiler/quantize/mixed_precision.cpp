@@ -116,6 +116,7 @@ void keep_fp32(const Candidate& c, SmoothReport* smoothing) {
     n.attrs.erase("quantize_tables");
   }
   n.attrs.erase("quantize");
+  n.attrs.erase("weight_group");  // an FP32 GEMM has no weight scales
   if (n.op == ir::Op::kDense && smoothing) remove_smoothing(n, *smoothing);
 }
 

@@ -9,8 +9,8 @@
 //   3. binary search over k for the fewest most-damaging candidates to keep in FP32: each probe is
 //      one run with every other candidate INT8. The answer is always a measured run (or all FP32).
 // Cosine: per row of each float output's last axis (a token's or a sentence's vector), the mean
-// over rows, the worst output counting. The chosen nodes lose their INT8 mark, and smoothed Dense
-// among them get their original weight back (smooth.h).
+// over rows, the worst output counting. The chosen nodes lose their INT8 mark and weight group,
+// and smoothed Dense among them get their original weight back (smooth.h).
 #pragma once
 
 #include <cstdint>

@@ -8,6 +8,7 @@
 
 #include "compiler/passes/evaluate.h"
 #include "compiler/quantize/emulate.h"
+#include "compiler/quantize/quantize.h"
 
 namespace kiln::quantize {
 namespace {
@@ -95,8 +96,9 @@ Result<QuantReport> quant_report(const ir::Graph& g, const std::map<std::string,
     for (const Value* v : n.inputs) in.push_back(v ? &value_of(base, v) : nullptr);
     const Tensor* smooth =
         in.size() > ir::DenseIn::kActSmooth ? in[ir::DenseIn::kActSmooth] : nullptr;
-    const DenseGemm gemm(x, *in[1], smooth);
+    const DenseGemm gemm(x, *in[1], smooth, weight_group(n));
     s.rows = gemm.m, s.k = gemm.k, s.n = gemm.n;
+    s.weight_group = gemm.group;
     channel_ranges(x, gemm.k, options, &s);
     s.weight_error = gemm.weight_error;
     s.activation_error = gemm.activation_error;

@@ -1,9 +1,10 @@
 // Where INT8 loses accuracy, measured per Dense of a pipeline-output graph (`kiln quant-report`):
 // the graph runs once in FP32 on given inputs (reference evaluator, every value kept), then once
 // per Dense with only that Dense emulating kiln's INT8 GEMM (activation rows quantized as
-// kernels/kiln/kernels/gemm/s8_quantize.h does, weights per output channel as s8_pack.h's
-// quantize_b_s8; integer dot products in double, then the same epilogue), re-running only the
-// nodes downstream of it. Host only, single-threaded; not the compiled kernels (the artifact-based
+// kernels/kiln/kernels/gemm/s8_quantize.h does, weights as s8_pack.h's quantize_b_s8 with the
+// node's weight_group, quantize.h: per output channel on a graph quantize_int8 has not marked;
+// integer dot products in double, then the same epilogue), re-running only the nodes downstream
+// of it. Host only, single-threaded; not the compiled kernels (the artifact-based
 // comparison of those is `kiln quant-report --compiled`).
 #pragma once
 
@@ -35,7 +36,8 @@ struct DenseQuantStats {
   std::vector<ChannelRange> top;      // options.top channels, largest range first
   int64_t outliers = 0;               // channels with ratio_to_median >= options.outlier_ratio
   bool smoothed = false;              // has act_smooth (smooth.h): errors are of x / s, W * s
-  double weight_error = 0;            // ||Wq - W||_F / ||W||_F, per-channel int8
+  int64_t weight_group = 0;           // weight scales per group of this many k (0: per channel)
+  double weight_error = 0;            // ||Wq - W||_F / ||W||_F, int8 with those scales
   double activation_error = 0;        // ||Xq - X||_F / ||X||_F, kiln's per-row int8
   double gemm_error = 0;              // ||Xq Wq - X W||_F / ||X W||_F (before the epilogue)
   double output_error = 0;            // the same for the Dense's output (bias, GELU, residual, LN)

@@ -45,6 +45,10 @@ bool is_quantizable_dense(const ir::Node& n) {
 }  // namespace
 
 Result<QuantizeReport> quantize_int8(ir::Graph& g, const QuantizeOptions& opts) {
+  if (!kernels::gemm::valid_s8_weight_group(opts.weight_group))
+    return Status::error("INT8 weight group " + std::to_string(opts.weight_group) +
+                         ": expected 0 or a multiple of 4 in [4, " +
+                         std::to_string(kernels::gemm::kMaxS8WeightGroup) + "]");
   QuantizeReport r;
   std::vector<bool> pattern_used(opts.exclude.size(), false);
   auto excluded = [&](const ir::Node& n, const ir::Value* weight) {
@@ -99,6 +103,11 @@ Result<QuantizeReport> quantize_int8(ir::Graph& g, const QuantizeOptions& opts) 
       continue;
     }
     n.attrs["quantize"] = std::string(kInt8);
+    if (dense) {
+      const int64_t K = n.input(ir::DenseIn::kWeight)->constant->dims[0];
+      if (const int64_t group = kernels::gemm::effective_s8_weight_group(K, opts.weight_group))
+        n.attrs["weight_group"] = group;
+    }
     (dense ? r.quantized : r.embeddings).push_back(n.name);
   }
   for (size_t i = 0; i < opts.exclude.size(); ++i)

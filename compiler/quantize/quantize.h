@@ -2,8 +2,10 @@
 //
 // quantize_int8 runs after passes::run_pipeline. It marks nodes with the attribute
 // `quantize` = "int8"; lowering and codegen read the mark:
-//   - every Dense (weight-side MatMul/Gemm): W becomes per-output-channel symmetric int8
-//     (gemm/s8_pack.h), activations are quantized per row at run time by the INT8 GEMM;
+//   - every Dense (weight-side MatMul/Gemm): W becomes symmetric int8 with one scale per output
+//     channel and group of `weight_group` input channels (attribute `weight_group`, set when K
+//     is larger than the group; gemm/s8_pack.h), activations are quantized per row at run time
+//     by the INT8 GEMM;
 //   - every Gather on a constant float32 [V, H] table along axis 0 (embeddings): the table is
 //     stored int8 with one symmetric scale per row and dequantized on gather (gather_s8.h);
 //     the same for each such table of an EmbeddingLayerNorm (attribute `quantize_tables`, one
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "compiler/ir/graph.h"
+#include "kiln/kernels/gemm/s8_pack.h"
 
 namespace kiln::quantize {
 
@@ -31,6 +34,9 @@ constexpr int64_t kSharedTableRows = 64;
 
 struct QuantizeOptions {
   std::vector<std::string> exclude;  // glob patterns over node and weight names
+  // Dense weight scales per group of this many input channels (0: one per output channel); must
+  // be kernels::gemm::valid_s8_weight_group.
+  int64_t weight_group = kernels::gemm::kS8WeightGroup;
 };
 
 struct QuantizeReport {
@@ -53,6 +59,12 @@ bool glob_match(const std::string& pattern, const std::string& text);
 // mark without linking the pass).
 inline bool is_quantized(const ir::Node& n) {
   return n.attr_string("quantize", "") == kInt8;
+}
+
+// The group along K of a marked Dense's weight scales (gemm/s8_pack.h): 0 for one scale per
+// output channel (also when the group would cover all of K).
+inline int64_t weight_group(const ir::Node& n) {
+  return n.attr_int("weight_group", 0);
 }
 
 // Whether input `i` of a marked node is stored int8: a Dense's W, an embedding Gather's table,

@@ -157,7 +157,7 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
             quantize=None, input_names=None, output_names=None, opset=None, verbose=False,
             vocab=None, cased=False, bundle=None, quantize_exclude=None, exporter=None,
             tokenizer=None, pooling=None, normalize=None, calibrate=None, smoothing=True,
-            min_cosine=None, tuning_log=None):
+            min_cosine=None, tuning_log=None, weight_group=None):
     """Compiles `model` into `output_dir` and returns the artifact directory as a Path.
 
     model: one of
@@ -205,6 +205,8 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
     graph input names), .npy (the first input) or .txt (a text per line, first 64, tokenized with
     the model's tokenizer), a dict name -> array (saved to an .npz here) or a list of texts.
     Default: generated token ids. smoothing=False: INT8 without activation smoothing.
+    weight_group: INT8 weight scales per group of this many input channels (0 or a multiple of 4
+    up to 512; 0 = one scale per output channel); default: kiln compile's --int8-weight-group.
     min_cosine: INT8 mixed precision, e.g. 0.9995: the fewest layers stay FP32 for the outputs'
     mean per-vector cosine to FP32 on the calibration inputs to reach it (kiln inspect lists
     each layer's precision).
@@ -214,8 +216,10 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
     nothing) are issued as warnings.warn(..., kiln.CompileWarning)."""
     if quantize_exclude and quantize in (None, "none"):
         raise CompileError("quantize_exclude needs quantize='int8'")
-    if (calibrate is not None or not smoothing or min_cosine) and quantize in (None, "none"):
-        raise CompileError("calibrate / smoothing / min_cosine need quantize='int8'")
+    if ((calibrate is not None or not smoothing or min_cosine or weight_group is not None)
+            and quantize in (None, "none")):
+        raise CompileError("calibrate / smoothing / weight_group / min_cosine need "
+                           "quantize='int8'")
     if isinstance(quantize_exclude, str):
         quantize_exclude = [quantize_exclude]
     output_dir = Path(output_dir)
@@ -281,6 +285,8 @@ def compile(model, example_inputs=None, target="native", output_dir="kiln_model"
                 cmd += ["--calibrate", str(calibrate)]
             if not smoothing:
                 cmd += ["--no-smoothing"]
+            if weight_group is not None:
+                cmd += ["--int8-weight-group", str(int(weight_group))]
             if min_cosine:
                 cmd += ["--min-cosine", repr(float(min_cosine))]
         proc = subprocess.run(cmd, capture_output=True, text=True)

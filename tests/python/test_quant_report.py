@@ -161,6 +161,91 @@ def test_compile_smooths_the_layers_reading_outliers(tmp_path, outlier_onnx):
     assert proc.returncode == 0 and "smoothing" not in proc.stdout, proc.stdout
 
 
+@pytest.fixture(scope="module")
+def uneven_onnx(tmp_path_factory):
+    """Rows k >= 16 of every W at 1/50 (as smoothing leaves trained weights): weight scales per
+    group of 16 along K cut every Dense's rounding error severalfold."""
+    model = build_model(CFG, seed=0)
+    with torch.no_grad():
+        for lin in model.modules():
+            if isinstance(lin, torch.nn.Linear):
+                lin.weight[:, 16:] /= 50.0
+    path = tmp_path_factory.mktemp("uneven") / "uneven.onnx"
+    export_onnx(model, path, opset=14)
+    return path
+
+
+def test_compile_int8_weight_group(tmp_path, outlier_onnx, uneven_onnx):
+    """--int8-weight-group N: INT8 weight scales per group of N input channels (0: per output
+    channel; default 128). On weights whose rows differ 50x every Dense gets model.json's
+    "weight_group" and kiln inspect says "K groups of N"; bad values are errors naming the flag
+    and value, before compiling; it needs --quantize int8 like --no-smoothing."""
+    for bad in ("3", "1024", "-4"):
+        proc = compile_int8(tmp_path, outlier_onnx, "--int8-weight-group", bad)
+        assert proc.returncode != 0, (bad, proc.stdout)
+        assert f"--int8-weight-group {bad}: expected 0" in proc.stderr, proc.stderr
+    proc = subprocess.run([str(KILN), "compile", str(outlier_onnx), "-o", str(tmp_path / "f"),
+                           "--int8-weight-group", "64"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode != 0, proc.stdout
+    assert "--int8-weight-group needs --quantize int8" in proc.stderr, proc.stderr
+    with pytest.raises(kiln.CompileError, match="weight_group"):
+        kiln.compile(str(outlier_onnx), output_dir=tmp_path / "py_none", weight_group=64)
+    with pytest.raises(kiln.CompileError, match="--int8-weight-group 6: expected 0"):
+        kiln.compile(str(outlier_onnx), output_dir=tmp_path / "py_bad", quantize="int8",
+                     weight_group=6)
+
+    def layers(art):
+        meta = json.loads((art / "model.json").read_text())
+        dense = {n["name"]: n for n in meta["nodes"] if n["op"] == "Dense"}
+        q = meta["quantization"]
+        return q, {l["name"]: l for l in q["layers"] if l["name"] in dense}, dense
+
+    proc = compile_int8(tmp_path, uneven_onnx, "--int8-weight-group", "16", "--no-smoothing")
+    assert proc.returncode == 0, proc.stderr
+    q, by_name, dense = layers(tmp_path / "int8")
+    assert "group of 16 input channels" in q["weights"], q["weights"]
+    assert len(by_name) == len(dense) == 4 * CFG.num_hidden_layers + 1, by_name  # + the pooler
+    assert all(l.get("weight_group") == 16 for l in by_name.values()), by_name
+    assert all(n["attrs"].get("weight_group") == 16 for n in dense.values()), dense
+    out = subprocess.run([str(KILN), "inspect", str(tmp_path / "int8")], capture_output=True,
+                         text=True, check=True).stdout
+    lines = [ln for ln in out.splitlines() if ln.startswith("    int8  ")]
+    assert sum(ln.endswith("(K groups of 16)") for ln in lines) == len(dense), out
+
+    proc = compile_int8(tmp_path, uneven_onnx, "--int8-weight-group", "0", "--no-smoothing")
+    assert proc.returncode == 0, proc.stderr
+    q, by_name, dense = layers(tmp_path / "int8")
+    assert q["weights"] == "per-channel symmetric int8", q["weights"]
+    assert not [l for l in by_name.values() if "weight_group" in l], by_name
+    assert not [n for n in dense.values() if "weight_group" in n["attrs"]], dense
+
+
+def test_quant_report_weight_group(tmp_path, uneven_onnx):
+    """quant-report emulates the weight groups the compile would use (--int8-weight-group): with 0
+    none, with 16 every Dense, whose weight error drops."""
+    def run(*flags):
+        out = tmp_path / f"r{''.join(flags)}.json"
+        proc = subprocess.run([str(KILN), "quant-report", str(uneven_onnx), "--seq", "16",
+                               "--no-cosine", "--json", str(out), *flags],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return {l["node"]: l for l in json.loads(out.read_text())["layers"]}, proc.stdout
+
+    channel, text = run("--int8-weight-group", "0")
+    assert "one scale per output channel" in text, text
+    assert all(l["weight_group"] == 0 for l in channel.values()), channel
+    grouped, text = run("--int8-weight-group", "16")
+    assert "group of 16 input channels" in text, text
+    assert grouped.keys() == channel.keys()
+    for name, l in grouped.items():
+        assert l["weight_group"] == 16, name
+        assert l["weight_error"] < channel[name]["weight_error"] / 1.5, name
+    proc = subprocess.run([str(KILN), "quant-report", str(uneven_onnx), "--int8-weight-group",
+                           "3"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and "--int8-weight-group 3: expected 0" in proc.stderr, proc.stderr
+
+
 def test_compile_calibration_errors(tmp_path, outlier_onnx):
     np.savez(tmp_path / "typo.npz", input_idz=np.zeros((1, 8), np.int64))
     proc = compile_int8(tmp_path, outlier_onnx, "--calibrate", str(tmp_path / "typo.npz"))

@@ -264,7 +264,12 @@ void print_quantization(const std::string& dir) {
     auto field = [&](const char* k) {
       return l.contains(k) && l[k].is_string() ? l[k].get<std::string>() : std::string();
     };
-    const std::string name = field("name"), weight = field("weight"), note = field("note");
+    const std::string name = field("name"), weight = field("weight");
+    std::string note = field("note");
+    // Absent in artifacts from before weight groups (and for per-channel layers).
+    if (l.contains("weight_group") && l["weight_group"].is_number_integer())
+      note += (note.empty() ? "K groups of " : ", K groups of ") +
+              std::to_string(l["weight_group"].get<int64_t>());
     const bool show_weight = !weight.empty() && name.find(weight) == std::string::npos;
     std::printf("\n    %-5s %s%s%s%s%s%s", field("precision").c_str(), name.c_str(),
                 show_weight ? " [" : "", show_weight ? weight.c_str() : "", show_weight ? "]" : "",

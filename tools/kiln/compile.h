@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,12 +29,18 @@ struct CompileArgs {
   bool no_smoothing = false;  // INT8 without activation smoothing (compiler/quantize/smooth.h)
   double min_cosine = 0;      // INT8 mixed precision (compiler/quantize/mixed_precision.h); 0: off
   std::string tuning_log;     // kiln tune's tuning.json: tuned schedules into model.so
+  // INT8 weight scales per group of this many input channels; unset: the compiler's default
+  // (compiler/quantize/quantize.h).
+  std::optional<int64_t> int8_weight_group;
   // Internal (quant-report): every Dense output becomes an extra graph output, after the
   // original outputs, named after its value.
   bool expose_dense_outputs = false;
   std::vector<std::string>* model_outputs = nullptr;  // if set: receives the original output names
   bool quiet = false;  // no summary on stdout (warnings still go to stderr)
 };
+
+// "" if --int8-weight-group `group` is one the INT8 GEMM takes, else the error (naming the flag).
+std::string check_int8_weight_group(int64_t group);
 
 // Compiles a.model into a.output_dir; prints errors ("kiln: error: ...") and warnings
 // ("kiln: warning: ...") to stderr. Returns the process exit code (0 = success).

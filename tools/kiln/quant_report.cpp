@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@ using json = nlohmann::json;
 struct ReportArgs {
   std::string model, target = "native";
   std::vector<std::string> exclude;
+  std::optional<int64_t> weight_group;  // --int8-weight-group: as for kiln compile
   int64_t seq = 128, batch = 1;
   int threads = 0;
   bool keep = false;
@@ -165,6 +167,7 @@ int quant_report_compiled_main(int argc, char** argv) {
   app.add_option("model", a.model, "ONNX model file")->required();
   app.add_option("--quantize-exclude", a.exclude, "as for kiln compile (repeatable)")
       ->allow_extra_args(false);
+  app.add_option("--int8-weight-group", a.weight_group, "as for kiln compile");
   app.add_option("--seq", a.seq, "sequence length of the generated inputs (default 128)");
   app.add_option("--batch", a.batch, "batch size of the generated inputs (default 1)");
   app.add_option("--target", a.target, "x86 target to compile for (default native)");
@@ -176,6 +179,11 @@ int quant_report_compiled_main(int argc, char** argv) {
     std::fprintf(stderr, "kiln: error: quant-report: --seq and --batch must be >= 1\n");
     return 1;
   }
+  if (a.weight_group)  // before the FP32 compile, not after it
+    if (const std::string e = check_int8_weight_group(*a.weight_group); !e.empty()) {
+      std::fprintf(stderr, "kiln: error: quant-report: %s\n", e.c_str());
+      return 1;
+    }
 
   std::error_code ec;
   std::string tmpl = (fs::temp_directory_path() / "kiln-quant-report-XXXXXX").string();
@@ -207,6 +215,7 @@ int quant_report_compiled_main(int argc, char** argv) {
   c.model_outputs = nullptr;
   c.quantize = "int8";
   c.quantize_exclude = a.exclude;
+  c.int8_weight_group = a.weight_group;
   if (int rc = compile(c)) return rc;
   if (a.keep) std::printf("artifacts %s/{fp32,int8}\n", tmp.c_str());
 

@@ -19,6 +19,8 @@
 #include "compiler/quantize/quant_report.h"
 #include "compiler/quantize/quantize.h"
 #include "compiler/quantize/smooth.h"
+#include "compiler/quantize/weight_groups.h"
+#include "kiln/kernels/gemm/s8_pack.h"
 #include "tools/kiln/calibration_file.h"
 #include "tools/kiln/compile.h"
 
@@ -32,6 +34,7 @@ struct LayerArgs {
   int64_t seq = 128, batch = 1;
   int top = 4;
   bool no_cosine = false, no_smoothing = false;
+  int64_t weight_group = kernels::gemm::kS8WeightGroup;
 };
 
 // Graph inputs: from --calibrate where given, else generated (quantize/calibration.h). Prints one
@@ -72,6 +75,7 @@ json to_json(const quantize::QuantReport& r) {
                            {"top_channels", top},
                            {"outlier_channels", l.outliers},
                            {"smoothed", l.smoothed},
+                           {"weight_group", l.weight_group},
                            {"weight_error", l.weight_error},
                            {"activation_error", l.activation_error},
                            {"gemm_error", l.gemm_error},
@@ -88,6 +92,13 @@ void print(const quantize::QuantReport& r, const LayerArgs& a) {
       " cosine to FP32\nwith only that Dense INT8; top: input channels by max |x| (x the"
       " median channel's);\ns: the Dense is smoothed (as --quantize int8 compiles it; errors"
       " then are those of x / s and W * s)\n");
+  if (a.weight_group > 0)
+    std::printf(
+        "weights: int8 scales per output channel and group of %lld input channels (per"
+        " channel where K <= %lld; --int8-weight-group)\n",
+        static_cast<long long>(a.weight_group), static_cast<long long>(a.weight_group));
+  else
+    std::printf("weights: int8, one scale per output channel (--int8-weight-group 0)\n");
   std::printf("\n%3s  %-46s %1s %10s %7s %7s %7s %7s %11s  %s\n", "#", "Dense (graph order)", "s",
               "K->N", "w err", "x err", "xW err", "out err", "cos", "top channels");
   int k = 0;
@@ -139,6 +150,10 @@ int quant_report_main(int argc, char** argv) {
   app.add_flag("--no-smoothing", a.no_smoothing,
                "report INT8 without activation smoothing (default: smoothed on these inputs, as "
                "--quantize int8 compiles)");
+  app.add_option("--int8-weight-group", a.weight_group,
+                 "INT8 weight scales per group of N input channels, as kiln compile's; 0 = one "
+                 "scale per output channel; default " +
+                     std::to_string(kernels::gemm::kS8WeightGroup));
   app.name("kiln quant-report");
   CLI11_PARSE(app, argc, argv);
   if (a.seq < 1 || a.batch < 1 || a.top < 0) {
@@ -149,6 +164,7 @@ int quant_report_main(int argc, char** argv) {
     std::fprintf(stderr, "kiln: error: quant-report: %s\n", m.c_str());
     return 1;
   };
+  if (const std::string e = check_int8_weight_group(a.weight_group); !e.empty()) return fail(e);
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   frontend::ImportOptions io;
@@ -160,9 +176,11 @@ int quant_report_main(int argc, char** argv) {
   std::printf("kiln quant-report %s\n", a.model.c_str());
   auto inputs = make_inputs(**graph, a);
   if (!inputs) return fail(inputs.status().message());
+  // As the compile marks (each Dense's weight group) and smooths (ranges on these inputs).
+  if (auto q = quantize::quantize_int8(**graph, {{}, a.weight_group}); !q)
+    return fail(q.status().message());
   std::map<std::string, const ir::Value*> weight_before;  // smoothed Dense -> the model's weight
-  if (!a.no_smoothing) {  // as the compile smooths: int8 marks, ranges on these inputs
-    if (auto q = quantize::quantize_int8(**graph, {}); !q) return fail(q.status().message());
+  if (!a.no_smoothing) {
     auto ranges = quantize::dense_input_ranges(**graph, *inputs);
     if (!ranges) return fail(ranges.status().message());
     auto smoothed = quantize::smooth_int8_activations(**graph, *ranges);
@@ -171,6 +189,9 @@ int quant_report_main(int argc, char** argv) {
                 smoothed->smoothed.size());
     weight_before.insert(smoothed->original_weight.begin(), smoothed->original_weight.end());
   }
+  if (a.weight_group > 0)
+    std::printf("weight groups: %zu Dense keep them (where they pay, as the compile decides)\n",
+                quantize::keep_weight_groups_that_pay(**graph).grouped.size());
   quantize::QuantReportOptions o;
   o.top = a.top;
   o.per_layer_cosine = !a.no_cosine;

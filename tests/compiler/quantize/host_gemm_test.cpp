@@ -1,9 +1,11 @@
 // host_gemm.h against plain double loops: exact on int8 operands (the INT8 kernels' integer dot
-// products) at K beyond one float chunk, close in FP32, every tile and panel tail.
+// products) at K beyond one float chunk, also with weight group scales, close in FP32, every tile
+// and panel tail.
 #include "compiler/quantize/host_gemm.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -61,6 +63,36 @@ INSTANTIATE_TEST_SUITE_P(Shapes, HostGemm,
                            return "m" + std::to_string(info.param.m) + "k" +
                                   std::to_string(info.param.k) + "n" + std::to_string(info.param.n);
                          });
+
+// Column scales per group of k (s8_pack.h's weight groups): each group's integer sum is exact and
+// scaled on its own, including a last partial group and groups of a whole float chunk.
+TEST(HostGemm, GroupScales) {
+  for (const Shape& shape : {Shape{7, 300, 20}, Shape{3, 1100, 17}, Shape{2, 64, 5}}) {
+    const auto [m, k, n] = shape;
+    for (int64_t group : {int64_t{4}, int64_t{128}, int64_t{512}, int64_t{0}}) {
+      const int64_t span = group > 0 && group < k ? group : k, groups = (k + span - 1) / span;
+      std::mt19937 rng(static_cast<uint32_t>(k + group));
+      std::vector<float> x(m * k), b(k * n), scale(groups * n);
+      for (float& v : x) v = static_cast<float>(int(rng() % 511) - 255);
+      for (float& v : b) v = static_cast<float>(int(rng() % 255) - 127);
+      for (float& v : scale) v = std::ldexp(static_cast<float>(rng() % 1000 + 1), -12);
+      std::vector<double> y(m * n);
+      host_gemm(x.data(), m, PackedPanels(b.data(), k, n), y.data(), scale.data(), group);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double want = 0;
+          for (int64_t g = 0; g < groups; ++g) {
+            double sum = 0;
+            for (int64_t p = g * span; p < std::min(k, (g + 1) * span); ++p)
+              sum += double(x[i * k + p]) * b[p * n + j];
+            want += sum * scale[g * n + j];
+          }
+          ASSERT_EQ(y[i * n + j], want)
+              << "k " << k << " group " << group << " at " << i << ", " << j;
+        }
+    }
+  }
+}
 
 TEST(HostGemm, Int8WeightsPackedFromInt8) {
   const std::vector<int8_t> w = {-127, 3, 127, -1, 0, 5};  // [2, 3]

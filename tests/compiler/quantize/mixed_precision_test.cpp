@@ -19,12 +19,13 @@ using test::op;
 constexpr int64_t kSeq = 32, kK = 16, kN = 16, kOutlier = 5;
 
 // x [seq, 16] (channel 5 x 300) -> /a/Dense (W row 5 / 300) -> /b/Dense -> y. /a's per-token INT8
-// spends its 255 steps on channel 5; /b's input is flat.
+// spends its 255 steps on channel 5; /b's input is flat. Weight scales per group of
+// `weight_group` input channels (K = 16: the default 128 is per channel).
 struct Model {
   ir::Graph g;
   std::map<std::string, ir::Tensor> inputs;
   ir::Node *a, *b;
-  Model() {
+  explicit Model(int64_t weight_group = kernels::gemm::kS8WeightGroup) {
     g.symbols = {{"seq", 64}};
     ir::Value* x = test::add_input(g, "x", ir::DType::kFloat32, {Dim::symbol(0), kK});
     std::vector<float> wa = normal(kK * kN, 1, 0.25f);
@@ -40,7 +41,7 @@ struct Model {
     std::vector<float> xv = normal(kSeq * kK, 3);
     for (int64_t i = 0; i < kSeq; ++i) xv[i * kK + kOutlier] *= 300.0f;
     inputs["x"] = test::f32({kSeq, kK}, xv);
-    EXPECT_TRUE(static_cast<bool>(quantize::quantize_int8(g, {})));
+    EXPECT_TRUE(static_cast<bool>(quantize::quantize_int8(g, {{}, weight_group})));
   }
 };
 
@@ -90,6 +91,20 @@ TEST(MixedPrecision, ExactTargetKeepsEverythingAndUndoesSmoothing) {
   EXPECT_EQ(m.b->input(ir::DenseIn::kActSmooth), nullptr);
   EXPECT_TRUE(smoothed->smoothed.empty());
   EXPECT_TRUE(ir::infer_shapes(m.g).is_ok());
+}
+
+// A layer kept in FP32 loses its weight group with its INT8 mark (an FP32 GEMM has no weight
+// scales); the others keep theirs.
+TEST(MixedPrecision, KeptLayersLoseTheirWeightGroup) {
+  Model m(4);
+  ASSERT_EQ(quantize::weight_group(*m.a), 4);
+  ASSERT_EQ(quantize::weight_group(*m.b), 4);
+  auto r = quantize::keep_fp32_for_cosine(m.g, m.inputs, nullptr, {0.9999, 2});
+  ASSERT_TRUE(static_cast<bool>(r)) << r.status().message();
+  ASSERT_EQ(r->kept_fp32.size(), 1u);
+  EXPECT_EQ(r->kept_fp32[0].name, "/a/Dense");
+  EXPECT_FALSE(m.a->has_attr("weight_group"));
+  EXPECT_EQ(quantize::weight_group(*m.b), 4);
 }
 
 TEST(MixedPrecision, SmoothingShowsInTheEmulation) {

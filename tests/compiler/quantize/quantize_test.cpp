@@ -116,6 +116,58 @@ TEST(QuantizeInt8, WarnsWhenNothingIsQuantizable) {
   EXPECT_TRUE(mentions(r->warnings, "every quantizable layer is excluded"));
 }
 
+// The Dense weight group (s8_pack.h): the attribute carries the effective group, none when one
+// group would cover K (per channel, the blob and the generated code as before groups); embedding
+// Gathers never get it; an invalid group is an error naming it.
+TEST(QuantizeInt8, DenseWeightGroupAttribute) {
+  ir::Graph g;
+  ir::Value* x = test::add_input(g, "x", ir::DType::kFloat32, {Dim(2), Dim(256)});
+  auto dense = [&](ir::Value* in, int64_t k, int64_t n, const std::string& name) {
+    ir::Value* w = g.add_constant(name + ".weight", test::f32({k, n}, test::normal(k * n, 1)));
+    return op(g, "Dense", {in, w}, {{"gelu", int64_t{0}}}, name);
+  };
+  ir::Value* h = dense(x, 256, 128, "/k256");
+  ir::Value* y = dense(h, 128, 8, "/k128");
+  g.outputs = {y};
+  const ir::Node &big = *h->producer, &small = *y->producer;
+
+  ASSERT_TRUE(quantize::quantize_int8(g, {{}, 128}).is_ok());
+  EXPECT_EQ(quantize::weight_group(big), 128);
+  EXPECT_EQ(big.attr_int("weight_group", -1), 128);
+  EXPECT_FALSE(small.has_attr("weight_group"));
+  EXPECT_EQ(quantize::weight_group(small), 0);
+
+  auto clear = [&] {
+    for (const auto& node : g.nodes()) node->attrs.erase("weight_group");
+  };
+  clear();  // the default: s8_pack.h's
+  ASSERT_TRUE(quantize::quantize_int8(g, {}).is_ok());
+  using kernels::gemm::effective_s8_weight_group, kernels::gemm::kS8WeightGroup;
+  EXPECT_EQ(quantize::weight_group(big), effective_s8_weight_group(256, kS8WeightGroup));
+  EXPECT_EQ(quantize::weight_group(small), effective_s8_weight_group(128, kS8WeightGroup));
+
+  clear();
+  ASSERT_TRUE(quantize::quantize_int8(g, {{}, 64}).is_ok());
+  EXPECT_EQ(quantize::weight_group(big), 64);
+  EXPECT_EQ(quantize::weight_group(small), 64);
+
+  clear();
+  ASSERT_TRUE(quantize::quantize_int8(g, {{}, 0}).is_ok());
+  EXPECT_FALSE(big.has_attr("weight_group") || small.has_attr("weight_group"));
+
+  Model embeddings;  // K = 8: no group; the Gather's table is not a Dense weight
+  ASSERT_TRUE(quantize::quantize_int8(embeddings.g, {{}, 4}).is_ok());
+  EXPECT_EQ(quantize::weight_group(*embeddings.layer), 4);
+  EXPECT_FALSE(embeddings.embed->has_attr("weight_group"));
+
+  for (int64_t bad : {int64_t{3}, int64_t{-4}, int64_t{1024}, int64_t{2}}) {
+    auto r = quantize::quantize_int8(g, {{}, bad});
+    ASSERT_FALSE(r.is_ok()) << bad;
+    EXPECT_NE(r.status().message().find("weight group " + std::to_string(bad)), std::string::npos)
+        << r.status().message();
+  }
+}
+
 // EmbeddingLayerNorm (fuse_embed_layer_norm): each table on its own, as the Gathers it replaced;
 // a table of at most 16 elements stays float32, and so does one read by position (every input
 // shares its rows: listed as shared); one excluded by name is listed as "<node> (<table>)", and

@@ -103,6 +103,51 @@ TEST(S8Pack, QuantizeWeightsPerChannelRoundsHalfToEven) {
   EXPECT_EQ(std::memcmp(a.get(), b.get(), packed_b_s8_bytes(K, N)), 0);
 }
 
+TEST(S8Pack, WeightGroupsAlongK) {
+  // K = 10 in groups of 4: groups [0, 4), [4, 8), [8, 10); column n's rows scaled by 10^(k / 4).
+  const int64_t K = 10, N = 3, G = 4;
+  std::vector<float> w(K * N);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n)
+      w[k * N + n] = std::pow(10.f, float(k / G)) * float(int(k + n) % 5 - 2) * (n + 1);
+  ASSERT_EQ(s8_weight_groups(K, G), 3);
+  EXPECT_EQ(s8_weight_groups(K, 0), 1);
+  EXPECT_EQ(s8_weight_groups(K, 12), 1);  // one group covers K: per channel
+  EXPECT_EQ(effective_s8_weight_group(K, 12), 0);
+  EXPECT_FALSE(valid_s8_weight_group(6));
+  EXPECT_FALSE(valid_s8_weight_group(kMaxS8WeightGroup + 4));
+  std::vector<int8_t> q(K * N);
+  std::vector<float> scale(3 * N);
+  quantize_b_s8(w.data(), K, N, false, q.data(), scale.data(), G);
+  for (int64_t g = 0; g < 3; ++g)
+    for (int64_t n = 0; n < N; ++n) {
+      float absmax = 0;
+      for (int64_t k = g * G; k < std::min(K, g * G + G); ++k)
+        absmax = std::fmax(absmax, std::fabs(w[k * N + n]));
+      EXPECT_EQ(scale[g * N + n], absmax / 127.f) << g << " " << n;
+      for (int64_t k = g * G; k < std::min(K, g * G + G); ++k)
+        EXPECT_EQ(q[k * N + n], int8_t(std::nearbyint(w[k * N + n] / scale[g * N + n])));
+    }
+  ASSERT_EQ(packed_b_s8_bytes(K, N, G), size_t(16 * 12 + 16 * 4 * 3 + 16 * 4));
+  AlignedBytes blob(packed_b_s8_bytes(K, N, G));
+  ASSERT_TRUE(quantize_pack_b_s8(w.data(), K, N, false, blob.get(), G));
+  const PackedS8 v = packed_s8_view(blob.get(), K, N, nullptr, G);
+  EXPECT_EQ(v.group, G);
+  EXPECT_EQ(v.scale_stride, 16);
+  EXPECT_EQ(v.colsum, nullptr);
+  for (int64_t n = 0; n < 16; ++n) {
+    double zsum = 0;
+    for (int64_t g = 0; g < 3; ++g) {
+      EXPECT_EQ(v.scale[g * 16 + n], n < N ? scale[g * N + n] : 0.f);
+      int32_t sum = 0;
+      for (int64_t k = g * G; n < N && k < std::min(K, g * G + G); ++k) sum += q[k * N + n];
+      zsum += n < N ? double(scale[g * N + n]) * sum : 0.0;
+    }
+    EXPECT_EQ(v.zsum[n], float(zsum)) << n;
+  }
+  EXPECT_FALSE(pack_b_s8(q.data(), scale.data(), K, N, false, blob.get(), 6));
+}
+
 // ---- Activation quantization. ----
 
 // The documented scheme (s8_quantize.h header), written out again independently.
@@ -437,6 +482,11 @@ struct FloatCase {
   // `smooth` the driver's activation smoothing m[k] = sqrt(max |W[k, :]| / max |A[:, k]|) (B
   // packed from W[k, :] / m[k]).
   bool outliers = false, smooth = false;
+  // Weight scales per group of `group` k (s8_pack.h; 0: per channel). With `spread_rows` the first
+  // half of W's rows is 16x the second (A's columns / 16, so x W keeps its size): what smoothing
+  // leaves in a trained model's weights, and what one scale per column rounds away.
+  int64_t group = 0;
+  bool spread_rows = false;
   double max_error = 0.03;  // relative Frobenius error vs the exact float GEMM
 };
 
@@ -458,6 +508,10 @@ void check_float_path(const S8Variant& v, const FloatCase& fc, uint32_t seed,
     for (int64_t m = 0; m < M; ++m) A[m * lda + k] *= 40.f;
     for (int64_t n = 0; n < N; ++n) W[k * N + n] /= 40.f;
   }
+  for (int64_t k = 0; fc.spread_rows && k < K / 2; ++k) {
+    for (int64_t m = 0; m < M; ++m) A[m * lda + k] /= 16.f;
+    for (int64_t n = 0; n < N; ++n) W[k * N + n] *= 16.f;
+  }
   std::vector<float> smooth(K, 1.f), Ws = W;  // Ws: what is quantized and packed
   for (int64_t k = 0; fc.smooth && k < K; ++k) {
     float amax = 0, wmax = 0;
@@ -467,12 +521,14 @@ void check_float_path(const S8Variant& v, const FloatCase& fc, uint32_t seed,
     for (int64_t n = 0; n < N; ++n) Ws[k * N + n] = W[k * N + n] / smooth[k];
   }
   // Weights: the compiler's quantization.
+  const int64_t G = effective_s8_weight_group(K, fc.group), span = G ? G : std::max<int64_t>(K, 1);
   std::vector<int8_t> wq(K * N);
-  std::vector<float> ws(N);
-  quantize_b_s8(Ws.data(), K, N, false, wq.data(), ws.data());
-  AlignedBytes blob(packed_b_s8_bytes(K, N));
-  ASSERT_TRUE(pack_b_s8(wq.data(), ws.data(), K, N, false, blob.get()));
-  const PackedS8 B = packed_s8_view(blob.get(), K, N, fc.smooth ? smooth.data() : nullptr);
+  std::vector<float> ws(s8_weight_groups(K, fc.group) * N);
+  quantize_b_s8(Ws.data(), K, N, false, wq.data(), ws.data(), fc.group);
+  AlignedBytes blob(packed_b_s8_bytes(K, N, fc.group));
+  ASSERT_TRUE(pack_b_s8(wq.data(), ws.data(), K, N, false, blob.get(), fc.group));
+  const PackedS8 B =
+      packed_s8_view(blob.get(), K, N, fc.smooth ? smooth.data() : nullptr, fc.group);
   const float kSentinel = -12345.f;
   std::vector<float> C(M * ldc, kSentinel);
   if (fc.in_place) C = res;
@@ -496,15 +552,27 @@ void check_float_path(const S8Variant& v, const FloatCase& fc, uint32_t seed,
         ASSERT_EQ(got, fc.in_place ? res[m * ldc + n] : kSentinel) << "wrote past N";
         continue;
       }
-      int64_t sum = 0;
-      double exact = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        sum += int64_t(qa.q[k] - qa.z) * wq[k * N + n];
-        exact += double(A[m * lda + k]) * W[k * N + n];
+      // Per group: the exact integer sum times the group's scale. Per channel (one group) the
+      // kernels convert the exact sum once and round the scale product once (2^-24 relative
+      // each); with groups they add the groups in float and subtract the zero-point term last,
+      // so each rounding is relative to the sums before the correction: stored values up to
+      // |q| + 128 (the u8 offset) times |w| (`mag`).
+      double y = 0, exact = 0, mag = 0;
+      for (int64_t k0 = 0; k0 < K; k0 += span) {
+        int64_t sum = 0, raw = 0, colsum = 0;
+        for (int64_t k = k0; k < std::min(K, k0 + span); ++k) {
+          sum += int64_t(qa.q[k] - qa.z) * wq[k * N + n];
+          raw += int64_t(std::abs(qa.q[k]) + 128) * std::abs(wq[k * N + n]);
+          colsum += wq[k * N + n];
+        }
+        const double w_scale = ws[(k0 / span) * N + n];
+        y += w_scale * double(sum);
+        mag += w_scale * double(raw + std::abs(qa.z + 128) * std::abs(colsum));
       }
-      double y = double(qa.scale) * double(ws[n]) * double(sum);
-      // float(sum) and the float scale product each round once (2^-24 relative).
-      double tol = 2.5e-7 * std::fabs(y) + 1e-30;
+      for (int64_t k = 0; k < K; ++k) exact += double(A[m * lda + k]) * W[k * N + n];
+      y *= double(qa.scale);
+      double tol = G ? 1.2e-7 * (double(K) / G + 3) * double(qa.scale) * mag + 2.5e-7 * std::fabs(y)
+                     : 2.5e-7 * std::fabs(y) + 1e-30;
       if (fc.bias) y += bias[n], exact += bias[n], tol += 1.2e-7 * std::fabs(y);
       if (fc.gelu) {
         tol = tol * 1.13 + 2e-6 * (std::fabs(gelu_f64(y)) + 0.5 * std::fabs(y));
@@ -519,7 +587,8 @@ void check_float_path(const S8Variant& v, const FloatCase& fc, uint32_t seed,
         ADD_FAILURE() << v.name << " C(" << m << ", " << n << ") = " << got << ", want " << y
                       << " (tol " << tol << ") [M=" << M << " N=" << N << " K=" << K
                       << " bias=" << fc.bias << " gelu=" << fc.gelu << " res=" << fc.residual
-                      << " in_place=" << fc.in_place << " threads=" << fc.threads << "]";
+                      << " in_place=" << fc.in_place << " threads=" << fc.threads
+                      << " group=" << fc.group << "]";
     }
   }
   ASSERT_EQ(failures, 0);
@@ -527,7 +596,7 @@ void check_float_path(const S8Variant& v, const FloatCase& fc, uint32_t seed,
   if (K >= 37 && ref2 > 0) {
     EXPECT_LT(std::sqrt(err2 / ref2), fc.max_error)
         << "quantization error vs the float GEMM, M=" << M << " N=" << N << " K=" << K
-        << " outliers=" << fc.outliers << " smooth=" << fc.smooth;
+        << " outliers=" << fc.outliers << " smooth=" << fc.smooth << " group=" << fc.group;
   }
 }
 
@@ -555,6 +624,41 @@ TEST_P(S8VariantTest, FloatPathMatchesEmulation) {
   for (int64_t M : {1, 5, 13, 37})
     for (int64_t N : {1, 17, 33, 100})
       for (int64_t K : {1, 37, 768}) check_float_path(*v_, {M, N, K}, seed++);
+}
+
+// Weight groups along K: every group count and tail (K not a multiple of the group or of 4, one
+// group, a group of 4 k), edge tiles, epilogues and threads, against the emulation.
+TEST_P(S8VariantTest, WeightGroupsMatchEmulation) {
+  uint32_t seed = 400;
+  for (int64_t group : {4, 8, 128})
+    for (int64_t M : {1, 6, 13, 37})
+      for (int64_t K : {1, 37, 129, 300, 768}) {
+        FloatCase fc{M, M == 13 ? 100 : 33, K};
+        fc.group = group;
+        fc.bias = fc.gelu = M == 6;
+        fc.residual = fc.in_place = M == 37;
+        fc.threads = M > 6 ? 2 : 1;
+        check_float_path(*v_, fc, seed++);
+      }
+}
+
+// Rows of W 16x apart (the first half of K): one scale per column leaves the small half a
+// sixteenth of the int8 steps (weight-side error 0.095 of x W's norm); groups of 128 give each half
+// its own (0.007). The activations' own error (their small half, ~0.08) is the same in both and
+// now dominates, so the whole GEMM's error drops ~1.5x, not 14x.
+TEST_P(S8VariantTest, WeightGroupsRestoreAccuracyWhenRowsDiffer) {
+  uint32_t seed = 500;
+  for (int64_t M : {1, 14, 29}) {
+    FloatCase plain{M, 48, 768};
+    plain.spread_rows = true, plain.max_error = 1.0;
+    double plain_error = 0, grouped_error = 0;
+    check_float_path(*v_, plain, seed, &plain_error);
+    FloatCase grouped = plain;
+    grouped.group = 128, grouped.max_error = 0.1;
+    grouped.threads = M > 1 ? 2 : 1;
+    check_float_path(*v_, grouped, seed++, &grouped_error);
+    EXPECT_GT(plain_error, 1.3 * grouped_error) << "M=" << M;
+  }
 }
 
 TEST_P(S8VariantTest, Epilogues) {
@@ -594,27 +698,29 @@ TEST_P(S8VariantTest, Schedules) {
   for (int mr = 1; mr <= kt.max_rows; ++mr)
     for (int panels = 1; panels <= kt.max_panels; ++panels)
       for (int64_t mc : {1, 40})
-        for (int64_t nc : {0, 16}) {
-          std::vector<float> A(37 * 45), W(45 * 49), C(37 * 49), bias(49);
-          for (size_t i = 0; i < A.size(); ++i) A[i] = float(int(i * 7 % 19) - 9);
-          for (size_t i = 0; i < W.size(); ++i) W[i] = float(int(i * 5 % 23) - 11) / 11.f;
-          for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.25f * i;
-          AlignedBytes blob(packed_b_s8_bytes(45, 49));
-          ASSERT_TRUE(quantize_pack_b_s8(W.data(), 45, 49, false, blob.get()));
-          const PackedS8 B = packed_s8_view(blob.get(), 45, 49);
-          std::vector<float> want(C.size());
-          const S8Variant& ref = gemm_s8_table().reference();
-          Epilogue ep;
-          ep.bias = bias.data();
-          gemm_s8_packed_with(ref.kernels(), ref.schedule, nullptr, 37, 49, 45, A.data(), 45, B,
-                              want.data(), 49, ep);
-          ThreadBackend be(nc ? 2 : 1);
-          gemm_s8_packed_with(kt, Schedule{mr, panels, mc, 0, nc}, be.get(), 37, 49, 45, A.data(),
-                              45, B, C.data(), 49, ep);
-          for (size_t i = 0; i < C.size(); ++i)
-            ASSERT_NEAR(C[i], want[i], 1e-5f * (std::fabs(want[i]) + 1))
-                << "mr " << mr << " panels " << panels << " mc " << mc << " nc " << nc;
-        }
+        for (int64_t nc : {0, 16})
+          for (int64_t group : {0, 8}) {
+            std::vector<float> A(37 * 45), W(45 * 49), C(37 * 49), bias(49);
+            for (size_t i = 0; i < A.size(); ++i) A[i] = float(int(i * 7 % 19) - 9);
+            for (size_t i = 0; i < W.size(); ++i) W[i] = float(int(i * 5 % 23) - 11) / 11.f;
+            for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.25f * i;
+            AlignedBytes blob(packed_b_s8_bytes(45, 49, group));
+            ASSERT_TRUE(quantize_pack_b_s8(W.data(), 45, 49, false, blob.get(), group));
+            const PackedS8 B = packed_s8_view(blob.get(), 45, 49, nullptr, group);
+            std::vector<float> want(C.size());
+            const S8Variant& ref = gemm_s8_table().reference();
+            Epilogue ep;
+            ep.bias = bias.data();
+            gemm_s8_packed_with(ref.kernels(), ref.schedule, nullptr, 37, 49, 45, A.data(), 45, B,
+                                want.data(), 49, ep);
+            ThreadBackend be(nc ? 2 : 1);
+            gemm_s8_packed_with(kt, Schedule{mr, panels, mc, 0, nc}, be.get(), 37, 49, 45, A.data(),
+                                45, B, C.data(), 49, ep);
+            for (size_t i = 0; i < C.size(); ++i)
+              ASSERT_NEAR(C[i], want[i], 1e-5f * (std::fabs(want[i]) + 1))
+                  << "mr " << mr << " panels " << panels << " mc " << mc << " nc " << nc
+                  << " group " << group;
+          }
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, S8VariantTest,

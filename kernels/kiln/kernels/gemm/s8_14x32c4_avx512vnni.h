@@ -29,6 +29,7 @@ struct Ops {
   using BV = __m512i;
   using AV = __m512i;
   static constexpr int kUnitCols = 16, kAccPerUnit = 1, kPassCols = 32, kABytes = 1;
+  static constexpr int kGroupedPassCols = 16;
   KILN_GEMM_OP Acc zero() { return _mm512_setzero_si512(); }
   KILN_GEMM_OP BV load_b(const int8_t* p) { return _mm512_loadu_si512(p); }
   KILN_GEMM_OP AV load_a(const uint8_t* p) {
@@ -50,6 +51,13 @@ struct Ops {
       const __m512 f = _mm512_mask_cvtepi32_ps(s, 0xFFFF, v);
       out[u] = _mm512_mul_ps(f, _mm512_mul_ps(s, _mm512_loadu_ps(ws + 16 * u)));
     }
+  }
+  template <int U>
+  KILN_GEMM_OP void scale(const Acc (&acc)[U], const float* ws, __m512* out) {
+#pragma GCC unroll 2
+    for (int u = 0; u < U; ++u)
+      out[u] = _mm512_mul_ps(_mm512_mask_cvtepi32_ps(_mm512_setzero_ps(), 0xFFFF, acc[u]),
+                             _mm512_loadu_ps(ws + 16 * u));
   }
 };
 

@@ -33,6 +33,7 @@ struct Ops {
   using BV = __m256i;
   using AV = __m256i;
   static constexpr int kUnitCols = 4, kAccPerUnit = 1, kPassCols = 8, kABytes = 2;
+  static constexpr int kGroupedPassCols = 8;
   KILN_GEMM_OP Acc zero() { return _mm256_setzero_si256(); }
   KILN_GEMM_OP BV load_b(const int8_t* p) {
     return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -56,6 +57,12 @@ struct Ops {
     const __m256i v = _mm256_sub_epi32(sum, _mm256_mullo_epi32(_mm256_set1_epi32(zp), cs));
     out[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(v),
                            _mm256_mul_ps(_mm256_set1_ps(sa), _mm256_loadu_ps(ws)));
+  }
+  template <int U>
+  KILN_GEMM_OP void scale(const Acc (&acc)[U], const float* ws, __m256* out) {
+    static_assert(U == 2, "one 8-column pass");
+    const __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[0], acc[1]), 0xD8);
+    out[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(sum), _mm256_loadu_ps(ws));
   }
 };
 

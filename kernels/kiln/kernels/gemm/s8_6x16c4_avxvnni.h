@@ -29,6 +29,7 @@ struct Ops {
   using BV = __m256i;
   using AV = __m256i;
   static constexpr int kUnitCols = 8, kAccPerUnit = 1, kPassCols = 16, kABytes = 1;
+  static constexpr int kGroupedPassCols = 8;
   KILN_GEMM_OP Acc zero() { return _mm256_setzero_si256(); }
   KILN_GEMM_OP BV load_b(const int8_t* p) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -50,6 +51,12 @@ struct Ops {
       const __m256i v = _mm256_sub_epi32(acc[u], _mm256_mullo_epi32(z, cs));
       out[u] = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(s, _mm256_loadu_ps(ws + 8 * u)));
     }
+  }
+  template <int U>
+  KILN_GEMM_OP void scale(const Acc (&acc)[U], const float* ws, __m256* out) {
+#pragma GCC unroll 2
+    for (int u = 0; u < U; ++u)
+      out[u] = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[u]), _mm256_loadu_ps(ws + 8 * u));
   }
 };
 

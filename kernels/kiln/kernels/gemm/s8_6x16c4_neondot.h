@@ -35,6 +35,7 @@ struct Ops {
   using BV = int8x16_t;
   using AV = int8x16_t;
   static constexpr int kUnitCols = 4, kAccPerUnit = 1, kPassCols = 16, kABytes = 1;
+  static constexpr int kGroupedPassCols = 8;
   KILN_GEMM_OP Acc zero() { return vdupq_n_s32(0); }
   KILN_GEMM_OP BV load_b(const int8_t* p) { return vld1q_s8(p); }
   KILN_GEMM_OP AV load_a(const uint8_t* p) { return s8_neon::load_a4(p); }
@@ -45,6 +46,11 @@ struct Ops {
 #pragma GCC unroll 4
     for (int u = 0; u < U; ++u)
       out[u] = s8_neon::dequant(acc[u], zp, sa, colsum + 4 * u, ws + 4 * u);
+  }
+  template <int U>
+  KILN_GEMM_OP void scale(const Acc (&acc)[U], const float* ws, float32x4_t* out) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) out[u] = vmulq_f32(vcvtq_f32_s32(acc[u]), vld1q_f32(ws + 4 * u));
   }
 };
 

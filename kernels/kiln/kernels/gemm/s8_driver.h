@@ -135,7 +135,10 @@ inline void run_s8_item(const Plan& p, const S8KernelTable& kt, int64_t t0, int6
       a.a_scale = qa.scale + r0;
       a.a_zp = qa.zp + r0;
       a.w_scale = B.scale + n0;
-      a.colsum = B.colsum + n0;
+      a.colsum = B.colsum ? B.colsum + n0 : nullptr;
+      a.group_steps = B.group / 4;
+      a.w_scale_stride = B.scale_stride;
+      a.w_zsum = B.zsum ? B.zsum + n0 : nullptr;
       a.c = C + r0 * ldc + n0;
       a.ldc = ldc;
       a.accumulate = false;
