@@ -1,7 +1,7 @@
 // Where INT8 weight groups along K pay (docs/architecture.md, "Weight groups along K").
 //
-// Scales per group of k cost the GEMM 6-12 % (the kernels add each group's int32 sums into float
-// sums: kiln_gemm_s8_bench `_g64` / `_g128` rows), so a Dense keeps its `weight_group` (quantize.h)
+// Scales per group of 64 k cost the GEMM 9-20 % (the kernels add each group's int32 sums into
+// float sums: kiln_gemm_s8_bench `_g64` rows), so a Dense keeps its `weight_group` (quantize.h)
 // only where its weight is heavier-tailed along K than noise: where the groups cut its rounding
 // error by kMinWeightGroupExcess x what they cut for Gaussian weights of the same K. Groups always
 // gain something from the smaller absmax of fewer values (Gaussian, groups of 64: 1.22x at K 384,

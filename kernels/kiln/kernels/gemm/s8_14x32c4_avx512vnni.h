@@ -30,6 +30,7 @@ struct Ops {
   using AV = __m512i;
   static constexpr int kUnitCols = 16, kAccPerUnit = 1, kPassCols = 32, kABytes = 1;
   static constexpr int kGroupedPassCols = 16;
+  static constexpr bool kGroupedSumsInRegisters = true;
   KILN_GEMM_OP Acc zero() { return _mm512_setzero_si512(); }
   KILN_GEMM_OP BV load_b(const int8_t* p) { return _mm512_loadu_si512(p); }
   KILN_GEMM_OP AV load_a(const uint8_t* p) {

@@ -34,6 +34,7 @@ struct Ops {
   using AV = __m256i;
   static constexpr int kUnitCols = 4, kAccPerUnit = 1, kPassCols = 8, kABytes = 2;
   static constexpr int kGroupedPassCols = 8;
+  static constexpr bool kGroupedSumsInRegisters = false;
   KILN_GEMM_OP Acc zero() { return _mm256_setzero_si256(); }
   KILN_GEMM_OP BV load_b(const int8_t* p) {
     return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));

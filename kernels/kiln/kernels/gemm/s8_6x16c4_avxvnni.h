@@ -30,6 +30,7 @@ struct Ops {
   using AV = __m256i;
   static constexpr int kUnitCols = 8, kAccPerUnit = 1, kPassCols = 16, kABytes = 1;
   static constexpr int kGroupedPassCols = 8;
+  static constexpr bool kGroupedSumsInRegisters = true;
   KILN_GEMM_OP Acc zero() { return _mm256_setzero_si256(); }
   KILN_GEMM_OP BV load_b(const int8_t* p) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));

@@ -36,6 +36,7 @@ struct Ops {
   using AV = int8x16_t;
   static constexpr int kUnitCols = 4, kAccPerUnit = 1, kPassCols = 16, kABytes = 1;
   static constexpr int kGroupedPassCols = 8;
+  static constexpr bool kGroupedSumsInRegisters = true;
   KILN_GEMM_OP Acc zero() { return vdupq_n_s32(0); }
   KILN_GEMM_OP BV load_b(const int8_t* p) { return vld1q_s8(p); }
   KILN_GEMM_OP AV load_a(const uint8_t* p) { return s8_neon::load_a4(p); }
