@@ -225,10 +225,6 @@ Result<CompileReport> compile(const CompileOptions& o) {
     return Status::error("quantize_exclude needs quantize int8");
   if (o.quantize == "none" && o.min_cosine > 0)
     return Status::error("min_cosine needs quantize int8");
-  if (!kernels::gemm::valid_s8_weight_group(o.int8_weight_group))
-    return Status::error("int8_weight_group " + std::to_string(o.int8_weight_group) +
-                         ": expected 0 or a multiple of 4 in [4, " +
-                         std::to_string(kernels::gemm::kMaxS8WeightGroup) + "]");
   CompileReport r;
   KILN_ASSIGN_OR_RETURN(r.target, target::target_from_name(o.target));
   auto stage = [&](const std::string& name, const ir::Graph& g) {

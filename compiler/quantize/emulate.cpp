@@ -6,6 +6,7 @@
 
 #include "compiler/passes/evaluate.h"
 #include "compiler/quantize/quantize.h"
+#include "compiler/quantize/weight_groups.h"
 #include "kiln/kernels/gather_s8.h"
 #include "kiln/kernels/gemm/s8_pack.h"
 #include "kiln/kernels/gemm/s8_quantize.h"
@@ -56,19 +57,11 @@ DenseGemm::DenseGemm(const Tensor& xt, const Tensor& wt, const Tensor* act_smoot
   kernels::gemm::quantize_b_s8(wf, k, n, /*transposed=*/false, q.data(), w_scale.data(), group);
   w = PackedPanels(wf, k, n);
   wq = PackedPanels(q.data(), k, n);
-  double err = 0, ref = 0;
-  for (int64_t p = 0; p < k; ++p) {
-    const float* s = w_scale.data() + (group ? p / group : 0) * n;
-    for (int64_t j = 0; j < n; ++j) {
-      const double a = wf[p * n + j], d = double(s[j]) * q[p * n + j] - a;
-      err += d * d, ref += a * a;
-    }
-  }
-  weight_error = ref > 0 ? std::sqrt(err / ref) : 0.0;
+  weight_error = weight_rounding_error(wf, q.data(), w_scale.data(), k, n, group);
   // Activations: s8_quantize.h's definition (quantize_rows_ref), element by element.
   xq.resize(static_cast<size_t>(m * k));
   x_scale.resize(m);
-  err = 0, ref = 0;
+  double err = 0, ref = 0;
   for (int64_t i = 0; i < m; ++i) {
     const float* r = x.data() + i * k;
     float lo = 0.0f, hi = 0.0f;

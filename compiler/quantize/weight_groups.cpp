@@ -10,10 +10,8 @@
 
 namespace kiln::quantize {
 
-double weight_rounding_error(const float* w, int64_t K, int64_t N, int64_t group) {
-  std::vector<int8_t> q(static_cast<size_t>(K * N));
-  std::vector<float> scale(static_cast<size_t>(kernels::gemm::s8_weight_groups(K, group) * N));
-  kernels::gemm::quantize_b_s8(w, K, N, /*transposed=*/false, q.data(), scale.data(), group);
+double weight_rounding_error(const float* w, const int8_t* q, const float* scale, int64_t K,
+                             int64_t N, int64_t group) {
   const int64_t g = kernels::gemm::effective_s8_weight_group(K, group);
   const int64_t span = g ? g : K;
   double err = 0, ref = 0;
@@ -23,6 +21,13 @@ double weight_rounding_error(const float* w, int64_t K, int64_t N, int64_t group
       err += d * d, ref += x * x;
     }
   return ref > 0 ? std::sqrt(err / ref) : 0.0;
+}
+
+double weight_rounding_error(const float* w, int64_t K, int64_t N, int64_t group) {
+  std::vector<int8_t> q(static_cast<size_t>(K * N));
+  std::vector<float> scale(static_cast<size_t>(kernels::gemm::s8_weight_groups(K, group) * N));
+  kernels::gemm::quantize_b_s8(w, K, N, /*transposed=*/false, q.data(), scale.data(), group);
+  return weight_rounding_error(w, q.data(), scale.data(), K, N, group);
 }
 
 double weight_group_gain(const float* w, int64_t K, int64_t N, int64_t group) {

@@ -19,8 +19,11 @@ namespace kiln::quantize {
 
 constexpr double kMinWeightGroupExcess = 1.15;
 
-// Relative Frobenius error of W [K, N] quantized as quantize_b_s8 does with `group`.
+// Relative Frobenius error of W [K, N] quantized as quantize_b_s8 does with `group`; the second
+// form takes that quantization's q [K, N] and scale [G, N].
 double weight_rounding_error(const float* w, int64_t K, int64_t N, int64_t group);
+double weight_rounding_error(const float* w, const int8_t* q, const float* scale, int64_t K,
+                             int64_t N, int64_t group);
 
 // Per-channel error / grouped error for W [K, N], and the same for a fixed Gaussian [K, 256].
 double weight_group_gain(const float* w, int64_t K, int64_t N, int64_t group);
