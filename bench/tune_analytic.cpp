@@ -13,9 +13,12 @@ using namespace kiln::tune;
 
 namespace {
 
-ProbeInfo board(const char* name, int64_t l1d, int64_t l2, bool dotprod, int threads) {
+ProbeInfo board(const char* name, unsigned part, int64_t l1d, int64_t l2, bool dotprod,
+                int threads) {
   ProbeInfo p;
-  p.cpu = {{"arch", "aarch64"}, {"name", name}, {"key", name}};
+  // MIDR implementer 0x41 (Arm) and part: the llvm-mca rates of compiler/tune/mca_rates.inc
+  p.cpu = {
+      {"arch", "aarch64"}, {"name", name}, {"key", name}, {"implementer", 0x41}, {"part", part}};
   p.l1d = l1d;
   p.l2 = l2;
   p.threads = threads;
@@ -34,8 +37,9 @@ int main(int argc, char** argv) {
   if (argc == 3 && std::strcmp(argv[1], "--threads") == 0) threads = std::atoi(argv[2]);
   // Cortex-A72: 32 KiB L1d, 1 MiB L2 shared by the 4 cores; Cortex-A76 (BCM2712): 64 KiB L1d,
   // 512 KiB private L2 (+ 2 MiB shared L3, which the model does not use).
-  const ProbeInfo boards[] = {board("Cortex-A72 (Pi 4)", 32 << 10, 1 << 20, false, threads),
-                              board("Cortex-A76 (Pi 5)", 64 << 10, 512 << 10, true, threads)};
+  const ProbeInfo boards[] = {
+      board("Cortex-A72 (Pi 4)", 0xd08, 32 << 10, 1 << 20, false, threads),
+      board("Cortex-A76 (Pi 5)", 0xd0b, 64 << 10, 512 << 10, true, threads)};
   struct Shape {
     const char* model;
     int64_t M, N, K;

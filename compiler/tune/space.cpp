@@ -58,6 +58,45 @@ double variant_rate(const std::string& op, const std::string& v) {
   return 1;  // ref
 }
 
+struct McaRate {
+  const char* op;
+  const char* variant;
+  const char* core;  // llvm-mca -mcpu
+  double macs_per_cycle;
+};
+constexpr McaRate kMcaRates[] = {
+#include "compiler/tune/mca_rates.inc"
+};
+
+// The llvm-mca model of an Arm core named by its MIDR, or "" (x86, unknown cores: see
+// bench/mca_rates.py for why x86 has no rows).
+std::string mca_core(const json& cpu) {
+  if (cpu.value("arch", "") != "aarch64" || json_int(cpu, "implementer") != 0x41) return "";
+  switch (json_int(cpu, "part")) {
+    case 0xd03:
+      return "cortex-a53";
+    case 0xd05:
+      return "cortex-a55";
+    case 0xd07:  // Cortex-A57
+    case 0xd08:
+      return "cortex-a57";  // Cortex-A72 (Pi 4): LLVM models it as an A57
+    case 0xd0b:             // Cortex-A76 (Pi 5): LLVM's A76 model is its A57 one
+    case 0xd0c:
+      return "neoverse-n1";
+    default:
+      return "";
+  }
+}
+
+// Multiply-adds per cycle of the variant's K loop on this core: llvm-mca's figure where
+// mca_rates.inc has one, else two pipes of the variant's lanes.
+double macs_per_cycle(const std::string& op, const std::string& variant, const json& cpu) {
+  const std::string core = mca_core(cpu);
+  for (const McaRate& r : kMcaRates)
+    if (op == r.op && variant == r.variant && core == r.core) return r.macs_per_cycle;
+  return 2 * variant_rate(op, variant);
+}
+
 }  // namespace
 
 bool is_avx512_variant(const std::string& name) {
@@ -119,7 +158,7 @@ double predicted_seconds(const Task& t, const ScheduleChoice& s, const ProbeInfo
   const double col_eff = static_cast<double>(t.N) / (pl.n_tiles * kNr * s.panels);
   const int64_t items = pl.m_groups * pl.n_groups;
   const double balance = static_cast<double>(ceil_div(items, pl.threads)) * pl.threads / items;
-  const double peak = 3e9 * 2 * 2 * variant_rate(t.op, s.variant);  // 3 GHz, 2 pipes, FMA = 2
+  const double peak = 3e9 * 2 * macs_per_cycle(t.op, s.variant, p.cpu);  // 3 GHz, MAC = 2 ops
   double seconds = t.flops() / (peak * pl.threads) * balance / (row_eff * col_eff);
   // Memory: every row group streams its column groups' B from L3 / DRAM (~20 GB/s a core), an A
   // block beyond half of L2 is re-read from L3 for each column tile, and a K split re-reads and

@@ -48,9 +48,10 @@ struct SpaceOptions {
 Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p,
                                                const SpaceOptions& o);
 
-// The analytic model's time for one call, in seconds (only its ranking is used): peak FMA rate
-// of the variant's register tile, edge and thread imbalance, parallel start-up, and the A / B /
-// C traffic the cache blocking implies.
+// The analytic model's time for one call, in seconds (only its ranking is used): the rate of the
+// variant's K loop on this core (llvm-mca's, compiler/tune/mca_rates.inc, for Arm cores; two
+// pipes of its vector lanes elsewhere), edge and thread imbalance, parallel start-up, and the
+// A / B / C traffic the cache blocking implies.
 double predicted_seconds(const Task& t, const ScheduleChoice& s, const ProbeInfo& p);
 
 }  // namespace kiln::tune

@@ -98,6 +98,39 @@ TEST(TuneSpace, ModelPrefersFewerThreadsForTinyGemmsAndAllForBigOnes) {
   EXPECT_LT(predicted_seconds(big, all, p), 0.7 * predicted_seconds(big, one, p));
 }
 
+// An Arm core the probe names by MIDR, with the aarch64 INT8 rows (s8_variants.inc).
+ProbeInfo arm_core(unsigned implementer, unsigned part) {
+  ProbeInfo p;
+  p.cpu = {{"arch", "aarch64"}, {"key", "arm"}, {"implementer", implementer}, {"part", part}};
+  p.threads = 1;
+  p.variants["dense_s8"] = {{"neondot", true, {"neondot", 6, 1, 240, 0, 0, 0}},
+                            {"neon", true, {"neon", 6, 1, 240, 0, 0, 0}}};
+  return p;
+}
+
+TEST(TuneSpace, ArmCoresAreRankedByTheLlvmMcaRateOfTheirKLoops) {
+  // mca_rates.inc (bench/mca_rates.py): the 6x16 sdot loop against the smull + sadalp one,
+  // 25.6 vs 7.1 multiply-adds a cycle on Neoverse N1 (the Pi 5's A76), 6.5 vs 2.3 on an A55.
+  // A core without rows falls back to vector lanes: 16 vs 8. Same blocking, so the predicted
+  // times are in the inverse ratio of the rates.
+  const Task t = task("dense_s8", 128, 768, 768);
+  auto ratio = [&](const ProbeInfo& p) {
+    const ScheduleChoice dot = p.variants.at("dense_s8")[0].schedule;
+    const ScheduleChoice neon = p.variants.at("dense_s8")[1].schedule;
+    return predicted_seconds(t, dot, p) / predicted_seconds(t, neon, p);
+  };
+  const double a76 = ratio(arm_core(0x41, 0xd0b)), a55 = ratio(arm_core(0x41, 0xd05));
+  const double unknown = ratio(arm_core(0x41, 0xd4f)), other = ratio(arm_core(0x61, 0xd0b));
+  EXPECT_GT(a76, 0.2);
+  EXPECT_LT(a76, 0.45);
+  EXPECT_GT(a55, 0.3);
+  EXPECT_LT(a55, 0.45);
+  EXPECT_GT(unknown, 0.5);  // lanes alone: the rate halves, the memory terms stay
+  EXPECT_LT(unknown, 0.8);
+  EXPECT_DOUBLE_EQ(other, unknown) << "only Arm Ltd parts map to llvm-mca models";
+  EXPECT_LT(a76, unknown);
+}
+
 TEST(TuneSpace, ProbeAnswerErrorsAreNamed) {
   EXPECT_NE(probe_info_from_json({{"error", "bad request"}}).status().message().find("bad request"),
             std::string::npos);
