@@ -13,8 +13,9 @@ latency) and its fraction of the measured peak.
 
 Systems: kiln; torch (Debian python3-torch + OpenBLAS, /usr/bin/python3); ort (onnxruntime wheel
 in .venv/ort); tvm (apache-tvm in .venv/tvm, Relax flow; bench/setup_peers.sh --tvm). INT8:
-kiln-int8, torch-int8, ort-int8, tvm-int8 (see SYSTEMS). A system that cannot run is reported with
-its reason instead of numbers.
+kiln-int8, torch-int8, ort-int8, tvm-int8 (see SYSTEMS). Tuned: kiln-tuned (compiled with
+--kiln-tuning-log, a `kiln tune` log) and tvm-tuned (--tvm-tune MetaSchedule trials first; its
+tuning time is printed). A system that cannot run is reported with its reason instead of numbers.
 """
 import argparse
 import dataclasses
@@ -46,7 +47,9 @@ ALIASES = {"pytorch": "torch", "onnxruntime": "ort", "onnx-runtime": "ort", "apa
 # quantize_dynamic of nn.Linear (onednn engine: Debian's torch has no FBGEMM); TVM: ORT's
 # quantize_dynamic model (DynamicQuantizeLinear + MatMulInteger) through the Relax ONNX frontend
 # (TVM 0.27 has no quantization pass of its own: relay.quantize went with Relay).
-SYSTEMS = ("kiln", "torch", "ort", "tvm", "kiln-int8", "torch-int8", "ort-int8", "tvm-int8")
+SYSTEMS = ("kiln", "torch", "ort", "tvm", "kiln-int8", "torch-int8", "ort-int8", "tvm-int8",
+           "kiln-tuned", "tvm-tuned")
+KILN_SYSTEMS = ("kiln", "kiln-int8", "kiln-tuned")
 INT8 = ("kiln-int8", "torch-int8", "ort-int8", "tvm-int8")
 # max |output - PyTorch| accepted as "ok" (FP32, different summation orders)
 TOLERANCE = 1e-3
@@ -74,11 +77,12 @@ def prepare(config, out):
     return prefix
 
 
-def compile_kiln(onnx, art, max_seq, *extra):
-    """Compiles unless the artifact is newer than both the ONNX file and the kiln binary."""
+def compile_kiln(onnx, art, max_seq, *extra, log=None):
+    """Compiles unless the artifact is newer than the ONNX file, the kiln binary and the tuning
+    log (if any)."""
     stamp = art / "model.so"
-    if stamp.exists() and stamp.stat().st_mtime > max(Path(onnx).stat().st_mtime,
-                                                      KILN.stat().st_mtime):
+    inputs = [Path(onnx), KILN] + ([Path(log)] if log else [])
+    if stamp.exists() and stamp.stat().st_mtime > max(p.stat().st_mtime for p in inputs):
         print(f"kiln: reusing {art}")
         return
     t0 = time.perf_counter()
@@ -137,15 +141,18 @@ def quantize_ort(prefix):
     return out
 
 
+def kiln_artifact(art, system):
+    """The artifact directory of a kiln system: ART, ART_int8, ART_tuned."""
+    return art if system == "kiln" else Path(f"{art}_{system.split('-')[1]}")
+
+
 def worker(system, a, prefix, npz, threads, runs, warmup, art, seq, save=None):
     """Runs one system in its own process; returns its JSON result or raises Failed(reason)."""
-    if system in ("kiln", "kiln-int8"):
-        if system == "kiln-int8":
-            art = Path(f"{art}_int8")
-        cmd = [str(KILN), "bench", str(art), "--batch", str(a.batch), "--seq", str(seq),
+    if system in KILN_SYSTEMS:
+        cmd = [str(KILN), "bench", str(kiln_artifact(art, system)), "--batch", str(a.batch), "--seq", str(seq),
                "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup), "--json"]
     else:
-        base = system.replace("-int8", "")
+        base = system.replace("-int8", "").replace("-tuned", "")
         python = PYTHONS[base]
         if not Path(python).exists():
             raise Failed(f"{python} missing (run bench/setup_peers.sh"
@@ -159,7 +166,7 @@ def worker(system, a, prefix, npz, threads, runs, warmup, art, seq, save=None):
             cmd.append("--int8")
         if base == "tvm":
             cmd += ["--cache", str(a.out / "tvm_cache")]
-            if a.tvm_tune:
+            if system == "tvm-tuned":
                 cmd += ["--tune", str(a.tvm_tune)]
     env = {k: v for k, v in os.environ.items() if k not in ("KILN_PROFILE", "PYTHONPATH")}
     env.update(PYTHONPATH=f"{PEERS}:{ROOT / 'python'}", OMP_NUM_THREADS=str(threads),
@@ -206,13 +213,17 @@ def check_outputs(a, systems, prefix, art, cfg, seqs):
                 continue
             t0 = time.perf_counter()
             try:
-                if s in ("kiln", "kiln-int8"):
-                    got = run_model(art if s == "kiln" else Path(f"{art}_int8"), feed,
-                                    a.out / "run")["last_hidden_state"]
+                if s in KILN_SYSTEMS:
+                    got = run_model(kiln_artifact(art, s), feed, a.out / "run")[
+                        "last_hidden_state"]
                 else:
                     out = a.out / f"{s}_{a.config}_b{a.batch}_s{seq}.npy"
                     res = worker(s, a, prefix, npz, 1, 1, 0, art, seq, save=out)
                     versions[s] = res.get("version")
+                    if s == "tvm-tuned":
+                        line.append(f"[MetaSchedule: {res.get('tuning_trials')} trials, "
+                                    f"{res.get('tune_s', 'cached')} s, cost model "
+                                    f"{res.get('cost_model', '?')}]")
                     got = np.load(out)
             except (Failed, KilnError) as e:
                 failed[s] = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
@@ -227,7 +238,7 @@ def check_outputs(a, systems, prefix, art, cfg, seqs):
                 continue
             line.append(f"|{s} - PyTorch| = {d:.2e}"
                         + ("" if d <= TOLERANCE else " (ABOVE TOLERANCE)")
-                        + (f" [{time.perf_counter() - t0:.0f} s]" if s == "tvm" else ""))
+                        + (f" [{time.perf_counter() - t0:.0f} s]" if s.startswith("tvm") else ""))
         print(" ".join(line), flush=True)
     return failed, diffs, versions
 
@@ -244,7 +255,8 @@ def names(versions):
     return {"kiln": "kiln", "torch": f"PyTorch {versions.get('torch') or ''}".strip(),
             "ort": f"ONNX Runtime {versions.get('ort') or ''}".strip(),
             "tvm": f"TVM {versions.get('tvm') or ''}".strip(), "kiln-int8": "kiln INT8",
-            "torch-int8": "PyTorch INT8", "ort-int8": "ORT INT8", "tvm-int8": "TVM INT8"}
+            "torch-int8": "PyTorch INT8", "ort-int8": "ORT INT8", "tvm-int8": "TVM INT8",
+            "kiln-tuned": "kiln tuned", "tvm-tuned": "TVM tuned"}
 
 
 def main():
@@ -256,12 +268,14 @@ def main():
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--systems", default="kiln,torch,ort,tvm",
                     help="comma-separated: kiln, torch (pytorch), ort (onnxruntime), tvm, "
-                         "kiln-int8, torch-int8, ort-int8, tvm-int8")
+                         "kiln-int8, torch-int8, ort-int8, tvm-int8, kiln-tuned, tvm-tuned")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=10, help="timed runs per process")
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs per process first")
     ap.add_argument("--tvm-tune", type=int, default=0, metavar="TRIALS",
-                    help="MetaSchedule trials for TVM before building (0 = default schedules)")
+                    help="MetaSchedule trials before building tvm-tuned (tvm stays untuned)")
+    ap.add_argument("--kiln-tuning-log", metavar="FILE",
+                    help="kiln-tuned: kiln compile --tuning-log FILE (a log from kiln tune)")
     ap.add_argument("--profile", action="store_true",
                     help="also print kiln's per-op profile (kiln bench --profile, 1 thread)")
     ap.add_argument("--budget", type=float, default=60,
@@ -288,7 +302,11 @@ def main():
     if max(seqs) > cfg.max_position_embeddings:
         ap.error(f"--seq {max(seqs)} exceeds the {a.config} model's "
                  f"{cfg.max_position_embeddings} positions")
-    if "kiln" in systems and not KILN.exists():
+    if "tvm-tuned" in systems and a.tvm_tune <= 0:
+        ap.error("tvm-tuned needs --tvm-tune TRIALS")
+    if "kiln-tuned" in systems and not a.kiln_tuning_log:
+        ap.error("kiln-tuned needs --kiln-tuning-log FILE")
+    if any(s in KILN_SYSTEMS for s in systems) and not KILN.exists():
         ap.error(f"{KILN} not found: build kiln or set KILN_BUILD_DIR")
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
@@ -300,11 +318,14 @@ def main():
     onnx = Path(f"{prefix}.onnx")
     art = a.out / f"kiln_{a.config}_s{max(seqs)}"
     compile_failed = {}
-    for s, extra in (("kiln", ()), ("kiln-int8", ("--quantize", "int8"))):
+    log = a.kiln_tuning_log
+    for s, extra in (("kiln", ()), ("kiln-int8", ("--quantize", "int8")),
+                     ("kiln-tuned", ("--tuning-log", str(log)))):
         if s not in systems:
             continue
         try:
-            compile_kiln(onnx, art if s == "kiln" else Path(f"{art}_int8"), max(seqs), *extra)
+            compile_kiln(onnx, kiln_artifact(art, s), max(seqs), *extra,
+                         log=log if s == "kiln-tuned" else None)
         except KilnError as e:
             compile_failed[s] = "kiln compile failed: " + (e.stderr.strip().splitlines()
                                                            or ["?"])[-1]
@@ -350,13 +371,16 @@ def main():
           f"median over {a.rounds} rounds of per-process medians ({a.runs} runs after "
           f"{a.warmup} warm-up), ms, min over all runs in brackets; kiln/peer < 1 = kiln "
           f"faster. Load average {load0[0]:.2f} at start, {load1[0]:.2f} at end.\n")
-    peers = [s for s in systems if s not in ("kiln", "kiln-int8")]
+    peers = [s for s in systems if s not in KILN_SYSTEMS]
+    short = {"ort": "ORT", "tvm-tuned": "TVM tuned"}
+    # (numerator, denominator) of each ratio column
+    ratios = [("kiln", s) for s in peers if s not in INT8 and "kiln" in systems]
+    ratios += [("kiln-tuned", s) for s in ("kiln", "tvm-tuned")
+               if "kiln-tuned" in systems and s in systems]
+    ratios += [("kiln-int8", s) for s in peers if s in INT8 and "kiln-int8" in systems]
     head = ["seq", "threads"] + [label[s] for s in systems]
-    if "kiln" in systems:
-        head += [f"kiln/{label[s].split()[0] if s != 'ort' else 'ORT'}" for s in peers
-                 if s not in INT8]
-    if "kiln-int8" in systems:
-        head += [f"kiln INT8/{label[s]}" for s in systems if s in INT8 and s != "kiln-int8"]
+    head += [f"{label[n]}/{short.get(d) or label[d].split()[0] if n != 'kiln-int8' else label[d]}"
+             for n, d in ratios]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     reasons = {}
@@ -384,11 +408,7 @@ def main():
             cells = [cell(s, seq, t) for s in systems]
             med = dict(zip(systems, (c[1] for c in cells)))
             row = [str(seq), str(t)] + [c[0] for c in cells]
-            if "kiln" in systems:
-                row += [ratio(med["kiln"], med[s]) for s in peers if s not in INT8]
-            if "kiln-int8" in systems:
-                row += [ratio(med["kiln-int8"], med[s]) for s in systems
-                        if s in INT8 and s != "kiln-int8"]
+            row += [ratio(med[n], med[d]) for n, d in ratios]
             print("| " + " | ".join(row) + " |")
     for reason, n in reasons.items():
         print(f"\n[{n}] {reason}")

@@ -13,6 +13,10 @@ TVM_FFI_VERSION=0.1.14.post1
 PSUTIL_VERSION=7.2.2
 CLOUDPICKLE_VERSION=3.1.3
 ONNX_VERSION=1.17.0
+# MetaSchedule's default "xgb" cost model (without it tvm_worker.py falls back to "random"); the
+# CPU-only wheel, and the scipy it pulls
+XGBOOST_CPU_VERSION=3.2.0
+SCIPY_VERSION=1.17.1
 
 # pip install of pinned versions is idempotent: it only fetches what is missing or different.
 [[ -x .venv/ort/bin/python ]] || /usr/bin/python3 -m venv --system-site-packages .venv/ort
@@ -21,5 +25,6 @@ ONNX_VERSION=1.17.0
 if [[ "${1:-}" == "--tvm" ]]; then
   [[ -x .venv/tvm/bin/python ]] || /usr/bin/python3 -m venv .venv/tvm
   .venv/tvm/bin/pip install -q "apache-tvm==$TVM_VERSION" "apache-tvm-ffi==$TVM_FFI_VERSION" \
-    "onnx==$ONNX_VERSION" "psutil==$PSUTIL_VERSION" "cloudpickle==$CLOUDPICKLE_VERSION"
+    "onnx==$ONNX_VERSION" "psutil==$PSUTIL_VERSION" "cloudpickle==$CLOUDPICKLE_VERSION" \
+    "xgboost-cpu==$XGBOOST_CPU_VERSION" "scipy==$SCIPY_VERSION"
 fi

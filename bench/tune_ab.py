@@ -26,16 +26,7 @@ BUILD = Path(os.environ.get("KILN_BUILD_DIR", ROOT / "build")).resolve()
 KILN = BUILD / "tools" / "kiln" / "kiln"
 KILN_RT = BUILD / "tools" / "kiln-rt" / "kiln-rt"
 
-from kiln.models.bert import CONFIGS, BertConfig, build_model, export_onnx  # noqa: E402
-
-# MiniLM-L6 / ModernBERT-base-like shapes (random weights; only the shapes matter here).
-EXTRA = {
-    "minilm": BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                         intermediate_size=1536),
-    "large-ffn": BertConfig(hidden_size=768, num_hidden_layers=4, num_attention_heads=12,
-                            intermediate_size=2304),
-}
-
+from kiln.models.bert import CONFIGS, build_model, export_onnx  # noqa: E402
 
 def run(*args, **kw):
     return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True, **kw)
@@ -49,7 +40,7 @@ def bench_ms(art, threads, seq, batch, runs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--config", default="base", choices=sorted({**CONFIGS, **EXTRA}))
+    ap.add_argument("--config", default="base", choices=sorted(CONFIGS))
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", default="1,2")
@@ -65,7 +56,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     onnx = Path(a.out) / f"{a.config}.onnx"
     if not onnx.exists():
-        cfg = {**CONFIGS, **EXTRA}[a.config]
+        cfg = CONFIGS[a.config]
         export_onnx(build_model(cfg, seed=0), onnx, opset=14)
     threads = [int(t) for t in a.threads.split(",")]
     peak = json.loads(run(BUILD / "bench" / "kiln_fma_peak", "--json").stdout)

@@ -1,7 +1,8 @@
 // Fused attention_f32 vs the unfused chain the exporter's graph runs (Transpose q/k/v, MatMul,
 // Div, mask Add, Softmax, MatMul, Transpose back, with the reference kernels), one encoder layer
 // (B = 1, [1, 1, 1, S] padding mask over the last quarter, packed QKV), one thread: BERT-base
-// (12 heads of 64) at S = 128 and 384, and the small config (4 heads of 64) at S = 128.
+// (12 heads of 64) at S = 128 and 384, the small config (4 heads of 64) and MiniLM (12 heads of
+// 32) at S = 128.
 // Reports GFLOP/s ("GFLOPS", 4 * heads * S^2 * hd per run) and the fraction of the core's FMA
 // peak ("peak") for the vector width this binary was built for, measured in this binary by
 // bench/fma_peak.h before the benchmarks run. Built twice: -march=native and -march=x86-64-v3
@@ -9,6 +10,7 @@
 // CPU time is the figure to read on a shared machine.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -20,8 +22,6 @@
 namespace {
 
 namespace kk = kiln::kernels;
-
-constexpr int64_t kHd = 64;
 
 // FLOP/s of one core for this binary's vector width (0 if unknown).
 double peak() {
@@ -47,12 +47,13 @@ double peak() {
 }
 
 struct Data {
-  int64_t s, heads, hidden;
+  int64_t s, heads, hd, hidden;
   std::vector<float> qkv, mask, out;
-  Data(int64_t seq, int64_t num_heads)
+  Data(int64_t seq, int64_t num_heads, int64_t head_size)
       : s(seq),
         heads(num_heads),
-        hidden(num_heads * kHd),
+        hd(head_size),
+        hidden(num_heads * head_size),
         qkv(seq * 3 * hidden),
         mask(seq, 0.0f),
         out(seq * hidden) {
@@ -61,7 +62,7 @@ struct Data {
     for (float& x : qkv) x = d(rng);
     for (int64_t j = seq * 3 / 4; j < seq; ++j) mask[j] = -3.4028234663852886e+38f;
   }
-  double flops() const { return 4.0 * heads * s * s * kHd; }
+  double flops() const { return 4.0 * heads * s * s * hd; }
 };
 
 void set_counters(benchmark::State& state, double flops) {
@@ -74,12 +75,12 @@ void set_counters(benchmark::State& state, double flops) {
 
 // Args: seq, heads.
 void BM_attention_fused(benchmark::State& state) {
-  Data d(state.range(0), state.range(1));
+  Data d(state.range(0), state.range(1), state.range(2));
   const int64_t md[] = {1, 1, 1, d.s}, h = d.hidden;
   const float* q = d.qkv.data();
   for (auto _ : state) {
     kk::attention_f32(nullptr, q, q + h, q + 2 * h, 3 * h, 3 * h, 3 * h, d.mask.data(), md,
-                      d.out.data(), h, 1, d.s, d.heads, kHd, 0.125f);
+                      d.out.data(), h, 1, d.s, d.heads, d.hd, 1.0f / std::sqrt(float(d.hd)));
     benchmark::DoNotOptimize(d.out.data());
   }
   set_counters(state, d.flops());
@@ -87,8 +88,8 @@ void BM_attention_fused(benchmark::State& state) {
 
 // The unfused graph on separate q, k, v [1, S, H] (what the projections produce unpacked).
 void BM_attention_unfused(benchmark::State& state) {
-  Data d(state.range(0), state.range(1));
-  const int64_t s = d.s, nh = d.heads, h = d.hidden;
+  Data d(state.range(0), state.range(1), state.range(2));
+  const int64_t s = d.s, nh = d.heads, h = d.hidden, hd = d.hd;
   std::vector<float> q(s * h), k(s * h), v(s * h);
   for (int64_t i = 0; i < s * h; ++i) {
     const int64_t r = i / h, c = i % h;
@@ -98,16 +99,16 @@ void BM_attention_unfused(benchmark::State& state) {
   }
   std::vector<float> qh(s * h), kt(s * h), vh(s * h), ctx(s * h);
   std::vector<float> sc(nh * s * s), sc2(nh * s * s);
-  const int64_t split[] = {1, s, nh, kHd}, heads[] = {1, nh, s, kHd};
-  const int64_t ktd[] = {1, nh, kHd, s}, scd[] = {1, nh, s, s}, md[] = {1, 1, 1, s};
+  const int64_t split[] = {1, s, nh, hd}, heads[] = {1, nh, s, hd};
+  const int64_t ktd[] = {1, nh, hd, s}, scd[] = {1, nh, s, s}, md[] = {1, 1, 1, s};
   const int64_t one[] = {1}, perm_q[] = {0, 2, 1, 3}, perm_k[] = {0, 2, 3, 1};
-  const float eight = 8.0f;
+  const float root = std::sqrt(float(hd));
   for (auto _ : state) {
     kk::transpose(q.data(), split, 4, perm_q, qh.data(), nullptr);
     kk::transpose(k.data(), split, 4, perm_k, kt.data(), nullptr);
     kk::transpose(v.data(), split, 4, perm_q, vh.data(), nullptr);
     kk::matmul_f32(qh.data(), heads, 4, kt.data(), ktd, 4, sc.data(), nullptr);
-    kk::binary<kk::op::Div>(sc.data(), scd, 4, &eight, one, 0, sc2.data(), scd, 4, nullptr);
+    kk::binary<kk::op::Div>(sc.data(), scd, 4, &root, one, 0, sc2.data(), scd, 4, nullptr);
     kk::binary<kk::op::Add>(sc2.data(), scd, 4, d.mask.data(), md, 4, sc.data(), scd, 4, nullptr);
     kk::softmax_f32(sc.data(), sc2.data(), nh * s, s, 1, nullptr);
     kk::matmul_f32(sc2.data(), scd, 4, vh.data(), heads, 4, ctx.data(), nullptr);
@@ -117,9 +118,14 @@ void BM_attention_unfused(benchmark::State& state) {
   set_counters(state, d.flops());
 }
 
-// BERT-base (hidden 768) at S = 128 and 384, the small config (hidden 256) at S = 128.
+// BERT-base (hidden 768) at S = 128 and 384, the small config (hidden 256) at S = 128, MiniLM
+// (12 heads of 32) at S = 128.
 void shapes(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"seq", "heads"})->Args({128, 12})->Args({384, 12})->Args({128, 4});
+  b->ArgNames({"seq", "heads", "hd"})
+      ->Args({128, 12, 64})
+      ->Args({384, 12, 64})
+      ->Args({128, 4, 64})
+      ->Args({128, 12, 32});
 }
 
 BENCHMARK(BM_attention_fused)->Apply(shapes)->Unit(benchmark::kMicrosecond);

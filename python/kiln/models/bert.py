@@ -39,6 +39,11 @@ CONFIGS = {
     "small": BertConfig(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                         intermediate_size=1024),
     "base": BertConfig(),
+    # the shapes of all-MiniLM-L6-v2 and of a ModernBERT-base-like FFN (random weights: for speed)
+    "minilm": BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                         intermediate_size=1536),
+    "large-ffn": BertConfig(hidden_size=768, num_hidden_layers=4, num_attention_heads=12,
+                            intermediate_size=2304),
 }
 
 
