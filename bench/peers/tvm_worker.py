@@ -96,7 +96,10 @@ info = {"target": f"llvm -mcpu={cpu}", "tuning_trials": trials, "version": tvm._
 if lib_path and os.path.exists(lib_path):
     try:
         ex = tvm.runtime.load_module(lib_path)
-        names = json.load(open(lib_path + ".json"))["inputs"]
+        saved = json.load(open(lib_path + ".json"))
+        names = saved["inputs"]
+        # what building it cost (MetaSchedule's tuning time included), as when it was built
+        info.update({k: saved[k] for k in ("tune_s", "build_s", "cost_model") if k in saved})
         info["cached"] = True
     except Exception as e:  # noqa: BLE001
         fail("load of cached library", e)

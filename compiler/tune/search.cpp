@@ -26,7 +26,8 @@ Result<const json*> task_results(const json& response, size_t candidates, const 
   auto results = response.find("results");
   if (results == response.end() || !results->is_array() || results->size() != 1 ||
       !(*results)[0].is_object() || !(*results)[0].contains("candidates") ||
-      !(*results)[0]["candidates"].is_array() || (*results)[0]["candidates"].size() != candidates)
+      !(*results)[0]["candidates"].is_array() || (*results)[0]["candidates"].size() != candidates ||
+      (*results)[0].value("weight_group", int64_t{0}) != t.weight_group)
     return Status::error(t.str() + ": the probe's answer does not match the request: " +
                          response.dump().substr(0, 300));
   return &(*results)[0]["candidates"];
@@ -59,7 +60,7 @@ std::string gemm_op(const ir::Node& dense) {
 Result<std::vector<Task>> dense_tasks(const ir::Graph& g, const std::vector<int64_t>& batches,
                                       const std::vector<int64_t>& seqs) {
   std::vector<Task> tasks;
-  std::map<std::tuple<std::string, int64_t, int64_t, int64_t>, size_t> index;
+  std::map<std::tuple<std::string, int64_t, int64_t, int64_t, int64_t>, size_t> index;
   for (int64_t batch : batches)
     for (int64_t seq : seqs) {
       std::vector<int64_t> sym(ir::kMaxSymbols, seq);
@@ -85,8 +86,9 @@ Result<std::vector<Task>> dense_tasks(const ir::Graph& g, const std::vector<int6
         t.gelu = n->attr_int("gelu", 0) != 0;
         t.residual = has(In::kResidual);
         t.layer_norm = has(In::kLnScale);
+        t.weight_group = quantize::is_quantized(*n) ? quantize::weight_group(*n) : 0;
         if (t.M < 1 || t.N < 1 || t.K < 1) continue;
-        auto key = std::make_tuple(t.op, t.M, t.N, t.K);
+        auto key = std::make_tuple(t.op, t.M, t.N, t.K, t.weight_group);
         auto [it, fresh] = index.emplace(key, tasks.size());
         if (fresh) tasks.push_back(t);
         Task& task = tasks[it->second];
@@ -121,6 +123,7 @@ json probe_request(const std::vector<Task>& tasks,
                   {"residual", t.residual},
                   {"layer_norm", t.layer_norm},
                   {"candidates", cs}});
+    if (t.weight_group) ts.back()["weight_group"] = t.weight_group;
   }
   json r = {{"protocol", "kiln-tune-probe/1"},
             {"min_time_ms", std::llround(min_time_ms)},

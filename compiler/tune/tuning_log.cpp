@@ -6,6 +6,8 @@
 #include <map>
 #include <sstream>
 
+#include "kiln/kernels/gemm/s8_pack.h"
+
 namespace kiln::tune {
 
 using json = nlohmann::json;
@@ -31,6 +33,7 @@ std::string TuningLog::arch() const {
 std::string Task::str() const {
   std::ostringstream s;
   s << op << " " << M << "x" << N << "x" << K;
+  if (weight_group) s << " g" << weight_group;
   return s.str();
 }
 
@@ -135,6 +138,7 @@ ojson to_json(const TuningLog& log) {
                        {"gelu", e.gelu},
                        {"residual", e.residual},
                        {"layer_norm", e.layer_norm},
+                       {"weight_group", e.weight_group},
                        {"nodes", e.nodes},
                        {"default", timing_json(e.default_timing)},
                        {"best", timing_json(e.best)},
@@ -209,6 +213,16 @@ Result<TuningLog> tuning_log_from_json(const json& j, const std::string& source)
     x.gelu = e.value("gelu", false);
     x.residual = e.value("residual", false);
     x.layer_norm = e.value("layer_norm", false);
+    if (e.contains("weight_group")) {  // absent in logs of kiln before weight groups: 0
+      KILN_ASSIGN_OR_RETURN(x.weight_group, er.integer(e, "weight_group", 0, 1 << 24));
+      if (x.weight_group &&
+          (x.op != "dense_s8" || !kernels::gemm::valid_s8_weight_group(x.weight_group)))
+        return Status::error(er.where() + ": \"weight_group\" = " + std::to_string(x.weight_group) +
+                             (x.op != "dense_s8"
+                                  ? " on a " + x.op + " entry (INT8 only)"
+                                  : " is not a multiple of 4 from 4 to " +
+                                        std::to_string(kernels::gemm::kMaxS8WeightGroup)));
+    }
     if (auto n = e.find("nodes"); n != e.end() && n->is_array())
       for (const json& s : *n)
         if (s.is_string()) x.nodes.push_back(s.get<std::string>());
@@ -219,10 +233,9 @@ Result<TuningLog> tuning_log_from_json(const json& j, const std::string& source)
     KILN_ASSIGN_OR_RETURN(x.tuned, er.boolean(e, "tuned"));
     x.measured = static_cast<int>(e.value("measured", 0));
     for (const Entry& prev : log.entries)
-      if (prev.op == x.op && prev.M == x.M && prev.N == x.N && prev.K == x.K)
-        return Status::error(er.where() + ": duplicate entry for " + x.op + " M " +
-                             std::to_string(x.M) + " N " + std::to_string(x.N) + " K " +
-                             std::to_string(x.K));
+      if (prev.op == x.op && prev.M == x.M && prev.N == x.N && prev.K == x.K &&
+          prev.weight_group == x.weight_group)
+        return Status::error(er.where() + ": duplicate entry for " + x.str());
     log.entries.push_back(std::move(x));
   }
   return log;
@@ -249,12 +262,12 @@ Status write_tuning_log(const TuningLog& log, const std::string& path) {
   return Status::ok();
 }
 
-std::vector<TunedRow> tuned_rows(const TuningLog& log, const std::string& op, int64_t N,
-                                 int64_t K) {
+std::vector<TunedRow> tuned_rows(const TuningLog& log, const std::string& op, int64_t N, int64_t K,
+                                 int64_t weight_group) {
   std::vector<const Entry*> es;
   bool any_tuned = false;
   for (const Entry& e : log.entries)
-    if (e.op == op && e.N == N && e.K == K) {
+    if (e.op == op && e.N == N && e.K == K && e.weight_group == weight_group) {
       es.push_back(&e);
       any_tuned |= e.tuned;
     }

@@ -46,6 +46,9 @@ struct Task {
   std::string op;
   int64_t M = 0, N = 0, K = 0;
   bool gelu = false, residual = false, layer_norm = false;
+  // dense_s8: rows of K per weight scale (kernels/gemm/s8_pack.h), 0 = one per output channel.
+  // The grouped kernel runs other passes than the per-channel one, so it is its own task.
+  int64_t weight_group = 0;
   std::vector<std::string> nodes;  // the model's Dense nodes with this shape
   double flops() const { return 2.0 * M * N * K; }
   std::string str() const;  // "dense_f32 128x2304x768"
@@ -95,6 +98,7 @@ struct TunedRow {
   int64_t max_m = -1;
   ScheduleChoice schedule;
 };
-std::vector<TunedRow> tuned_rows(const TuningLog& log, const std::string& op, int64_t N, int64_t K);
+std::vector<TunedRow> tuned_rows(const TuningLog& log, const std::string& op, int64_t N, int64_t K,
+                                 int64_t weight_group = 0);
 
 }  // namespace kiln::tune

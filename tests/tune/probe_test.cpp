@@ -96,7 +96,9 @@ TEST(TuneProbe, IdentifiesTheCpuAndTheVariants) {
 
 TEST(TuneProbe, TimesCandidatesAndChecksThem) {
   const Answer id = ask(json{{"protocol", "kiln-tune-probe/1"}});
-  for (const char* op : {"dense_f32", "dense_s8"}) {
+  // The INT8 task once per channel and once with weight scales per 8 rows of K (K 40: 5 groups).
+  for (auto [op, group] :
+       {std::pair<const char*, int>{"dense_f32", 0}, {"dense_s8", 0}, {"dense_s8", 8}}) {
     const std::string def = id.j.at("default").at(op);
     json cands = json::array({{{"variant", def}},
                               {{"variant", def}, {"mc", 4}, {"threads", 1}},
@@ -104,10 +106,12 @@ TEST(TuneProbe, TimesCandidatesAndChecksThem) {
                               {{"variant", def}, {"panels", 1}, {"threads", 2}}});
     json t = task(op, cands);
     t["layer_norm"] = true;
+    if (group) t["weight_group"] = group;
     const Answer a = ask(request({t}));
     ASSERT_EQ(a.rc, 0) << a.err;
     const json& r = a.j.at("results").at(0);
     EXPECT_EQ(r.at("id"), "t");
+    EXPECT_EQ(r.value("weight_group", 0), group) << "the grouped blob was measured";
     ASSERT_EQ(r.at("candidates").size(), 4u) << r.dump();
     for (const json& c : r.at("candidates")) {
       ASSERT_FALSE(c.contains("error")) << op << ": " << c.dump();
@@ -191,6 +195,8 @@ TEST(TuneProbe, BadFieldsAreNamed) {
       {"N", 65537, "tasks[0].N: must be an integer in 1..65536, got 65537"},
       {"K", "40", "tasks[0].K: must be an integer in 1..65536"},
       {"gelu", 1, "tasks[0].gelu: must be true or false"},
+      {"weight_group", 64, "tasks[0].weight_group: only for op \"dense_s8\""},
+      {"weight_group", 1024, "tasks[0].weight_group: must be an integer in 0..512, got 1024"},
       {"candidates", json::array(),
        "tasks[0].candidates: must be a non-empty array (candidate 0 is the default)"},
   };
@@ -202,6 +208,10 @@ TEST(TuneProbe, BadFieldsAreNamed) {
     EXPECT_EQ(a.j.at("results").at(0).value("error", ""), c.error);
     EXPECT_FALSE(a.j.at("results").at(1).contains("error")) << "only the bad task fails";
   }
+  json odd_group = task("dense_s8", {{{"variant", "ref"}}});
+  odd_group["weight_group"] = 6;
+  EXPECT_EQ(ask(request({odd_group})).j.at("results").at(0).value("error", ""),
+            "tasks[0].weight_group: must be 0 or a multiple of 4 (got 6)");
   json big = task("dense_f32", {{{"variant", "ref"}}});
   big["M"] = 65536;
   big["K"] = 65536;

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 from kiln_testenv import (AARCH64_BUILD, AARCH64_SYSROOT, KILN, KILN_RT,  # noqa: E402
@@ -202,6 +203,42 @@ def test_int8_tuning_reaches_the_int8_gemms(model, tmp_path):
     want, _ = run_artifact(default, tmp_path)
     # Same int32 sums whatever the variant; only the float epilogue's rounding may differ.
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_int8_weight_groups_are_tuned_as_the_grouped_kernel(tmp_path):
+    """Weights whose rows differ 50x keep scales per 8 rows of K (--int8-weight-group 8): kiln
+    tune measures those grouped GEMMs (their own log entries), and their rows reach only the
+    grouped Dense nodes, whose outputs stay the untuned grouped artifact's."""
+    m = build_model(CONFIG, seed=3, init="random")
+    with torch.no_grad():
+        for lin in m.modules():
+            if isinstance(lin, torch.nn.Linear):
+                lin.weight[:, 8:] /= 50.0
+    onnx = tmp_path / "uneven.onnx"
+    export_onnx(m, onnx, opset=14)
+    log_path = tmp_path / "grouped.json"
+    group = ["--quantize", "int8", "--int8-weight-group", "8"]
+    run(KILN, "tune", onnx, *group, "--seq", "16", "--budget", "10s", "-o", log_path)
+    log = json.loads(log_path.read_text())
+    s8 = [e for e in log["entries"] if e["op"] == "dense_s8"]
+    assert s8 and all(e["weight_group"] == 8 for e in s8), s8
+    odd = {"variant": "avx2", "mr": 6, "panels": 1, "mc": 6, "kc": 0, "nc": 16, "threads": 1}
+    art, default = tmp_path / "tuned_g8", tmp_path / "default_g8"
+    run(KILN, "compile", onnx, "-o", art, *group, "--tuning-log",
+        write(tmp_path / "forced_g8.json", forced(log, odd, "dense_s8")))
+    run(KILN, "compile", onnx, "-o", default, *group)
+    meta = json.loads((art / "model.json").read_text())
+    dense = [n for n in meta["nodes"] if n["op"] == "Dense" and n["attrs"].get("weight_group")]
+    assert dense and all(n.get("schedule") for n in dense), dense
+    assert "gemm_s8_packed_tuned" in (art / "model.cpp").read_text()
+    got, _ = run_artifact(art, tmp_path)
+    want, _ = run_artifact(default, tmp_path)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # A per-channel compile of the same model finds no entry for its GEMMs: defaults throughout.
+    plain = tmp_path / "per_channel"
+    run(KILN, "compile", onnx, "-o", plain, "--quantize", "int8", "--int8-weight-group", "0",
+        "--tuning-log", log_path.parent / "forced_g8.json")
+    assert "gemm_s8_packed_tuned" not in (plain / "model.cpp").read_text()
 
 
 def test_logs_that_do_not_fit_the_target_are_refused(model, tuned_log, tmp_path):

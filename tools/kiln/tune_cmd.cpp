@@ -20,6 +20,7 @@
 #include "compiler/tune/process.h"
 #include "compiler/util/install_layout.h"
 #include "tools/kiln/binaries.h"
+#include "tools/kiln/compile.h"
 
 namespace kiln::tools {
 namespace {
@@ -275,6 +276,9 @@ int tune_main(int argc, char** argv) {
                  "use); each GEMM may still be given fewer");
   app.add_option("--cpus", a.cpus, "pin the probe to these cores, e.g. 0-3 or 4,5");
   app.add_option("--quantize", a.quantize, "int8: tune the INT8 artifact's kernels (default none)");
+  app.add_option("--int8-weight-group", a.int8_weight_group,
+                 "with --quantize int8: the weight group kiln compile will be given, so that the "
+                 "grouped GEMMs are measured (default: kiln compile's default)");
   app.add_option("-o,--output", a.output, "the tuning log to write (tuning.json)");
   app.add_flag("--identify", a.identify,
                "only ask the probe which CPU it runs on (name, tuning-log key, caches, kernel "
@@ -318,6 +322,11 @@ int tune_main(int argc, char** argv) {
   }
   if (a.quantize != "none" && a.quantize != "int8")
     return fail("unknown --quantize value '" + a.quantize + "' (expected int8 or none)");
+  if (a.int8_weight_group) {
+    if (a.quantize != "int8") return fail("--int8-weight-group goes with --quantize int8");
+    if (const std::string e = check_int8_weight_group(*a.int8_weight_group); !e.empty())
+      return fail(e);
+  }
   if (a.json && !a.identify) return fail("--json goes with --identify");
   if (!a.identify) {
     if (a.model.empty()) return fail("give MODEL.onnx to tune (or --identify)");

@@ -67,6 +67,7 @@ int run_tuning(const TuneArgs& a, tune::Runner& runner) {
   co.model = a.model;
   co.target = a.target;
   co.quantize = a.quantize;
+  if (a.int8_weight_group) co.int8_weight_group = *a.int8_weight_group;
   for (int64_t s : seqs) co.max_seq = std::max(co.max_seq, s);
   co.graph_only = [&](const ir::Graph& g) -> Status {
     KILN_ASSIGN_OR_RETURN(tasks, tune::dense_tasks(g, batches, seqs));

@@ -162,13 +162,13 @@ struct S8Weight {
   Buffer blob, workspace;
   gemm::PackedS8 view;
   explicit S8Weight(const TaskRequest& t)
-      : blob(gemm::packed_b_s8_bytes(t.K, t.N)),
+      : blob(gemm::packed_b_s8_bytes(t.K, t.N, t.weight_group)),
         workspace(gemm::gemm_s8_workspace_bytes(t.M, t.K)) {
     Buffer w(4 * t.K * t.N);
     fill_random(w.f(), t.K * t.N, 2);
-    if (!gemm::quantize_pack_b_s8(w.f(), t.K, t.N, false, blob.get()))
+    if (!gemm::quantize_pack_b_s8(w.f(), t.K, t.N, false, blob.get(), t.weight_group))
       throw std::length_error("K is too large for the INT8 GEMM");
-    view = gemm::packed_s8_view(blob.get(), t.K, t.N);
+    view = gemm::packed_s8_view(blob.get(), t.K, t.N, nullptr, t.weight_group);
   }
 };
 
@@ -301,6 +301,7 @@ json defaults_json() {
 
 json measure_task(const TaskRequest& task, const kiln_backend* be, const TimingOptions& options) {
   json out = {{"id", task.id}, {"op", op_name(task.op)}};
+  if (task.weight_group) out["weight_group"] = task.weight_group;
   if (!task.error.empty()) {
     out["error"] = task.error;
     return out;

@@ -7,6 +7,7 @@
 //    "max_rounds": 200,
 //    "tasks": [{"id": "t0", "op": "dense_f32" | "dense_s8", "M": 128, "N": 2304, "K": 768,
 //               "bias": true, "gelu": false, "residual": false, "layer_norm": false,
+//               "weight_group": 0 (dense_s8: K rows per weight scale, 0 = per channel),
 //               "candidates": [{"variant": "avx512", "mr": 14, "panels": 2, "mc": 112, "kc": 0,
 //                               "nc": 0, "threads": 0}, ...]}]}
 //   No tasks: identify only. cpus: pin the process (and so the pool's threads) to these cores.
@@ -17,7 +18,7 @@
 //   {"protocol", "kiln_version", "cpu": {cpu_identity.h's fields}, "threads", "cpus",
 //    "cache": {"l1d", "l2", "l3"} (bytes, 0 = unknown), "variants": {"dense_f32": [rows in
 //    table order], "dense_s8": [...]}, "default": {"dense_f32": name, "dense_s8": name},
-//    "results": [{"id", "op", "candidates": [{"variant", "schedule", "median_ns", "min_ns",
+//    "results": [{"id", "op", "weight_group" (when not 0), "candidates": [{"variant", "schedule", "median_ns", "min_ns",
 //    "max_ns", "spread", "runs", "max_rel_diff"} | {"error"}]} | {"id", "op", "error"}]}
 // Exit status: 0 answered (some tasks or candidates may carry an "error"); 2 the request was
 // refused (malformed JSON, wrong protocol, a bad top-level field, a cpu that is not available),

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <set>
 
+#include "kiln/kernels/gemm/s8_pack.h"
+
 namespace kiln::tune_probe {
 namespace {
 
@@ -108,9 +110,9 @@ TaskRequest parse_task(const json& t, const std::string& where, size_t index) {
     }
     r.id = t.at("id").get<std::string>().substr(0, 256);
   }
-  r.error = unknown_key(
-      t, where,
-      {"id", "op", "M", "N", "K", "bias", "gelu", "residual", "layer_norm", "candidates"});
+  r.error = unknown_key(t, where,
+                        {"id", "op", "M", "N", "K", "bias", "gelu", "residual", "layer_norm",
+                         "weight_group", "candidates"});
   if (!r.error.empty()) return r;
   if (!t.contains("op") || !t.at("op").is_string()) {
     r.error = where + "op: must be \"dense_f32\" or \"dense_s8\"";
@@ -146,6 +148,19 @@ TaskRequest parse_task(const json& t, const std::string& where, size_t index) {
                         {"residual", &r.residual},
                         {"layer_norm", &r.layer_norm}})
     if (t.contains(key) && !(r.error = get_bool(t, key, where, v)).empty()) return r;
+  if (t.contains("weight_group")) {
+    namespace gemm = kiln::kernels::gemm;
+    if (!(r.error = get_int(t, "weight_group", where, 0, gemm::kMaxS8WeightGroup, &r.weight_group))
+             .empty())
+      return r;
+    if (r.weight_group && (r.op != Op::kDenseS8 || !gemm::valid_s8_weight_group(r.weight_group))) {
+      r.error = where + "weight_group: " +
+                (r.op != Op::kDenseS8
+                     ? std::string("only for op \"dense_s8\"")
+                     : "must be 0 or a multiple of 4 (got " + std::to_string(r.weight_group) + ")");
+      return r;
+    }
+  }
   if (!t.contains("candidates") || !t.at("candidates").is_array() || t.at("candidates").empty()) {
     r.error = where + "candidates: must be a non-empty array (candidate 0 is the default)";
     return r;

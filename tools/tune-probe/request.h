@@ -39,6 +39,7 @@ struct TaskRequest {
   Op op = Op::kDenseF32;
   int64_t M = 0, N = 0, K = 0;
   bool bias = true, gelu = false, residual = false, layer_norm = false;
+  int64_t weight_group = 0;  // dense_s8: K rows per weight scale (gemm/s8_pack.h), 0 per channel
   std::vector<CandidateRequest> candidates;
   std::string error;  // non-empty: the whole task is not run
 };

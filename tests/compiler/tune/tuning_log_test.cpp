@@ -94,6 +94,42 @@ TEST(TuningLog, BadLogsAreRefusedNamingTheField) {
       std::string::npos);
 }
 
+TEST(TuningLog, WeightGroupsAreTheirOwnEntries) {
+  // The grouped INT8 kernel is another task than the per-channel one of the same shape: its
+  // rows reach only Dense nodes with that group, and an old log (no field) means per channel.
+  TuningLog log = sample();
+  Entry grouped = entry("dense_s8", 128, 768, 768, true, 56);
+  grouped.weight_group = 64;
+  log.entries.push_back(grouped);
+  EXPECT_EQ(grouped.str(), "dense_s8 128x768x768 g64");
+  auto back = tuning_log_from_json(nlohmann::json::parse(to_json(log).dump()), "t.json");
+  ASSERT_TRUE(back) << back.status().message();
+  EXPECT_EQ(back->entries[3].weight_group, 0);
+  EXPECT_EQ(back->entries[4].weight_group, 64);
+  EXPECT_TRUE(tuned_rows(*back, "dense_s8", 768, 768).empty()) << "per channel: not tuned";
+  const auto rows = tuned_rows(*back, "dense_s8", 768, 768, 64);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].schedule.mc, 56);
+  EXPECT_TRUE(tuned_rows(*back, "dense_s8", 768, 768, 128).empty());
+
+  nlohmann::json j = to_json(log);
+  j["entries"][3].erase("weight_group");
+  EXPECT_EQ(error_of(j), "");
+  j["entries"][4]["weight_group"] = 0;
+  EXPECT_NE(error_of(j).find("entries[4]: duplicate entry for dense_s8 128x768x768"),
+            std::string::npos)
+      << error_of(j);
+  j["entries"][4]["weight_group"] = 6;
+  EXPECT_NE(error_of(j).find("entries[4]: \"weight_group\" = 6 is not a multiple of 4"),
+            std::string::npos)
+      << error_of(j);
+  j["entries"][4]["weight_group"] = 64;
+  j["entries"][0]["weight_group"] = 64;
+  EXPECT_NE(error_of(j).find("entries[0]: \"weight_group\" = 64 on a dense_f32 entry"),
+            std::string::npos)
+      << error_of(j);
+}
+
 TEST(TuningLog, ReadsWhatItWritesAndNamesUnreadableFiles) {
   const std::string path = ::testing::TempDir() + "/kiln_tuning_log_test.json";
   ASSERT_TRUE(write_tuning_log(sample(), path));
