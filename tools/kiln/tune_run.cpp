@@ -142,9 +142,10 @@ int run_tuning(const TuneArgs& a, tune::Runner& runner) {
     tuned += e.tuned;
     char gain[32] = "default kept";
     if (e.tuned) std::snprintf(gain, sizeof(gain), "%.1f %% faster", 100 * e.gain());
-    std::printf("  %-10s M %5lld N %5lld K %5lld  %-34s %9.1f us -> %9.1f us  %s\n", e.op.c_str(),
-                static_cast<long long>(e.M), static_cast<long long>(e.N),
-                static_cast<long long>(e.K), e.best.schedule.str().c_str(),
+    const std::string group = e.weight_group ? "g" + std::to_string(e.weight_group) : "";
+    std::printf("  %-10s M %5lld N %5lld K %5lld %-4s %-34s %9.1f us -> %9.1f us  %s\n",
+                e.op.c_str(), static_cast<long long>(e.M), static_cast<long long>(e.N),
+                static_cast<long long>(e.K), group.c_str(), e.best.schedule.str().c_str(),
                 e.default_timing.median_ns / 1e3, e.best.median_ns / 1e3, gain);
   }
   std::printf("kiln tune: %zu of %zu GEMMs tuned in %.0f s -> %s (kiln compile --tuning-log %s)\n",
