@@ -13,6 +13,7 @@ PKGS=(
   python3 python3-venv python3-torch python3-onnx python3-numpy python3-pytest
   libopenblas0-openmp                            # a fair PyTorch FP32 peer (else netlib BLAS)
   clang-format
+  llvm-19                                        # llvm-mca: bench/mca_rates.py (kiln tune's aarch64 model)
   clang libclang-rt-14-dev                       # libFuzzer targets (scripts/fuzz.sh; Debian 12's clang 14)
 )
 
