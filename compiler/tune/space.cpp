@@ -244,14 +244,24 @@ Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p
   }
   std::stable_sort(all.begin(), all.end(),
                    [](const Scored& a, const Scored& b) { return a.seconds < b.seconds; });
-  std::vector<ScheduleChoice> out = {def};
+  std::vector<ScheduleChoice> out;
+  std::set<std::string> out_plans;
+  auto push = [&](const ScheduleChoice& s) {
+    if (out.size() < o.max_candidates && out_plans.insert(plan_key(s)).second) out.push_back(s);
+  };
+  push(def);
+  // Every other variant's own default next: the table's measured point for that kernel, which the
+  // model may rank below its own guesses (on a Zen 4 at M 1024 and K 1536 the model's best AVX2
+  // point blocks K at 256, while AVX2's default, one K block, beats AVX-512's default by 5 %).
+  for (const VariantInfo* v : usable) {
+    if (v->name == "ref") continue;  // the portable reference kernel: its best point suffices
+    ScheduleChoice s = v->schedule;
+    s.mc = std::min(s.mc, ceil_div(t.M, s.mr) * s.mr);
+    push(s);
+  }
   auto add_best = [&](auto&& matches) {
     for (const Scored& c : all)
-      if (matches(c.s)) {
-        if (out.size() < o.max_candidates && std::find(out.begin(), out.end(), c.s) == out.end())
-          out.push_back(c.s);
-        return;
-      }
+      if (matches(c.s) && !out_plans.count(plan_key(c.s))) return push(c.s);
   };
   // The best point of each variant and of each thread count first: what the model knows least
   // (how well a CPU runs each ISA: Zen 4 executes AVX-512 as two 256-bit halves; what waking a
@@ -261,10 +271,7 @@ Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p
   for (int th : {1, p.threads / 2})
     if (th >= 1 && th < p.threads)
       add_best([&](const ScheduleChoice& s) { return s.threads == th; });
-  for (const Scored& c : all) {
-    if (out.size() >= o.max_candidates) break;
-    if (std::find(out.begin(), out.end(), c.s) == out.end()) out.push_back(c.s);
-  }
+  for (const Scored& c : all) push(c.s);
   return out;
 }
 

@@ -46,6 +46,13 @@ TEST(TuneSpace, DefaultFirstThenValidPointsOfEverySupportedVariant) {
         }
     }
     EXPECT_TRUE(other_variant) << t.str();
+    // Second: the other SIMD variant's own default schedule (mc 336 or all of M, one K block),
+    // whatever the model thinks of it.
+    ASSERT_GE(c->size(), 2u);
+    EXPECT_EQ((*c)[1].variant, "avx2") << t.str();
+    EXPECT_EQ((*c)[1].mc, std::min<int64_t>(336, (t.M + 5) / 6 * 6)) << (*c)[1].str();
+    EXPECT_EQ((*c)[1].kc, 0) << (*c)[1].str();
+    EXPECT_EQ((*c)[1].threads, 0) << (*c)[1].str();
   }
 }
 
