@@ -149,8 +149,9 @@ def kiln_artifact(art, system):
 def worker(system, a, prefix, npz, threads, runs, warmup, art, seq, save=None):
     """Runs one system in its own process; returns its JSON result or raises Failed(reason)."""
     if system in KILN_SYSTEMS:
-        cmd = [str(KILN), "bench", str(kiln_artifact(art, system)), "--batch", str(a.batch), "--seq", str(seq),
-               "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup), "--json"]
+        cmd = [str(KILN), "bench", str(kiln_artifact(art, system)), "--batch", str(a.batch),
+               "--seq", str(seq), "--threads", str(threads), "--runs", str(runs), "--warmup",
+               str(warmup), "--json"]
     else:
         base = system.replace("-int8", "").replace("-tuned", "")
         python = PYTHONS[base]
@@ -376,15 +377,18 @@ def main():
           f"{a.warmup} warm-up), ms, min over all runs in brackets; kiln/peer < 1 = kiln "
           f"faster. Load average {load0[0]:.2f} at start, {load1[0]:.2f} at end.\n")
     peers = [s for s in systems if s not in KILN_SYSTEMS]
-    short = {"ort": "ORT", "tvm-tuned": "TVM tuned"}
     # (numerator, denominator) of each ratio column
     ratios = [("kiln", s) for s in peers if s not in INT8 and "kiln" in systems]
     ratios += [("kiln-tuned", s) for s in ("kiln", "tvm-tuned")
                if "kiln-tuned" in systems and s in systems]
     ratios += [("kiln-int8", s) for s in peers if s in INT8 and "kiln-int8" in systems]
     head = ["seq", "threads"] + [label[s] for s in systems]
-    head += [f"{label[n]}/{short.get(d) or label[d].split()[0] if n != 'kiln-int8' else label[d]}"
-             for n, d in ratios]
+
+    def column(s):  # a denominator's name in a ratio column's header
+        return label[s] if s in INT8 else {"ort": "ORT", "tvm-tuned": "TVM tuned"}.get(
+            s, label[s].split()[0])
+
+    head += [f"{label[n]}/{column(d)}" for n, d in ratios]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     reasons = {}

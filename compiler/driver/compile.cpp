@@ -198,9 +198,8 @@ Result<codegen::TuningPlan> tuning_plan(const ir::Graph& g, const std::string& p
     ++r.dense_nodes;
     const ir::Value* w = n->inputs[ir::DenseIn::kWeight];
     if (!w || !w->constant || w->constant->dims.size() != 2) continue;
-    const int64_t group = quantize::is_quantized(*n) ? quantize::weight_group(*n) : 0;
-    auto rows =
-        tune::tuned_rows(log, tune::gemm_op(*n), w->constant->dims[1], w->constant->dims[0], group);
+    auto rows = tune::tuned_rows(log, tune::gemm_op(*n), w->constant->dims[1], w->constant->dims[0],
+                                 quantize::weight_group(*n));
     if (rows.empty()) continue;
     for (const tune::TunedRow& row : rows)
       if (!target::builds_avx512(r.target) && tune::is_avx512_variant(row.schedule.variant))

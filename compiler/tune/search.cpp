@@ -86,7 +86,7 @@ Result<std::vector<Task>> dense_tasks(const ir::Graph& g, const std::vector<int6
         t.gelu = n->attr_int("gelu", 0) != 0;
         t.residual = has(In::kResidual);
         t.layer_norm = has(In::kLnScale);
-        t.weight_group = quantize::is_quantized(*n) ? quantize::weight_group(*n) : 0;
+        t.weight_group = quantize::weight_group(*n);  // 0 unless INT8 (mixed precision drops it)
         if (t.M < 1 || t.N < 1 || t.K < 1) continue;
         auto key = std::make_tuple(t.op, t.M, t.N, t.K, t.weight_group);
         auto [it, fresh] = index.emplace(key, tasks.size());

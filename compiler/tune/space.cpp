@@ -246,8 +246,10 @@ Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p
                    [](const Scored& a, const Scored& b) { return a.seconds < b.seconds; });
   std::vector<ScheduleChoice> out;
   std::set<std::string> out_plans;
-  auto push = [&](const ScheduleChoice& s) {
-    if (out.size() < o.max_candidates && out_plans.insert(plan_key(s)).second) out.push_back(s);
+  auto push = [&](const ScheduleChoice& s) {  // false: the list is full or has this plan
+    if (out.size() >= o.max_candidates || !out_plans.insert(plan_key(s)).second) return false;
+    out.push_back(s);
+    return true;
   };
   push(def);
   // Every other variant's own default next: the table's measured point for that kernel, which the
@@ -261,7 +263,7 @@ Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p
   }
   auto add_best = [&](auto&& matches) {
     for (const Scored& c : all)
-      if (matches(c.s) && !out_plans.count(plan_key(c.s))) return push(c.s);
+      if (matches(c.s) && push(c.s)) return;
   };
   // The best point of each variant and of each thread count first: what the model knows least
   // (how well a CPU runs each ISA: Zen 4 executes AVX-512 as two 256-bit halves; what waking a

@@ -18,8 +18,9 @@
 //   {"protocol", "kiln_version", "cpu": {cpu_identity.h's fields}, "threads", "cpus",
 //    "cache": {"l1d", "l2", "l3"} (bytes, 0 = unknown), "variants": {"dense_f32": [rows in
 //    table order], "dense_s8": [...]}, "default": {"dense_f32": name, "dense_s8": name},
-//    "results": [{"id", "op", "weight_group" (when not 0), "candidates": [{"variant", "schedule", "median_ns", "min_ns",
-//    "max_ns", "spread", "runs", "max_rel_diff"} | {"error"}]} | {"id", "op", "error"}]}
+//    "results": [{"id", "op", "weight_group" (when not 0), "candidates": [{"variant", "schedule",
+//    "median_ns", "min_ns", "max_ns", "spread", "runs", "max_rel_diff"} | {"error"}]} | {"id",
+//    "op", "error"}]}
 // Exit status: 0 answered (some tasks or candidates may carry an "error"); 2 the request was
 // refused (malformed JSON, wrong protocol, a bad top-level field, a cpu that is not available),
 // answered with {"protocol", "error"} and the message on stderr; 1 an internal failure.
