@@ -193,14 +193,36 @@ Result<codegen::TuningPlan> tuning_plan(const ir::Graph& g, const std::string& p
   if (!log.timings_meaningful)
     r.warnings.push_back(path + " was measured under emulation (" + log.runner +
                          "): its timings mean nothing, its schedules are only valid");
+  std::vector<std::string> mismatched;  // Dense nodes whose (N, K) the log has as another kernel
   for (const auto& n : g.nodes()) {
     if (n->op != ir::Op::kDense) continue;
     ++r.dense_nodes;
     const ir::Value* w = n->inputs[ir::DenseIn::kWeight];
     if (!w || !w->constant || w->constant->dims.size() != 2) continue;
-    auto rows = tune::tuned_rows(log, tune::gemm_op(*n), w->constant->dims[1], w->constant->dims[0],
-                                 quantize::weight_group(*n));
-    if (rows.empty()) continue;
+    const int64_t N = w->constant->dims[1], K = w->constant->dims[0];
+    const std::string op = tune::gemm_op(*n);
+    const int64_t group = quantize::weight_group(*n);
+    auto rows = tune::tuned_rows(log, op, N, K, group);
+    if (rows.empty()) {
+      // The log measured this GEMM as another kernel: kiln tune ran with other INT8 options
+      // (--quantize, --quantize-exclude, --min-cosine, --int8-weight-group) than this compile.
+      const tune::Entry* other = nullptr;
+      for (const tune::Entry& e : log.entries) {
+        if (e.N != N || e.K != K) continue;
+        if (e.op == op && e.weight_group == group) {  // measured, the default kept
+          other = nullptr;
+          break;
+        }
+        other = &e;
+      }
+      const auto kernel = [](const std::string& o, int64_t g) {
+        return o + (g ? " with weight groups of " + std::to_string(g) : "");
+      };
+      if (other)
+        mismatched.push_back("'" + n->name + "' is " + kernel(op, group) + ", the log has " +
+                             kernel(other->op, other->weight_group));
+      continue;
+    }
     for (const tune::TunedRow& row : rows)
       if (!target::builds_avx512(r.target) && tune::is_avx512_variant(row.schedule.variant))
         return Status::error(path + ": node '" + n->name + "' is tuned with variant '" +
@@ -208,6 +230,12 @@ Result<codegen::TuningPlan> tuning_plan(const ir::Graph& g, const std::string& p
                              "' does not build (no AVX-512): tune with --target " + r.target.name);
     plan.nodes[n.get()] = std::move(rows);
   }
+  if (!mismatched.empty())
+    r.warnings.push_back(path + ": " + std::to_string(mismatched.size()) +
+                         " Dense node(s) keep the default schedule: the log measured their GEMM "
+                         "as another kernel (" +
+                         mismatched.front() + (mismatched.size() > 1 ? ", ..." : "") +
+                         "): give kiln tune the INT8 options given to kiln compile");
   r.tuned_nodes = plan.nodes.size();
   r.tuning_cpu = plan.cpu_name + " (" + plan.cpu_key + ")";
   if (log.target != r.target.name)

@@ -241,6 +241,47 @@ def test_int8_weight_groups_are_tuned_as_the_grouped_kernel(tmp_path):
     assert "gemm_s8_packed_tuned" not in (plain / "model.cpp").read_text()
 
 
+def test_tune_takes_the_int8_options_of_the_compile(model, tmp_path):
+    """Layers that --quantize-exclude or --min-cosine keep in FP32 are FP32 GEMMs in the
+    artifact: kiln tune given the same options measures them as such, and a compile with other
+    options than the tuning run says which nodes the log does not fit."""
+    excluded = ["--quantize", "int8", "--quantize-exclude", "*intermediate*"]
+    log_path = tmp_path / "excluded.json"
+    run(KILN, "tune", model, *excluded, "--seq", "16", "--budget", "5s", "-o", log_path)
+    log = json.loads(log_path.read_text())
+    ops = {(e["N"], e["K"]): e["op"] for e in log["entries"] if e["M"] > 1}
+    ffn_up = (CONFIG.intermediate_size, CONFIG.hidden_size)
+    assert ops.pop(ffn_up) == "dense_f32" and set(ops.values()) == {"dense_s8"}, log["entries"]
+    forced_log = forced(forced(log, AVX2_ODD), dict(AVX2_ODD, kc=0), "dense_s8")
+    forced_path = write(tmp_path / "forced_excluded.json", forced_log)
+    art = tmp_path / "excluded"
+    proc = run(KILN, "compile", model, "-o", art, *excluded, "--tuning-log", forced_path)
+    assert "measured their GEMM as another kernel" not in proc.stderr, proc.stderr
+    dense = [n for n in json.loads((art / "model.json").read_text())["nodes"] if n["op"] == "Dense"]
+    assert dense and all(n.get("schedule") for n in dense), dense
+    # INT8 everywhere: the FFN-up GEMMs are INT8 there, and the log has them as FP32.
+    proc = run(KILN, "compile", model, "-o", tmp_path / "all_int8", "--quantize", "int8",
+               "--tuning-log", forced_path)
+    assert (f"{CONFIG.num_hidden_layers} Dense node(s) keep the default schedule: the log "
+            "measured their GEMM as another kernel ('/encoder/layer.0/intermediate/dense/Dense'"
+            " is dense_s8, the log has dense_f32") in proc.stderr, proc.stderr
+    # --min-cosine this close to 1 keeps layers in FP32: the tuner sees FP32 GEMMs.
+    mixed = tmp_path / "mixed.json"
+    run(KILN, "tune", model, "--quantize", "int8", "--min-cosine", "0.99999999", "--seq", "16",
+        "--budget", "5s", "-o", mixed)
+    assert "dense_f32" in {e["op"] for e in json.loads(mixed.read_text())["entries"]}
+    for flags, message in [
+        (["--min-cosine", "0.999"], "--min-cosine needs --quantize int8"),
+        (["--quantize-exclude", "*"], "--quantize-exclude needs --quantize int8"),
+        (["--quantize", "int8", "--calibrate", str(tmp_path / "texts.txt")],
+         "a text file (one text per line) needs the tokenizer"),
+        (["--quantize", "int8", "--calibrate", str(tmp_path / "missing.npz")], "missing.npz"),
+    ]:
+        proc = run(KILN, "tune", model, *flags, "--seq", "16", "-o", tmp_path / "x.json",
+                   check=False)
+        assert proc.returncode != 0 and message in proc.stderr, (flags, proc.stderr)
+
+
 def test_logs_that_do_not_fit_the_target_are_refused(model, tuned_log, tmp_path):
     avx512 = dict(AVX2_ODD, variant="avx512", mr=14, panels=2)
     log = write(tmp_path / "avx512.json", forced(tuned_log, avx512))

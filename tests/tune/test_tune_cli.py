@@ -55,7 +55,7 @@ def test_probe_timeout(tmp_path):
     (["--seq", "16,a"], "--seq"),
     (["--cpus", "3-1"], "--cpus"),
     (["--quantize", "int4"], "--quantize"),
-    (["--int8-weight-group", "64"], "--int8-weight-group goes with --quantize int8"),
+    (["--int8-weight-group", "64"], "--int8-weight-group needs --quantize int8"),
     (["--quantize", "int8", "--int8-weight-group", "6"], "--int8-weight-group 6"),
     (["--runner", "tcp://x"], "expected local, ssh://"),
     (["--target", "rpi5"], "--runner local"),

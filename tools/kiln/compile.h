@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "tools/kiln/quantize_args.h"
+
 namespace kiln::tools {
 
 struct CompileArgs {
@@ -16,31 +18,21 @@ struct CompileArgs {
   int64_t max_seq = 0;
   bool dump_ir = false;
   int jobs = 2;
-  std::string vocab;              // BERT vocab.txt to pack (tokenizer on the board)
-  bool cased = false;             // the vocabulary is cased: no lower-casing / accent stripping
-  std::string tokenizer;          // Hugging Face tokenizer.json to pack (instead of vocab)
-  std::string pooling;            // cls | mean | max | last | none: model.json "pooling"
-  bool normalize = false;         // L2-normalise the embeddings (implies --pooling none alone)
-  std::string pooling_output;     // the output to pool; empty: the model's (pack_pooling.h)
-  std::string bundle;             // out.tar.gz: artifact + runtime + infer.py for the board
-  std::string quantize = "none";  // none | int8 (compiler/quantize)
-  std::vector<std::string> quantize_exclude;  // glob patterns over node / weight names
-  std::string calibrate;      // INT8 calibration inputs (.npz / .npy); empty: generated
-  bool no_smoothing = false;  // INT8 without activation smoothing (compiler/quantize/smooth.h)
-  double min_cosine = 0;      // INT8 mixed precision (compiler/quantize/mixed_precision.h); 0: off
-  std::string tuning_log;     // kiln tune's tuning.json: tuned schedules into model.so
-  // INT8 weight scales per group of this many input channels; unset: the compiler's default
-  // (compiler/quantize/quantize.h).
-  std::optional<int64_t> int8_weight_group;
+  std::string vocab;           // BERT vocab.txt to pack (tokenizer on the board)
+  bool cased = false;          // the vocabulary is cased: no lower-casing / accent stripping
+  std::string tokenizer;       // Hugging Face tokenizer.json to pack (instead of vocab)
+  std::string pooling;         // cls | mean | max | last | none: model.json "pooling"
+  bool normalize = false;      // L2-normalise the embeddings (implies --pooling none alone)
+  std::string pooling_output;  // the output to pool; empty: the model's (pack_pooling.h)
+  std::string bundle;          // out.tar.gz: artifact + runtime + infer.py for the board
+  QuantizeArgs int8;           // --quantize and the options of the INT8 artifact
+  std::string tuning_log;      // kiln tune's tuning.json: tuned schedules into model.so
   // Internal (quant-report): every Dense output becomes an extra graph output, after the
   // original outputs, named after its value.
   bool expose_dense_outputs = false;
   std::vector<std::string>* model_outputs = nullptr;  // if set: receives the original output names
   bool quiet = false;  // no summary on stdout (warnings still go to stderr)
 };
-
-// "" if --int8-weight-group `group` is one the INT8 GEMM takes, else the error (naming the flag).
-std::string check_int8_weight_group(int64_t group);
 
 // Compiles a.model into a.output_dir; prints errors ("kiln: error: ...") and warnings
 // ("kiln: warning: ...") to stderr. Returns the process exit code (0 = success).

@@ -24,6 +24,7 @@
 #include "tools/kiln/compile.h"
 #include "tools/kiln/pack_pooling.h"
 #include "tools/kiln/pack_vocab.h"
+#include "tools/kiln/quantize_args.h"
 #include "tools/kiln/tune_cmd.h"
 #include "tools/kiln/variants.h"
 
@@ -73,29 +74,9 @@ int print_ops(bool json) {
 
 }  // namespace
 
-std::string kiln::tools::check_int8_weight_group(int64_t group) {
-  if (kiln::kernels::gemm::valid_s8_weight_group(group)) return "";
-  return "--int8-weight-group " + std::to_string(group) + ": expected 0 (one scale per output " +
-         "channel) or a multiple of 4 from 4 to " +
-         std::to_string(kiln::kernels::gemm::kMaxS8WeightGroup);
-}
-
 int kiln::tools::compile(const CompileArgs& a) {
   auto t0 = Clock::now();
-  if (a.quantize != "none" && a.quantize != "int8")
-    return fail("unknown --quantize value '" + a.quantize + "' (expected int8 or none)");
-  if (a.quantize == "none" && !a.quantize_exclude.empty())
-    return fail("--quantize-exclude needs --quantize int8");
-  if (a.quantize == "none" &&
-      (!a.calibrate.empty() || a.no_smoothing || a.min_cosine > 0 || a.int8_weight_group))
-    return fail(std::string(a.no_smoothing        ? "--no-smoothing"
-                            : a.min_cosine > 0    ? "--min-cosine"
-                            : a.int8_weight_group ? "--int8-weight-group"
-                                                  : "--calibrate") +
-                " needs --quantize int8");
-  if (a.int8_weight_group)
-    if (const std::string e = check_int8_weight_group(*a.int8_weight_group); !e.empty())
-      return fail(e);
+  if (const std::string e = kiln::tools::check_quantize_args(a.int8); !e.empty()) return fail(e);
   auto target = kiln::target::target_from_name(a.target);
   if (!target) return fail(target.status().message());
   if (a.cased && a.vocab.empty()) return fail("--cased describes a vocabulary: give --vocab too");
@@ -120,41 +101,12 @@ int kiln::tools::compile(const CompileArgs& a) {
   o.target = a.target;
   o.max_seq = a.max_seq;
   o.jobs = a.jobs;
-  o.quantize = a.quantize;
-  o.quantize_exclude = a.quantize_exclude;
-  o.smooth = !a.no_smoothing;
-  if (a.int8_weight_group) o.int8_weight_group = *a.int8_weight_group;
-  o.min_cosine = a.min_cosine;
   o.tuning_log = a.tuning_log;
-  // A text calibration file is tokenized with the model's tokenizer (the runtime's own code).
-  std::unique_ptr<kiln::rt::TextTokenizer> text_tokenizer;
-  kiln::tools::TextEncoder encoder;
-  if (a.calibrate.size() > 4 && a.calibrate.substr(a.calibrate.size() - 4) == ".txt") {
-    kiln::rt::Status s;
-    if (!a.tokenizer.empty()) {
-      s = kiln::rt::parse_tokenizer_json(tokenizer.text, a.tokenizer, &text_tokenizer);
-    } else if (!a.vocab.empty()) {
-      std::unique_ptr<kiln::rt::Tokenizer> wordpiece;
-      kiln::rt::TokenizerOptions options;
-      options.lower_case = !a.cased;
-      s = kiln::rt::Tokenizer::load(a.vocab, options, &wordpiece);
-      text_tokenizer = std::move(wordpiece);
-    } else {
-      return fail("--calibrate " + a.calibrate +
-                  ": a text file (one text per line) needs the tokenizer: give --tokenizer "
-                  "tokenizer.json or --vocab vocab.txt");
-    }
-    if (!s.ok()) return fail(s.message);
-    encoder.pad_id = text_tokenizer->pad_id();
-    encoder.encode = [&](const std::string& text, int64_t max_len) {
-      return text_tokenizer->encode(text, max_len, nullptr);
-    };
-  }
-  if (!a.calibrate.empty())
-    o.calibration = [&a, &encoder](const kiln::ir::Graph& g) {
-      return kiln::tools::read_calibration_file(a.calibrate, g,
-                                                encoder.encode ? &encoder : nullptr);
-    };
+  kiln::tools::QuantizeSetup quantize;
+  if (auto st =
+          quantize.apply(a.int8, a.tokenizer.empty() ? nullptr : &tokenizer, a.vocab, a.cased, &o);
+      !st)
+    return fail(st.message());
   o.expose_dense_outputs = a.expose_dense_outputs;
   if (a.dump_ir)
     o.after_stage = [](const std::string& stage, const kiln::ir::Graph& g) {
@@ -201,15 +153,15 @@ int kiln::tools::compile(const CompileArgs& a) {
   }
   std::printf("\n  time: import %.2f s, passes %.2f s, codegen+build %.2f s, total %.2f s\n",
               r.import_seconds, r.passes_seconds, r.codegen_seconds, seconds_since(t0));
-  if (a.quantize == "int8")
+  if (a.int8.quantize == "int8")
     std::printf("  quantization: int8 (%zu Dense layers, %zu embedding tables; %zu excluded)\n",
                 r.quantized_layers, r.quantized_tables, r.quantize_excluded.size());
-  if (r.calibrated && !a.no_smoothing)
+  if (r.calibrated && !a.int8.no_smoothing)
     std::printf("  smoothing: %zu of %zu Dense layers, calibrated on %s in %.1f s\n",
                 r.smoothed_layers, r.quantized_layers,
-                a.calibrate.empty() ? "generated inputs" : a.calibrate.c_str(),
+                a.int8.calibrate.empty() ? "generated inputs" : a.int8.calibrate.c_str(),
                 r.calibration_seconds);
-  if (const int64_t group = a.int8_weight_group.value_or(kernels::gemm::kS8WeightGroup);
+  if (const int64_t group = a.int8.weight_group.value_or(kernels::gemm::kS8WeightGroup);
       r.quantized_layers > 0 && group > 0)
     std::printf(
         "  weight groups of %lld along K: %zu of %zu Dense layers (where they cut the "
@@ -220,7 +172,7 @@ int kiln::tools::compile(const CompileArgs& a) {
     std::printf(
         "  mixed precision: mean cosine %.6f (worst vector %.6f) for --min-cosine %g, %zu of "
         "%zu layers kept in FP32 (INT8 everywhere: %.6f); %d emulated runs\n",
-        mp->chosen.mean_cosine, mp->chosen.worst_cosine, a.min_cosine, mp->kept_fp32.size(),
+        mp->chosen.mean_cosine, mp->chosen.worst_cosine, a.int8.min_cosine, mp->kept_fp32.size(),
         mp->candidates, mp->int8.mean_cosine, mp->runs);
     for (const auto& k : mp->kept_fp32)
       std::printf("    fp32: %s%s%s%s (mean cosine %.6f when only it is INT8)\n", k.name.c_str(),
@@ -288,28 +240,7 @@ int main(int argc, char** argv) {
                 "the output to pool (default last_hidden_state, or the only one that fits)");
   c->add_option("--bundle", a.bundle,
                 "also write OUT.tar.gz: artifact + the target's runtime + infer.py for the board");
-  c->add_option("--quantize", a.quantize,
-                "int8: INT8 dynamic quantization of the weight GEMMs and embedding tables "
-                "(default none)");
-  c->add_option("--quantize-exclude", a.quantize_exclude,
-                "keep layers whose node or weight name matches this glob (* and ?) in FP32; "
-                "repeatable")
-      ->allow_extra_args(false);
-  c->add_option("--calibrate", a.calibrate,
-                "INT8 calibration inputs: FILE.npz (numpy.savez, keys = graph input names), "
-                "FILE.npy (the first input) or FILE.txt (a text per line, first 64, with "
-                "--tokenizer / --vocab); default: generated token ids, seq 128");
-  c->add_flag("--no-smoothing", a.no_smoothing,
-              "INT8 without activation smoothing (outlier channels then cost accuracy)");
-  c->add_option("--int8-weight-group", a.int8_weight_group,
-                "INT8 weight scales per group of N input channels; 0 = one scale per output "
-                "channel; default " +
-                    std::to_string(kiln::kernels::gemm::kS8WeightGroup));
-  c->add_option("--min-cosine", a.min_cosine,
-                "INT8 mixed precision: keep the fewest layers in FP32 for the outputs' mean "
-                "per-vector cosine to FP32 on the calibration inputs to reach this, e.g. 0.9995 "
-                "(measured on an emulation of the INT8 kernels)")
-      ->check(CLI::Range(1e-9, 1.0));
+  kiln::tools::add_quantize_options(*c, a.int8);
   c->add_option("--tuning-log", a.tuning_log,
                 "kiln tune's tuning.json: build its tuned GEMM schedules into model.so (used on "
                 "the CPU it was measured on, defaults elsewhere)");

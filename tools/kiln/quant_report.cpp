@@ -213,9 +213,9 @@ int quant_report_compiled_main(int argc, char** argv) {
   if (int rc = compile(c)) return rc;
   c.output_dir = (tmp / "int8").string();
   c.model_outputs = nullptr;
-  c.quantize = "int8";
-  c.quantize_exclude = a.exclude;
-  c.int8_weight_group = a.weight_group;
+  c.int8.quantize = "int8";
+  c.int8.exclude = a.exclude;
+  c.int8.weight_group = a.weight_group;
   if (int rc = compile(c)) return rc;
   if (a.keep) std::printf("artifacts %s/{fp32,int8}\n", tmp.c_str());
 

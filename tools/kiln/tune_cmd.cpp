@@ -275,10 +275,10 @@ int tune_main(int argc, char** argv) {
                  "the thread count the model will run with (default: every core the probe may "
                  "use); each GEMM may still be given fewer");
   app.add_option("--cpus", a.cpus, "pin the probe to these cores, e.g. 0-3 or 4,5");
-  app.add_option("--quantize", a.quantize, "int8: tune the INT8 artifact's kernels (default none)");
-  app.add_option("--int8-weight-group", a.int8_weight_group,
-                 "with --quantize int8: the weight group kiln compile will be given, so that the "
-                 "grouped GEMMs are measured (default: kiln compile's default)");
+  add_quantize_options(app, a.int8);
+  app.add_option("--tokenizer", a.tokenizer, "tokenizer.json to read --calibrate FILE.txt with");
+  app.add_option("--vocab", a.vocab, "vocab.txt (WordPiece) to read --calibrate FILE.txt with");
+  app.add_flag("--cased", a.cased, "--vocab is cased (no lower-casing)");
   app.add_option("-o,--output", a.output, "the tuning log to write (tuning.json)");
   app.add_flag("--identify", a.identify,
                "only ask the probe which CPU it runs on (name, tuning-log key, caches, kernel "
@@ -320,13 +320,9 @@ int tune_main(int argc, char** argv) {
     if (!cpus) return fail(cpus.status().message());
     a.cpu_list = cpus.value();
   }
-  if (a.quantize != "none" && a.quantize != "int8")
-    return fail("unknown --quantize value '" + a.quantize + "' (expected int8 or none)");
-  if (a.int8_weight_group) {
-    if (a.quantize != "int8") return fail("--int8-weight-group goes with --quantize int8");
-    if (const std::string e = check_int8_weight_group(*a.int8_weight_group); !e.empty())
-      return fail(e);
-  }
+  if (const std::string e = check_quantize_args(a.int8); !e.empty()) return fail(e);
+  if (!a.tokenizer.empty() && !a.vocab.empty())
+    return fail("--vocab and --tokenizer both give the tokenizer: choose one");
   if (a.json && !a.identify) return fail("--json goes with --identify");
   if (!a.identify) {
     if (a.model.empty()) return fail("give MODEL.onnx to tune (or --identify)");

@@ -66,8 +66,14 @@ int run_tuning(const TuneArgs& a, tune::Runner& runner) {
   CompileOptions co;
   co.model = a.model;
   co.target = a.target;
-  co.quantize = a.quantize;
-  if (a.int8_weight_group) co.int8_weight_group = *a.int8_weight_group;
+  TokenizerJson tokenizer;
+  if (!a.tokenizer.empty())
+    if (Status s = read_tokenizer_json(a.tokenizer, &tokenizer); !s) return fail(s.message());
+  QuantizeSetup quantize;
+  if (Status s =
+          quantize.apply(a.int8, a.tokenizer.empty() ? nullptr : &tokenizer, a.vocab, a.cased, &co);
+      !s)
+    return fail(s.message());
   for (int64_t s : seqs) co.max_seq = std::max(co.max_seq, s);
   co.graph_only = [&](const ir::Graph& g) -> Status {
     KILN_ASSIGN_OR_RETURN(tasks, tune::dense_tasks(g, batches, seqs));
@@ -132,7 +138,7 @@ int run_tuning(const TuneArgs& a, tune::Runner& runner) {
   log->timings_meaningful = runner.timings_meaningful();
   log->model = std::filesystem::path(a.model).filename().string();
   if (auto sha = util::sha256_file(a.model)) log->model_sha256 = *sha;
-  log->quantize = a.quantize;
+  log->quantize = a.int8.quantize;
   log->seq = seqs;
   log->batch = batches;
   if (auto s = tune::write_tuning_log(*log, a.output); !s) return fail(s.message());
