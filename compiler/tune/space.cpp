@@ -29,6 +29,16 @@ struct Plan {
   int threads;
 };
 
+// The thread caps below the pool's count worth a measurement: 1, half (4+ threads) and all but
+// one (3+ threads).
+std::set<int> thread_caps(int pool_threads) {
+  std::set<int> caps;
+  if (pool_threads > 1) caps.insert(1);
+  if (pool_threads >= 4) caps.insert(pool_threads / 2);
+  if (pool_threads >= 3) caps.insert(pool_threads - 1);
+  return caps;
+}
+
 Plan plan(const Task& t, const ScheduleChoice& s, int pool_threads) {
   constexpr double kMinParallelFlops = 1 << 18;  // driver.h: smaller GEMMs stay on the caller
   Plan p;
@@ -229,9 +239,10 @@ Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p
       for (int64_t parts : {2, 4, 8})
         if (t.N >= parts * tile_cols)
           ncs.insert(ceil_div(ceil_div(t.N, parts), tile_cols) * tile_cols);
+      // Thread caps: all, one, half and all but one (a Pi 5's four cores share 2 MB of L3, and
+      // the fourth thread may cost more than it brings on a GEMM that streams its weight).
       std::set<int> threads = {0};
-      if (p.threads > 1) threads.insert(1);
-      if (p.threads >= 4) threads.insert(p.threads / 2);
+      for (int th : thread_caps(p.threads)) threads.insert(th);
       for (int64_t mc : mcs)
         for (int64_t kc : kcs)
           for (int64_t nc : ncs)
@@ -270,9 +281,8 @@ Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p
   // second core costs next to a small GEMM), then the best of the rest.
   for (const VariantInfo* v : usable)
     add_best([&](const ScheduleChoice& s) { return s.variant == v->name; });
-  for (int th : {1, p.threads / 2})
-    if (th >= 1 && th < p.threads)
-      add_best([&](const ScheduleChoice& s) { return s.threads == th; });
+  for (int th : thread_caps(p.threads))
+    add_best([&](const ScheduleChoice& s) { return s.threads == th; });
   for (const Scored& c : all) push(c.s);
   return out;
 }

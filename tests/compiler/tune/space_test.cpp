@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "probe_fixture.h"
 
 namespace kiln::tune {
@@ -84,6 +86,15 @@ TEST(TuneSpace, SingleThreadProbeOffersNoThreadCap) {
   auto c = candidates(task("dense_f32", 128, 768, 768), testing::identify(1), SpaceOptions{});
   ASSERT_TRUE(c);
   for (const ScheduleChoice& s : *c) EXPECT_EQ(s.threads, 0);
+}
+
+TEST(TuneSpace, FourThreadsAlsoTryThreeTwoAndOne) {
+  // A Pi 5's four cores share 2 MB of L3: each cap's best point is measured, 3 included.
+  auto c = candidates(task("dense_f32", 128, 3072, 768), testing::identify(4), SpaceOptions{});
+  ASSERT_TRUE(c);
+  std::set<int> caps;
+  for (const ScheduleChoice& s : *c) caps.insert(s.threads);
+  EXPECT_EQ(caps, (std::set<int>{0, 1, 2, 3}));
 }
 
 TEST(TuneSpace, NoSupportedVariantIsAnError) {
