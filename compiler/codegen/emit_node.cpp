@@ -375,7 +375,8 @@ class NodeEmitter {
       const tune::ScheduleChoice& s = r.schedule;
       b_ << "      {" << (r.max_m < 0 ? std::string("INT64_MAX") : int_literal(r.max_m)) << ", "
          << c_string(s.variant) << ", kk::gemm::Schedule{" << s.mr << ", " << s.panels << ", "
-         << s.mc << ", " << s.kc << ", " << s.nc << ", " << s.threads << "}},\n";
+         << s.mc << ", " << s.kc << ", " << s.nc << ", " << s.threads << ", " << s.prefetch
+         << "}},\n";
     }
     b_ << "  };\n";
     return "tuned, " + std::to_string(tuned_->size()) + ", kiln_tuned_cpu(), ";

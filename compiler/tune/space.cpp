@@ -150,6 +150,7 @@ Result<ProbeInfo> probe_info_from_json(const json& r) {
       v.schedule.kc = json_int(s, "kc");
       v.schedule.nc = json_int(s, "nc");
       v.schedule.threads = static_cast<int>(json_int(s, "threads"));
+      v.schedule.prefetch = s.contains("prefetch") ? static_cast<int>(json_int(s, "prefetch")) : 1;
       if (v.name.empty() || v.schedule.mr < 1 || v.schedule.panels < 1 || v.schedule.mc < 1)
         return Status::error("probe response: bad variant row " + row.dump());
       p.variants[op].push_back(v);
@@ -212,7 +213,8 @@ Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p
     const Plan pl = plan(t, s, p.threads);
     return s.variant + "/" + std::to_string(s.mr) + "/" + std::to_string(s.panels) + "/" +
            std::to_string(pl.m_groups) + "/" + std::to_string(pl.n_groups) + "/" +
-           std::to_string(pl.k_blocks) + "/" + std::to_string(pl.threads);
+           std::to_string(pl.k_blocks) + "/" + std::to_string(pl.threads) +
+           (s.prefetch && pl.n_tiles > pl.n_groups ? "/pf" : "");  // no next tile: no prefetch
   };
   std::set<std::string> seen = {plan_key(def)};
   for (const VariantInfo* v : usable) {
@@ -266,10 +268,17 @@ Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p
   // Every other variant's own default next: the table's measured point for that kernel, which the
   // model may rank below its own guesses (on a Zen 4 at M 1024 and K 1536 the model's best AVX2
   // point blocks K at 256, while AVX2's default, one K block, beats AVX-512's default by 5 %).
+  std::vector<ScheduleChoice> variant_defaults = {def};
   for (const VariantInfo* v : usable) {
     if (v->name == "ref") continue;  // the portable reference kernel: its best point suffices
     ScheduleChoice s = v->schedule;
     s.mc = std::min(s.mc, ceil_div(t.M, s.mr) * s.mr);
+    if (push(s)) variant_defaults.push_back(s);
+  }
+  // Then those defaults without the software prefetch of the next column tile: the model cannot
+  // tell what it is worth (on a Zen 4 it gains 2-4 % at M 1024 and costs as much at M 128, K 3072).
+  for (ScheduleChoice s : variant_defaults) {
+    s.prefetch = 0;
     push(s);
   }
   auto add_best = [&](auto&& matches) {

@@ -17,6 +17,7 @@ std::string ScheduleChoice::str() const {
   std::ostringstream s;
   s << variant << " mr" << mr << " p" << panels << " mc" << mc << " kc" << kc << " nc" << nc << " t"
     << threads;
+  if (!prefetch) s << " pf0";
   return s.str();
 }
 
@@ -38,8 +39,8 @@ std::string Task::str() const {
 }
 
 ojson schedule_json(const ScheduleChoice& s) {
-  return {{"variant", s.variant}, {"mr", s.mr}, {"panels", s.panels},  {"mc", s.mc},
-          {"kc", s.kc},           {"nc", s.nc}, {"threads", s.threads}};
+  return {{"variant", s.variant}, {"mr", s.mr}, {"panels", s.panels},   {"mc", s.mc},
+          {"kc", s.kc},           {"nc", s.nc}, {"threads", s.threads}, {"prefetch", s.prefetch}};
 }
 
 namespace {
@@ -109,6 +110,10 @@ Result<ScheduleChoice> schedule_from_json(const json& j, const Reader& r) {
   KILN_ASSIGN_OR_RETURN(s.kc, r.integer(j, "kc", 0, 1 << 20));
   KILN_ASSIGN_OR_RETURN(s.nc, r.integer(j, "nc", 0, 1 << 20));
   KILN_ASSIGN_OR_RETURN(int64_t threads, r.integer(j, "threads", 0, 1024));
+  if (j.contains("prefetch")) {  // absent in logs of kiln before the prefetch choice: on
+    KILN_ASSIGN_OR_RETURN(int64_t prefetch, r.integer(j, "prefetch", 0, 1));
+    s.prefetch = static_cast<int>(prefetch);
+  }
   s.mr = static_cast<int>(mr);
   s.panels = static_cast<int>(panels);
   s.threads = static_cast<int>(threads);

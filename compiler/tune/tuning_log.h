@@ -18,18 +18,19 @@ constexpr const char* kTuningLogFormat = "kiln-tuning";
 constexpr int kTuningLogVersion = 1;
 
 // One point of the schedule space: a GEMM micro-kernel variant and kernels/gemm/types.h's
-// Schedule (threads 0 = all of the runtime's).
+// Schedule (threads 0 = all of the runtime's; prefetch 1 = the next column tile's B into L2).
 struct ScheduleChoice {
   std::string variant;
   int mr = 0, panels = 0;
   int64_t mc = 0, kc = 0, nc = 0;
   int threads = 0;
+  int prefetch = 1;
 
   bool operator==(const ScheduleChoice& o) const {
     return variant == o.variant && mr == o.mr && panels == o.panels && mc == o.mc && kc == o.kc &&
-           nc == o.nc && threads == o.threads;
+           nc == o.nc && threads == o.threads && prefetch == o.prefetch;
   }
-  std::string str() const;  // "avx512 mr14 p2 mc112 kc0 nc0 t0"
+  std::string str() const;  // "avx512 mr14 p2 mc112 kc0 nc0 t0" (+ " pf0" without prefetch)
 };
 
 // The schedule as JSON: the probe's candidate format, the log's and model.json's.

@@ -31,7 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const CandidateRequest& c : t.candidates) {
       if (!c.error.empty()) continue;
       if ((c.has_mr && c.mr < 1) || (c.has_panels && c.panels < 1) || (c.has_mc && c.mc < 1) ||
-          c.kc < 0 || c.nc < 0 || c.threads < 0 || c.threads > kMaxThreads)
+          c.kc < 0 || c.nc < 0 || c.threads < 0 || c.threads > kMaxThreads || c.prefetch < 0 ||
+          c.prefetch > 1)
         std::abort();
     }
   }

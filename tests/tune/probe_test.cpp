@@ -86,7 +86,7 @@ TEST(TuneProbe, IdentifiesTheCpuAndTheVariants) {
     std::string first;
     for (const json& r : v.at(op)) {
       if (r.at("supported").get<bool>() && first.empty()) first = r.at("name");
-      for (const char* f : {"mr", "panels", "mc", "kc", "nc", "threads"})
+      for (const char* f : {"mr", "panels", "mc", "kc", "nc", "threads", "prefetch"})
         EXPECT_TRUE(r.at("schedule").at(f).is_number_integer());
       EXPECT_FALSE(r.at("kernel").get<std::string>().empty());
     }
@@ -103,7 +103,7 @@ TEST(TuneProbe, TimesCandidatesAndChecksThem) {
     json cands = json::array({{{"variant", def}},
                               {{"variant", def}, {"mc", 4}, {"threads", 1}},
                               {{"variant", "ref"}, {"mr", 3}, {"kc", 16}, {"nc", 16}},
-                              {{"variant", def}, {"panels", 1}, {"threads", 2}}});
+                              {{"variant", def}, {"panels", 1}, {"threads", 2}, {"prefetch", 0}}});
     json t = task(op, cands);
     t["layer_norm"] = true;
     if (group) t["weight_group"] = group;
@@ -127,6 +127,8 @@ TEST(TuneProbe, TimesCandidatesAndChecksThem) {
     EXPECT_EQ(r.at("candidates").at(0).at("max_rel_diff"), 0.0);
     EXPECT_EQ(r.at("candidates").at(1).at("schedule").at("mc"), 4);
     EXPECT_EQ(r.at("candidates").at(2).at("variant"), "ref");
+    EXPECT_EQ(r.at("candidates").at(0).at("schedule").at("prefetch"), 1);
+    EXPECT_EQ(r.at("candidates").at(3).at("schedule").at("prefetch"), 0);
   }
 }
 
@@ -171,11 +173,13 @@ TEST(TuneProbe, BadFieldsAreNamed) {
        "tasks[0].candidates[1].nc: must be an integer in 0..1099511627776"},
       {{{"variant", "ref"}, {"threads", -1}},
        "tasks[0].candidates[1].threads: must be an integer in 0..1024, got -1"},
+      {{{"variant", "ref"}, {"prefetch", 2}},
+       "tasks[0].candidates[1].prefetch: must be an integer in 0..1, got 2"},
       {{{"variant", 7}},
        "tasks[0].candidates[1].variant: must be a string naming a kernel variant"},
       {{{"variant", "ref"}, {"mcc", 1}},
        "tasks[0].candidates[1].mcc: unknown field (known: variant, mr, panels, mc, kc, nc, "
-       "threads)"},
+       "threads, prefetch)"},
       {json::array(), "tasks[0].candidates[1]: must be an object"},
   };
   for (const Case& c : cases) {

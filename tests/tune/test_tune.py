@@ -83,7 +83,8 @@ def write(path, log):
     return path
 
 
-AVX2_ODD = {"variant": "avx2", "mr": 6, "panels": 1, "mc": 12, "kc": 16, "nc": 32, "threads": 1}
+AVX2_ODD = {"variant": "avx2", "mr": 6, "panels": 1, "mc": 12, "kc": 16, "nc": 32, "threads": 1,
+            "prefetch": 0}
 
 
 def test_the_log_describes_every_gemm_of_the_model(tuned_log):
@@ -125,6 +126,7 @@ def test_tuned_artifact_runs_the_logs_schedules_with_the_defaults_outputs(model,
     rows = qkv[0]["schedule"]
     assert [r["max_m"] for r in rows] == [16, None]  # sqrt(8 * 32), then unbounded
     assert rows[0]["variant"] == "avx2" and rows[0]["threads"] == 1 and rows[0]["kc"] == 16
+    assert rows[0]["prefetch"] == 0
     assert "kk::gemm::gemm_f32_packed_tuned(tuned, 2, kiln_tuned_cpu()" in (
         tuned / "model.cpp").read_text()
 
@@ -134,7 +136,8 @@ def test_tuned_artifact_runs_the_logs_schedules_with_the_defaults_outputs(model,
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5)
     inspect = run(KILN, "inspect", tuned).stdout
     assert "tuning     active: tuned for" in inspect
-    assert "schedule: tuned: M<=16 avx2 mr 6 panels 1 mc 12 kc 16 nc 32 threads 1" in inspect
+    assert ("schedule: tuned: M<=16 avx2 mr 6 panels 1 mc 12 kc 16 nc 32 threads 1 prefetch off"
+            in inspect)
     assert "schedule: default" in run(KILN, "inspect", default).stdout
 
 

@@ -441,6 +441,7 @@ static std::string schedule_str(const json& node, const json& d) {
     s += r.value("variant", "?");
     for (const char* k : {"mr", "panels", "mc", "kc", "nc", "threads"})
       s += std::string(" ") + k + " " + std::to_string(r.value(k, 0));
+    if (r.value("prefetch", 1) == 0) s += " prefetch off";
   }
   return s;
 }

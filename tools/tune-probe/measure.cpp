@@ -59,8 +59,8 @@ void fill_random(float* x, int64_t n, uint32_t seed) {
 }
 
 json schedule_json(const gemm::Schedule& s) {
-  return {{"mr", s.mr}, {"panels", s.panels}, {"mc", s.mc},
-          {"kc", s.kc}, {"nc", s.nc},         {"threads", s.threads}};
+  return {{"mr", s.mr},           {"panels", s.panels},    {"mc", s.mc}, {"kc", s.kc}, {"nc", s.nc},
+          {"threads", s.threads}, {"prefetch", s.prefetch}};
 }
 
 template <class Table>
@@ -116,6 +116,7 @@ Resolved<typename Table::Row> resolve(const Table& t, const CandidateRequest& c)
   if (c.has_kc) r.schedule.kc = c.kc;
   if (c.has_nc) r.schedule.nc = c.nc;
   if (c.has_threads) r.schedule.threads = c.threads;
+  if (c.has_prefetch) r.schedule.prefetch = c.prefetch;
   return r;
 }
 

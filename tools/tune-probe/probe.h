@@ -9,7 +9,7 @@
 //               "bias": true, "gelu": false, "residual": false, "layer_norm": false,
 //               "weight_group": 0 (dense_s8: K rows per weight scale, 0 = per channel),
 //               "candidates": [{"variant": "avx512", "mr": 14, "panels": 2, "mc": 112, "kc": 0,
-//                               "nc": 0, "threads": 0}, ...]}]}
+//                               "nc": 0, "threads": 0, "prefetch": 1}, ...]}]}
 //   No tasks: identify only. cpus: pin the process (and so the pool's threads) to these cores.
 //   threads: default = the CPUs the process may run on. A candidate's missing schedule fields
 //   take its variant's default; candidate 0 should be the default (the others are checked

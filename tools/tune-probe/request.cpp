@@ -64,7 +64,8 @@ CandidateRequest parse_candidate(const json& c, const std::string& where) {
     r.error = where.substr(0, where.size() - 1) + ": must be an object";
     return r;
   }
-  r.error = unknown_key(c, where, {"variant", "mr", "panels", "mc", "kc", "nc", "threads"});
+  r.error =
+      unknown_key(c, where, {"variant", "mr", "panels", "mc", "kc", "nc", "threads", "prefetch"});
   if (!r.error.empty()) return r;
   if (!c.contains("variant") || !c.at("variant").is_string()) {
     r.error = where + "variant: must be a string naming a kernel variant";
@@ -85,6 +86,7 @@ CandidateRequest parse_candidate(const json& c, const std::string& where) {
       {"kc", 0, kMaxBlock, &r.has_kc, nullptr, &r.kc},
       {"nc", 0, kMaxBlock, &r.has_nc, nullptr, &r.nc},
       {"threads", 0, kMaxThreads, &r.has_threads, &r.threads, nullptr},
+      {"prefetch", 0, 1, &r.has_prefetch, &r.prefetch, nullptr},
   };
   for (const Field& f : fields) {
     if (!c.contains(f.key)) continue;

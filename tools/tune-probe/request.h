@@ -28,8 +28,8 @@ const char* op_name(Op op);
 struct CandidateRequest {
   std::string variant;
   bool has_mr = false, has_panels = false, has_mc = false, has_kc = false, has_nc = false,
-       has_threads = false;
-  int mr = 0, panels = 0, threads = 0;
+       has_threads = false, has_prefetch = false;
+  int mr = 0, panels = 0, threads = 0, prefetch = 1;
   int64_t mc = 0, kc = 0, nc = 0;
   std::string error;  // non-empty: this candidate is not run, the answer carries the message
 };

@@ -55,18 +55,30 @@ TEST(TuneSpace, DefaultFirstThenValidPointsOfEverySupportedVariant) {
     EXPECT_EQ((*c)[1].mc, std::min<int64_t>(336, (t.M + 5) / 6 * 6)) << (*c)[1].str();
     EXPECT_EQ((*c)[1].kc, 0) << (*c)[1].str();
     EXPECT_EQ((*c)[1].threads, 0) << (*c)[1].str();
+    // Then those defaults without the next column tile's prefetch.
+    ScheduleChoice no_prefetch = (*c)[0];
+    no_prefetch.prefetch = 0;
+    EXPECT_EQ((*c)[2], no_prefetch) << (*c)[2].str() << " in " << t.str();
   }
+}
+
+TEST(TuneSpace, OneColumnTilePerItemHasNothingToPrefetch) {
+  // N 32 is one 14x32 tile: prefetch on and off are one plan, measured once.
+  auto c = candidates(task("dense_f32", 128, 32, 768), testing::identify(1), SpaceOptions{});
+  ASSERT_TRUE(c);
+  for (const ScheduleChoice& s : *c)
+    if (s.variant == "avx512" && s.panels == 2) EXPECT_EQ(s.prefetch, 1) << s.str();
 }
 
 TEST(TuneSpace, SchedulesWithTheSamePlanAreOnePoint) {
   // M = 16 on avx512 (mr 14): any mc >= 28 is one row group, so only one such mc is offered
-  // per (variant, panels, nc, kc, threads).
+  // per (variant, panels, nc, kc, threads, prefetch).
   auto c = candidates(task("dense_f32", 16, 1536, 384), testing::identify(), SpaceOptions{});
   ASSERT_TRUE(c);
   for (const ScheduleChoice& a : *c)
     for (const ScheduleChoice& b : *c)
       if (&a != &b && a.variant == b.variant && a.panels == b.panels && a.kc == b.kc &&
-          a.nc == b.nc && a.threads == b.threads) {
+          a.nc == b.nc && a.threads == b.threads && a.prefetch == b.prefetch) {
         EXPECT_FALSE(a.mc >= 28 && b.mc >= 28) << a.str() << " and " << b.str();
       }
 }

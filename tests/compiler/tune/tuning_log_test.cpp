@@ -94,6 +94,27 @@ TEST(TuningLog, BadLogsAreRefusedNamingTheField) {
       std::string::npos);
 }
 
+TEST(TuningLog, PrefetchOffRoundTripsAndOldLogsMeanOn) {
+  TuningLog log = sample();
+  log.entries[0].best.schedule.prefetch = 0;
+  const nlohmann::json j = to_json(log);
+  auto back = tuning_log_from_json(nlohmann::json::parse(j.dump()), "t.json");
+  ASSERT_TRUE(back) << back.status().message();
+  EXPECT_EQ(back->entries[0].best.schedule.prefetch, 0);
+  EXPECT_EQ(back->entries[0].best.schedule.str(), "avx2 mr6 p1 mc42 kc0 nc384 t1 pf0");
+  EXPECT_EQ(tuned_rows(*back, "dense_f32", 768, 768)[1].schedule.prefetch, 0);
+  nlohmann::json old = j;  // a log of kiln before the prefetch choice
+  old["entries"][0]["best"]["schedule"].erase("prefetch");
+  auto on = tuning_log_from_json(old, "t.json");
+  ASSERT_TRUE(on) << on.status().message();
+  EXPECT_EQ(on->entries[0].best.schedule.prefetch, 1);
+  nlohmann::json bad = j;
+  bad["entries"][0]["best"]["schedule"]["prefetch"] = 2;
+  EXPECT_NE(error_of(bad).find("entries[0]: \"prefetch\" = 2 is out of range [0, 1]"),
+            std::string::npos)
+      << error_of(bad);
+}
+
 TEST(TuningLog, WeightGroupsAreTheirOwnEntries) {
   // The grouped INT8 kernel is another task than the per-channel one of the same shape: its
   // rows reach only Dense nodes with that group, and an old log (no field) means per channel.

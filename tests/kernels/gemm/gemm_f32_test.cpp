@@ -174,7 +174,8 @@ TEST_P(GemmVariantTest, TwoThreadsSplitEvenly) {
 }
 
 // Other schedules than the default: smaller tiles, one panel, tiny K, M and N blocks (many
-// accumulate passes, row and column groups, narrow column tiles with a residual on the last pass).
+// accumulate passes, row and column groups, narrow column tiles with a residual on the last pass),
+// with and without the next column tile's prefetch.
 TEST_P(GemmVariantTest, Schedules) {
   const KernelTable& kt = v_->kernels();
   for (int mr = 1; mr <= kt.max_rows; mr += (mr < 4 ? 1 : 3))
@@ -192,7 +193,7 @@ TEST_P(GemmVariantTest, Schedules) {
                 .gelu(kc == 5)
                 .residual()
                 .threads(nc == 16 ? 1 : 2)
-                .test(kt, Schedule{mr, panels, mc, kc, nc});
+                .test(kt, Schedule{mr, panels, mc, kc, nc, 0, kc == 1 ? 0 : 1});
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, GemmVariantTest,

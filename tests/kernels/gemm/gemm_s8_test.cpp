@@ -692,7 +692,8 @@ TEST_P(S8VariantTest, StridesInPlaceResidualAndThreads) {
   check_float_path(*v_, big, seed++);
 }
 
-// Other schedules than the default: every row count, one or two panels, tiny mc and nc.
+// Other schedules than the default: every row count, one or two panels, tiny mc and nc, with and
+// without the next column tile's prefetch.
 TEST_P(S8VariantTest, Schedules) {
   const S8KernelTable& kt = v_->kernels();
   for (int mr = 1; mr <= kt.max_rows; ++mr)
@@ -714,8 +715,8 @@ TEST_P(S8VariantTest, Schedules) {
             gemm_s8_packed_with(ref.kernels(), ref.schedule, nullptr, 37, 49, 45, A.data(), 45, B,
                                 want.data(), 49, ep);
             ThreadBackend be(nc ? 2 : 1);
-            gemm_s8_packed_with(kt, Schedule{mr, panels, mc, 0, nc}, be.get(), 37, 49, 45, A.data(),
-                                45, B, C.data(), 49, ep);
+            gemm_s8_packed_with(kt, Schedule{mr, panels, mc, 0, nc, 0, mc == 1 ? 0 : 1}, be.get(),
+                                37, 49, 45, A.data(), 45, B, C.data(), 49, ep);
             for (size_t i = 0; i < C.size(); ++i)
               ASSERT_NEAR(C[i], want[i], 1e-5f * (std::fabs(want[i]) + 1))
                   << "mr " << mr << " panels " << panels << " mc " << mc << " nc " << nc

@@ -1,6 +1,7 @@
 // Schedule::threads: a cap on the threads one GEMM call uses. A capped call gives the same bytes as
 // an uncapped one (the plan only changes how items are cut, never a sum's order), and a cap of 1
-// never leaves the calling thread.
+// never leaves the calling thread. Schedule::prefetch only changes what is fetched ahead: the
+// same bytes too.
 #include <gtest/gtest.h>
 
 #include "gemm_problem.h"
@@ -12,7 +13,7 @@ namespace {
 // LayerNorm epilogue's second pass.
 const int64_t kShapes[][3] = {{16, 200, 96}, {130, 96, 72}, {45, 161, 33}};
 
-TEST(GemmThreads, CappedCallsGiveTheSameBytes) {
+TEST(GemmThreads, CappedOrUnprefetchedCallsGiveTheSameBytes) {
   PoolBackend pool(3);
   for (const auto& shape : kShapes)
     for (bool ln : {false, true}) {
@@ -29,6 +30,10 @@ TEST(GemmThreads, CappedCallsGiveTheSameBytes) {
             EXPECT_TRUE(same_bytes(all, p.run(v, c, &pool.be)))
                 << v.name << " M=" << p.M << " ln=" << ln << " threads=" << cap;
           }
+          Schedule off = s;
+          off.prefetch = 0;
+          EXPECT_TRUE(same_bytes(all, p.run(v, off, &pool.be)))
+              << v.name << " M=" << p.M << " ln=" << ln << " prefetch off";
         }
       });
     }

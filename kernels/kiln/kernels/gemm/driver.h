@@ -76,6 +76,7 @@ struct Plan {
   int64_t m_tiles, n_tiles;  // row tiles (balanced heights <= mr), column tiles (16*panels cols)
   int64_t m_groups, n_groups;
   int64_t k_blocks;
+  bool prefetch;  // Schedule::prefetch
 };
 
 template <class Table>
@@ -100,6 +101,7 @@ Plan make_plan(const Schedule& s, const Table& kt, int threads, int64_t M, int64
   p.n_groups = std::min(p.n_tiles, (p.n_groups + step - 1) / step * step);
   const int64_t kc = s.kc > 0 ? std::min(s.kc, K) : K;
   p.k_blocks = kc > 0 ? (K + kc - 1) / kc : 1;
+  p.prefetch = s.prefetch != 0;
   return p;
 }
 
@@ -204,8 +206,9 @@ inline void run_item(const Plan& p, const KernelTable& kt, int64_t t0, int64_t t
         a.b = packed_b + (n0 / kNr) * panel_stride + k0 * kNr;
         a.b_panel_stride = panel_stride;
         const int64_t pf_offset = (t - t0) * slice;
-        a.prefetch = j + 1 < j1 && pf_offset < kc * kNr ? a.b + p.panels * panel_stride + pf_offset
-                                                        : nullptr;
+        a.prefetch = p.prefetch && j + 1 < j1 && pf_offset < kc * kNr
+                         ? a.b + p.panels * panel_stride + pf_offset
+                         : nullptr;
         a.prefetch_step = step;
         a.c = C + r0 * ldc + n0;
         a.ldc = ldc;

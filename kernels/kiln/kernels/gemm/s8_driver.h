@@ -128,7 +128,7 @@ inline void run_s8_item(const Plan& p, const S8KernelTable& kt, int64_t t0, int6
       a.b = B.data + (n0 / kNr) * panel_stride;
       a.b_panel_stride = panel_stride;
       const int64_t pf_offset = (t - t0) * slice;
-      a.prefetch = j + 1 < j1 && pf_offset < panel_stride
+      a.prefetch = p.prefetch && j + 1 < j1 && pf_offset < panel_stride
                        ? a.b + p.panels * panel_stride + pf_offset
                        : nullptr;
       a.prefetch_step = step;
