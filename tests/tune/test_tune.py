@@ -268,11 +268,14 @@ def test_tune_takes_the_int8_options_of_the_compile(model, tmp_path):
     assert (f"{CONFIG.num_hidden_layers} Dense node(s) keep the default schedule: the log "
             "measured their GEMM as another kernel ('/encoder/layer.0/intermediate/dense/Dense'"
             " is dense_s8, the log has dense_f32") in proc.stderr, proc.stderr
-    # --min-cosine this close to 1 keeps layers in FP32: the tuner sees FP32 GEMMs.
+    # --min-cosine this close to 1 keeps layers in FP32: the tuner sees FP32 GEMMs. Without --seq
+    # the tuner takes 128 or, as here, the model's 64 positions.
     mixed = tmp_path / "mixed.json"
-    run(KILN, "tune", model, "--quantize", "int8", "--min-cosine", "0.99999999", "--seq", "16",
-        "--budget", "5s", "-o", mixed)
-    assert "dense_f32" in {e["op"] for e in json.loads(mixed.read_text())["entries"]}
+    run(KILN, "tune", model, "--quantize", "int8", "--min-cosine", "0.99999999", "--budget", "5s",
+        "-o", mixed)
+    mixed_log = json.loads(mixed.read_text())
+    assert "dense_f32" in {e["op"] for e in mixed_log["entries"]}
+    assert mixed_log["seq"] == [CONFIG.max_position_embeddings], mixed_log["seq"]
     for flags, message in [
         (["--min-cosine", "0.999"], "--min-cosine needs --quantize int8"),
         (["--quantize-exclude", "*"], "--quantize-exclude needs --quantize int8"),

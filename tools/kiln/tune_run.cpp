@@ -61,7 +61,9 @@ int run_tuning(const TuneArgs& a, tune::Runner& runner) {
 
   // The GEMMs: the model through import, passes and quantization, as kiln compile runs it.
   std::vector<tune::Task> tasks;
-  const std::vector<int64_t> seqs = a.seq.empty() ? std::vector<int64_t>{128} : a.seq;
+  // Without --seq: 128, or the model's longest sequence when it is shorter (the compile's default
+  // maximum, min(512, its positions), is what the graph is built for then).
+  std::vector<int64_t> seqs = a.seq.empty() ? std::vector<int64_t>{128} : a.seq;
   const std::vector<int64_t> batches = a.batch.empty() ? std::vector<int64_t>{1} : a.batch;
   CompileOptions co;
   co.model = a.model;
@@ -74,8 +76,12 @@ int run_tuning(const TuneArgs& a, tune::Runner& runner) {
           quantize.apply(a.int8, a.tokenizer.empty() ? nullptr : &tokenizer, a.vocab, a.cased, &co);
       !s)
     return fail(s.message());
-  for (int64_t s : seqs) co.max_seq = std::max(co.max_seq, s);
+  if (!a.seq.empty())
+    for (int64_t s : seqs) co.max_seq = std::max(co.max_seq, s);
   co.graph_only = [&](const ir::Graph& g) -> Status {
+    if (a.seq.empty())
+      for (const ir::Symbol& s : g.symbols)
+        if (s.name != "batch" && s.max > 0) seqs[0] = std::min(seqs[0], s.max);
     KILN_ASSIGN_OR_RETURN(tasks, tune::dense_tasks(g, batches, seqs));
     return Status::ok();
   };
