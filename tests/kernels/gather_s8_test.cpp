@@ -45,8 +45,9 @@ TEST(GatherS8, DequantizesRowsWithinHalfAStep) {
       for (int64_t h = 0; h < H; ++h)
         ASSERT_LE(std::fabs(out[i * H + h] - row[h]), 0.5f * step * 1.0001f + 1e-30f)
             << "H " << H << " id " << ids[i] << " h " << h;
-      if (ids[i] == 3)
+      if (ids[i] == 3) {
         for (int64_t h = 0; h < H; ++h) ASSERT_EQ(out[i * H + h], 0.0f);
+      }
     }
   }
 }

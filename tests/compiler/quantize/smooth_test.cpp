@@ -52,8 +52,11 @@ TEST(Smooth, RangesFindTheOutlierAndTheGraphComputesTheSame) {
   ASSERT_TRUE(static_cast<bool>(ranges)) << ranges.status().message();
   const std::vector<float>& a = ranges->at("/d/Dense");
   ASSERT_EQ(a.size(), size_t(kK));
-  for (int64_t k = 0; k < kK; ++k)
-    if (k != kOutlier) EXPECT_GT(a[kOutlier], 20 * a[k]) << k;
+  for (int64_t k = 0; k < kK; ++k) {
+    if (k != kOutlier) {
+      EXPECT_GT(a[kOutlier], 20 * a[k]) << k;
+    }
+  }
 
   const ir::Value* w_before = m.dense->input(ir::DenseIn::kWeight);
   auto r = quantize::smooth_int8_activations(m.g, *ranges);
