@@ -175,6 +175,24 @@ Status quantize_int8(ir::Graph& g, const CompileOptions& o, CompileReport* r) {
   return Status::ok();
 }
 
+// The log's entry for GEMM (N, K) as another kernel than (op, group), or null when the log has
+// none or has this kernel too: kiln tune then ran with other INT8 options (--quantize,
+// --quantize-exclude, --min-cosine, --int8-weight-group) than this compile.
+const tune::Entry* other_kernel(const tune::TuningLog& log, const std::string& op, int64_t N,
+                                int64_t K, int64_t group) {
+  const tune::Entry* other = nullptr;
+  for (const tune::Entry& e : log.entries) {
+    if (e.N != N || e.K != K) continue;
+    if (e.op == op && e.weight_group == group) return nullptr;  // measured, the default kept
+    other = &e;
+  }
+  return other;
+}
+
+std::string kernel_str(const std::string& op, int64_t group) {
+  return op + (group ? " with weight groups of " + std::to_string(group) : "");
+}
+
 // --tuning-log: the log's rows for each Dense of g. The log must come from a CPU of the target's
 // architecture and name only variants the target's model.so has (x86-64-v3: no AVX-512).
 Result<codegen::TuningPlan> tuning_plan(const ir::Graph& g, const std::string& path,
@@ -204,23 +222,9 @@ Result<codegen::TuningPlan> tuning_plan(const ir::Graph& g, const std::string& p
     const int64_t group = quantize::weight_group(*n);
     auto rows = tune::tuned_rows(log, op, N, K, group);
     if (rows.empty()) {
-      // The log measured this GEMM as another kernel: kiln tune ran with other INT8 options
-      // (--quantize, --quantize-exclude, --min-cosine, --int8-weight-group) than this compile.
-      const tune::Entry* other = nullptr;
-      for (const tune::Entry& e : log.entries) {
-        if (e.N != N || e.K != K) continue;
-        if (e.op == op && e.weight_group == group) {  // measured, the default kept
-          other = nullptr;
-          break;
-        }
-        other = &e;
-      }
-      const auto kernel = [](const std::string& o, int64_t g) {
-        return o + (g ? " with weight groups of " + std::to_string(g) : "");
-      };
-      if (other)
-        mismatched.push_back("'" + n->name + "' is " + kernel(op, group) + ", the log has " +
-                             kernel(other->op, other->weight_group));
+      if (const tune::Entry* other = other_kernel(log, op, N, K, group))
+        mismatched.push_back("'" + n->name + "' is " + kernel_str(op, group) + ", the log has " +
+                             kernel_str(other->op, other->weight_group));
       continue;
     }
     for (const tune::TunedRow& row : rows)
