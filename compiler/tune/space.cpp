@@ -243,8 +243,8 @@ Result<std::vector<ScheduleChoice>> candidates(const Task& t, const ProbeInfo& p
           ncs.insert(ceil_div(ceil_div(t.N, parts), tile_cols) * tile_cols);
       // Thread caps: all, one, half and all but one (a Pi 5's four cores share 2 MB of L3, and
       // the fourth thread may cost more than it brings on a GEMM that streams its weight).
-      std::set<int> threads = {0};
-      for (int th : thread_caps(p.threads)) threads.insert(th);
+      std::set<int> threads = thread_caps(p.threads);
+      threads.insert(0);
       for (int64_t mc : mcs)
         for (int64_t kc : kcs)
           for (int64_t nc : ncs)

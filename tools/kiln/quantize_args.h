@@ -46,6 +46,9 @@ std::string check_int8_weight_group(int64_t group);
 // compile.
 class QuantizeSetup {
  public:
+  QuantizeSetup() = default;
+  QuantizeSetup(const QuantizeSetup&) = delete;  // o->calibration refers to this object
+  QuantizeSetup& operator=(const QuantizeSetup&) = delete;
   Status apply(const QuantizeArgs& q, const TokenizerJson* tokenizer_json, const std::string& vocab,
                bool cased, CompileOptions* o);
 
