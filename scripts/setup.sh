@@ -11,8 +11,10 @@ PKGS=(
   nlohmann-json3-dev libcli11-dev                # header-only: json (runtime too), CLI
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-venv python3-torch python3-onnx python3-numpy python3-pytest
+  python3-pytest-xdist                           # the e2e stage runs on every core (scripts/test.sh)
   libopenblas0-openmp                            # a fair PyTorch FP32 peer (else netlib BLAS)
   clang-format
+  ccache                                         # builds reuse a cache outside the clone (CMakeLists.txt)
   llvm-19                                        # llvm-mca: bench/mca_rates.py (kiln tune's aarch64 model)
   clang libclang-rt-14-dev                       # libFuzzer targets (scripts/fuzz.sh; Debian 12's clang 14)
 )

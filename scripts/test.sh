@@ -74,6 +74,13 @@ passed=0
 failed=0
 skipped=0
 log=$(mktemp)
+times=""  # "stage N s" per stage, printed before the summary (the suite should stay under 30 min)
+stage_end() {
+  times+="${times:+, }$1 $((SECONDS - stage_start)) s"
+  stage_start=$SECONDS
+}
+stage_start=0
+stage_end "setup and builds"
 
 count_ctest() {  # "100% tests passed, 0 tests failed out of 42"
   local line
@@ -96,6 +103,7 @@ if want host; then
   echo "=== host unit tests ==="
   ctest --test-dir build --output-on-failure -j 2 2>&1 | tee "$log"
   count_ctest
+  stage_end host
 fi
 
 for cpu in cortex-a72 cortex-a76; do
@@ -103,6 +111,7 @@ for cpu in cortex-a72 cortex-a76; do
   echo "=== aarch64 unit tests under qemu ($cpu) ==="
   QEMU_CPU=$cpu ctest --test-dir build-aarch64 --output-on-failure -j 2 2>&1 | tee "$log"
   count_ctest
+  stage_end "qemu $cpu"
 done
 
 if [[ -n $SANITIZE ]]; then
@@ -113,6 +122,7 @@ if [[ -n $SANITIZE ]]; then
   echo "=== host unit tests (-fsanitize=$SANITIZE) ==="
   ctest --test-dir "$SAN_BUILD" --output-on-failure -j 2 "${san_filter[@]}" 2>&1 | tee "$log"
   count_ctest
+  stage_end "host -fsanitize=$SANITIZE"
 fi
 
 count_pytest() {  # "12 passed, 1 skipped in 3.4s"
@@ -147,14 +157,21 @@ if want harness || [[ $SANITIZE == *address* ]]; then
     PYTHONPATH=$ROOT/python "$VENV_PY" -m pytest -q -ra -p no:cacheprovider "${py_select[@]}" \
     tests/ops tests/zoo tests/tokenizers tests/embed tests/quant tests/serve 2>&1 | tee "$log"
   count_pytest
+  stage_end harness
 fi
 
 if want e2e || [[ $SANITIZE == *address* ]]; then
   echo "=== end-to-end and Python API tests (pytest) ==="
+  # One worker per core (pytest-xdist; a file's tests stay on one worker, tests/conftest.py): these
+  # tests spend most of their time in one-threaded Python, torch and g++, so two workers took 317 s
+  # instead of 568 s. The harness above stays serial: its kiln runs already use both cores, and two
+  # workers made it slower (737 s against 555 s).
   env "${py_env[@]}" KILN_BUILD_DIR=$PY_BUILD KILN_AARCH64_BUILD_DIR=$ROOT/build-aarch64 \
-    PYTHONPATH=$ROOT/python /usr/bin/python3 -m pytest -q -ra "${py_select[@]}" tests/e2e \
+    PYTHONPATH=$ROOT/python /usr/bin/python3 -m pytest -q -ra -n auto --dist loadgroup \
+    "${py_select[@]}" tests/e2e \
     tests/python tests/tune 2>&1 | tee "$log"
   count_pytest
+  stage_end e2e
 fi
 
 if want fuzz; then
@@ -168,9 +185,11 @@ if want fuzz; then
     passed=$((passed + t - f))
     failed=$((failed + f))
   fi
+  stage_end fuzz
 fi
 rm -f "$log"
 
 echo
+echo "stage times: $times"
 echo "kiln: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

@@ -17,6 +17,10 @@ import pytest
 from tune_testenv import (AARCH64_PROBE, HOST_PROBE, KILN, build_stand_in_aarch64_probe,
                           free_port, keygen, kiln, write_probe)
 
+# The "board" is this machine, so its /tmp/kiln-tune.* directories are the ones the tests check
+# for leftovers: every test that makes them runs on one xdist worker (scripts/test.sh -n).
+pytestmark = pytest.mark.xdist_group("ssh_board_tmp")
+
 DIR_RE = re.compile(r"^/tmp/kiln-tune\.[A-Za-z0-9]{6}$")
 
 

@@ -141,6 +141,7 @@ def test_tuned_artifact_runs_the_logs_schedules_with_the_defaults_outputs(model,
     assert "schedule: default" in run(KILN, "inspect", default).stdout
 
 
+@pytest.mark.xdist_group("ssh_board_tmp")  # test_ssh_runner.py checks the same /tmp for leftovers
 def test_tuning_through_ssh_uses_one_board_directory_and_removes_it(model, sshd, tmp_path):
     """A whole tuning run (identify, then one probe run per GEMM and the confirming runs) through
     the ssh runner against the private sshd, with this machine's probe."""
