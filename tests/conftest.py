@@ -1,8 +1,12 @@
-"""Suite-wide: scripts/test.sh runs pytest on both cores (pytest-xdist, -n auto --dist loadgroup).
-A test file's module and session fixtures export models and compile artifacts, so by default a
-file's tests all run on one worker; a test that names its own xdist_group (the op harness: one
-group per configuration) is scheduled by that instead."""
+"""Suite-wide: scripts/test.sh runs the e2e stage on every core (pytest-xdist, -n auto --dist
+loadgroup). A test file's module and session fixtures export models and compile artifacts, so by
+default a file's tests all run on one worker; a test that names its own xdist_group (the ssh
+runner's, which share the "board's" /tmp) is scheduled by that instead."""
 import pytest
+
+
+def pytest_configure(config):  # known without xdist too (the harness stage runs without it)
+    config.addinivalue_line("markers", "xdist_group(name): tests that run on one xdist worker")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
