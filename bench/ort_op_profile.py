@@ -14,10 +14,14 @@ import argparse
 import collections
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+from ort_worker import session  # noqa: E402  (the session compare.py times)
 
 
 def main():
@@ -29,11 +33,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     a = ap.parse_args()
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = a.threads, 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.enable_profiling = True
-    s = ort.InferenceSession(a.model, so, providers=["CPUExecutionProvider"])
+    s = session(a.model, a.threads, profile=True)
     wanted = {i.name for i in s.get_inputs()}
     feeds = {k: v for k, v in np.load(a.inputs).items() if k in wanted}
     missing = wanted - feeds.keys()
