@@ -206,8 +206,6 @@ inline MatmulVec rounded(MatmulVec x) {
 // are transposed in registers (4 loads, 8 shuffles, 4 stores per 16 floats): the scalar scatter
 // was ~6% of the kernel's time at S = 128.
 inline void attention_pack_kt(const AttentionArgs& a, const float* k, float* kt) {
-  typedef float V4 __attribute__((vector_size(16)));
-  typedef int32_t I4 __attribute__((vector_size(16)));
   const int64_t hd = a.head_size, seq4 = a.seq / 4 * 4, hd4 = hd / 4 * 4;
   auto dst = [&](int64_t j) {
     return kt + (j / kAttentionKeys) * hd * kAttentionKeys + j % kAttentionKeys;
@@ -215,21 +213,8 @@ inline void attention_pack_kt(const AttentionArgs& a, const float* k, float* kt)
   for (int64_t j = 0; j < seq4; j += 4) {  // kAttentionKeys % 4 == 0: a group stays in one panel
     const float* src = k + j * a.ldk;
     float* out = dst(j);
-    for (int64_t d = 0; d < hd4; d += 4) {
-      V4 r0, r1, r2, r3;
-      std::memcpy(&r0, src + d, 16);
-      std::memcpy(&r1, src + a.ldk + d, 16);
-      std::memcpy(&r2, src + 2 * a.ldk + d, 16);
-      std::memcpy(&r3, src + 3 * a.ldk + d, 16);
-      const V4 t0 = __builtin_shuffle(r0, r1, I4{0, 4, 1, 5});
-      const V4 t1 = __builtin_shuffle(r0, r1, I4{2, 6, 3, 7});
-      const V4 t2 = __builtin_shuffle(r2, r3, I4{0, 4, 1, 5});
-      const V4 t3 = __builtin_shuffle(r2, r3, I4{2, 6, 3, 7});
-      const V4 c[4] = {
-          __builtin_shuffle(t0, t2, I4{0, 1, 4, 5}), __builtin_shuffle(t0, t2, I4{2, 3, 6, 7}),
-          __builtin_shuffle(t1, t3, I4{0, 1, 4, 5}), __builtin_shuffle(t1, t3, I4{2, 3, 6, 7})};
-      for (int x = 0; x < 4; ++x) std::memcpy(out + (d + x) * kAttentionKeys, &c[x], 16);
-    }
+    for (int64_t d = 0; d < hd4; d += 4)
+      transpose_4x4_32(src + d, a.ldk * 4, out + d * kAttentionKeys, kAttentionKeys * 4);
     for (int64_t d = hd4; d < hd; ++d)
       for (int c = 0; c < 4; ++c) out[d * kAttentionKeys + c] = src[c * a.ldk + d];
   }

@@ -150,4 +150,26 @@ inline float reduce_add(VecF v) {
   return s;
 }
 
+// A 4 x 4 block of 32-bit values (floats, or 4 int8 values each) transposed in 16-byte registers:
+// row x of dst (dst_stride bytes apart) = column x of src (rows src_stride bytes apart). 4 loads,
+// 8 shuffles, 4 stores, where a scalar scatter is 16 loads and 16 stores.
+inline void transpose_4x4_32(const void* src, int64_t src_stride, void* dst, int64_t dst_stride) {
+  typedef uint32_t V4 __attribute__((vector_size(16)));
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  V4 r0, r1, r2, r3;
+  std::memcpy(&r0, s, 16);
+  std::memcpy(&r1, s + src_stride, 16);
+  std::memcpy(&r2, s + 2 * src_stride, 16);
+  std::memcpy(&r3, s + 3 * src_stride, 16);
+  const V4 t0 = __builtin_shuffle(r0, r1, V4{0, 4, 1, 5});
+  const V4 t1 = __builtin_shuffle(r0, r1, V4{2, 6, 3, 7});
+  const V4 t2 = __builtin_shuffle(r2, r3, V4{0, 4, 1, 5});
+  const V4 t3 = __builtin_shuffle(r2, r3, V4{2, 6, 3, 7});
+  const V4 c[4] = {
+      __builtin_shuffle(t0, t2, V4{0, 1, 4, 5}), __builtin_shuffle(t0, t2, V4{2, 3, 6, 7}),
+      __builtin_shuffle(t1, t3, V4{0, 1, 4, 5}), __builtin_shuffle(t1, t3, V4{2, 3, 6, 7})};
+  for (int x = 0; x < 4; ++x) std::memcpy(d + x * dst_stride, &c[x], 16);
+}
+
 }  // namespace kiln::kernels

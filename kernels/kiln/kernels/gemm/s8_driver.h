@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kiln/backend.h"
+#include "kiln/kernels/common.h"
 #include "kiln/kernels/gemm/driver.h"
 #include "kiln/kernels/gemm/s8_pack.h"
 #include "kiln/kernels/gemm/s8_quantize.h"
@@ -77,10 +78,37 @@ inline int64_t tile_row_bytes(ActFormat f, int64_t K) {
 }
 
 // Copies `rows` row-major quantized rows (ld bytes apart) into the micro-kernels' layout: group g
-// (4 values, U bytes) of row r at out + (g * rows + r) * U.
+// (4 values, U bytes) of row r at out + (g * rows + r) * U. Blocks of 16 / U rows x 16 / U groups
+// are transposed in 16-byte registers (common.h transpose_4x4_32 for U = 4); a copy per group was
+// ~2 % of an INT8 BERT run.
 template <int U>
 void interleave_rows(const uint8_t* in, int64_t ld, int rows, int64_t groups, uint8_t* out) {
-  for (int r = 0; r < rows; ++r)
+  static_assert(U == 4 || U == 8, "groups of 4 values of 1 or 2 bytes");
+  constexpr int kB = 16 / U;  // rows and groups per block
+  typedef uint64_t V2 __attribute__((vector_size(16)));
+  const int rows_b = rows / kB * kB;
+  const int64_t groups_b = groups / kB * kB;
+  for (int r = 0; r < rows_b; r += kB) {
+    for (int64_t g = 0; g < groups_b; g += kB) {
+      const uint8_t* src = in + r * ld + g * U;
+      uint8_t* dst = out + (g * rows + r) * U;
+      if constexpr (U == 4) {
+        transpose_4x4_32(src, ld, dst, rows * U);
+      } else {
+        V2 r0, r1;
+        std::memcpy(&r0, src, 16);
+        std::memcpy(&r1, src + ld, 16);
+        const V2 c0 = __builtin_shuffle(r0, r1, V2{0, 2});
+        const V2 c1 = __builtin_shuffle(r0, r1, V2{1, 3});
+        std::memcpy(dst, &c0, 16);
+        std::memcpy(dst + rows * U, &c1, 16);
+      }
+    }
+    for (int64_t g = groups_b; g < groups; ++g)
+      for (int x = 0; x < kB; ++x)
+        std::memcpy(out + (g * rows + r + x) * U, in + (r + x) * ld + g * U, U);
+  }
+  for (int r = rows_b; r < rows; ++r)
     for (int64_t g = 0; g < groups; ++g)
       std::memcpy(out + (g * rows + r) * U, in + r * ld + g * U, U);
 }
