@@ -8,8 +8,8 @@
 set -euo pipefail
 VERSION=0.3.36   # llama-cpp-python; its vendor/llama.cpp is the peer
 CACHE="${KILN_LLAMA_CACHE:-$HOME/.cache/kiln/llama.cpp-$VERSION}"
-PIP="${KILN_PIP:-$HOME/.cache/kiln/venv-105f392209ee/bin/pip}"
-[[ -x "$PIP" ]] || PIP="/usr/bin/python3 -m pip"
+# only `pip download` (no install), which Debian's own pip allows
+PIP="${KILN_PIP:-/usr/bin/python3 -m pip}"
 TARGETS=(llama-embedding llama-bench llama-tokenize)
 [[ "${1:-}" == "--no-server" ]] || TARGETS+=(llama-server)
 
