@@ -38,6 +38,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "tests" / "quant"))  # the outlier recipe, the embedding metric
+from embedding_metrics import agreement  # noqa: E402
 LLAMA_VERSION = "0.3.36"  # bench/setup_llama.sh VERSION
 CONFIGS = {  # BertConfig overrides; vocab 30522, 512 positions, 2 token types as bert-base
     "base": dict(hidden_size=768, num_hidden_layers=12, intermediate_size=3072),
@@ -119,7 +121,6 @@ def outlier_recipe(config):
     """tests/quant/test_int8_outliers.py's build(outliers): BertModel with HF init, seed 0, every
     constant tensor perturbed (real checkpoints have none), and with outliers=True its outlier
     channels and FFN neurons; its shape constants set to this config's."""
-    sys.path.insert(0, str(ROOT / "tests" / "quant"))
     import test_int8_outliers as recipe
     cfg = CONFIGS[config]
     recipe.HIDDEN, recipe.LAYERS, recipe.FFN = (cfg["hidden_size"], cfg["num_hidden_layers"],
@@ -250,8 +251,6 @@ def llama_token_ids(llama, gguf, text):
 
 def accuracy(args, hf, arts, ggufs):
     # cosine mean / worst and nearest-neighbour agreement of L2-normalised rows, as in the test
-    sys.path.insert(0, str(ROOT / "tests" / "quant"))
-    from embedding_metrics import agreement as compare
     texts = make_sentences(make_vocab(VOCAB), args.sentences)
     ref, ref_ids = torch_embeddings(hf, texts)
     lengths = [len(i) for i in ref_ids]
@@ -262,13 +261,13 @@ def accuracy(args, hf, arts, ggufs):
     for name, art in arts.items():
         emb, ids = kiln_embeddings(art, texts, max(args.threads))
         same = sum(a == b for a, b in zip(ids, ref_ids))
-        result[name] = dict(zip(("cos_mean", "cos_worst", "neighbours"), compare(ref, emb)),
+        result[name] = dict(zip(("cos_mean", "cos_worst", "neighbours"), agreement(ref, emb)),
                             same_ids=same)
     for name, gguf in ggufs.items():
         ids = [llama_token_ids(args.llama, gguf, t) for t in texts]
         same = sum(a == b for a, b in zip(ids, ref_ids))
         emb = llama_embeddings(args.llama, gguf, texts, max(args.threads))
-        result[name] = dict(zip(("cos_mean", "cos_worst", "neighbours"), compare(ref, emb)),
+        result[name] = dict(zip(("cos_mean", "cos_worst", "neighbours"), agreement(ref, emb)),
                             same_ids=same)
     print(f"{'system':<12} {'cos mean':>10} {'cos worst':>10} {'neighbours':>10}  "
           "token ids = HF tokenizer's")

@@ -104,12 +104,10 @@ void interleave_rows(const uint8_t* in, int64_t ld, int rows, int64_t groups, ui
         std::memcpy(dst + rows * U, &c1, 16);
       }
     }
-    for (int64_t g = groups_b; g < groups; ++g)
-      for (int x = 0; x < kB; ++x)
-        std::memcpy(out + (g * rows + r + x) * U, in + (r + x) * ld + g * U, U);
   }
-  for (int r = rows_b; r < rows; ++r)
-    for (int64_t g = 0; g < groups; ++g)
+  // What the blocks left: the last groups of the block rows, every group of the last rows.
+  for (int r = 0; r < rows; ++r)
+    for (int64_t g = r < rows_b ? groups_b : 0; g < groups; ++g)
       std::memcpy(out + (g * rows + r) * U, in + r * ld + g * U, U);
 }
 
